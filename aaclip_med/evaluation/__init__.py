@@ -1,0 +1,37 @@
+"""Evaluation: exact metrics at full resolution and reports (JSON, CSV, HTML, Markdown).
+
+The metric functions are pure (arrays in, numbers out); :func:`evaluate_predictions` reads a
+predictions directory written by ``aaclip-med infer --manifest`` and writes the reports.
+"""
+
+from aaclip_med.evaluation.accumulator import ImageAccumulator, PixelAccumulator
+from aaclip_med.evaluation.binary_metrics import BinaryMetrics, Curves
+from aaclip_med.evaluation.metrics import (
+    image_ap,
+    image_auroc,
+    image_f1_max,
+    image_metrics,
+    pixel_and_image_auroc,
+    pixel_ap,
+    pixel_aupro,
+    pixel_auroc,
+    pixel_f1_max,
+    pixel_metrics,
+)
+
+__all__ = [
+    "BinaryMetrics",
+    "Curves",
+    "ImageAccumulator",
+    "PixelAccumulator",
+    "image_ap",
+    "image_auroc",
+    "image_f1_max",
+    "image_metrics",
+    "pixel_and_image_auroc",
+    "pixel_ap",
+    "pixel_aupro",
+    "pixel_auroc",
+    "pixel_f1_max",
+    "pixel_metrics",
+]
