@@ -1,0 +1,105 @@
+"""DICOM discovery: group the files of a folder into series, each sorted along its slice normal.
+
+Files in a folder are rarely in slice order (PACS exports name them by SOP UID), and one folder may
+hold several series (localiser, axial, reformats). Sorting by `InstanceNumber` is not reliable, so
+slices are sorted by the projection of `ImagePositionPatient` on the normal of the image plane,
+which is the slice position whatever the orientation (oblique included).
+"""
+
+from __future__ import annotations
+
+import logging
+from os import PathLike
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from .errors import DataError
+
+__all__ = ["DicomSeries", "find_dicom_series", "read_dicom_header", "slice_position"]
+
+logger = logging.getLogger(__name__)
+
+
+class DicomSeries(NamedTuple):
+    """One DICOM series found in a folder.
+
+    Attributes:
+        uid: its SeriesInstanceUID.
+        files: its files sorted by slice position along the plane normal (mm), feet to head for
+            axial series in the usual patient orientation.
+    """
+
+    uid: str
+    files: tuple[Path, ...]
+
+
+def read_dicom_header(path: str | PathLike, defer_pixels: bool = False) -> pydicom.Dataset:
+    """Read a DICOM header without its pixel data.
+
+    Args:
+        path: the file.
+        defer_pixels: read up to the end, deferring large values, so that the presence of
+            `PixelData` can be tested (the default stops before it, which is faster).
+
+    Raises:
+        DataError: the file is empty or not a DICOM file.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise DataError(path, "the file is empty (0 bytes)")
+    try:
+        if defer_pixels:
+            return pydicom.dcmread(path, defer_size=1024)
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
+        raise DataError(path, f"not a readable DICOM file ({exc})") from exc
+
+
+def slice_position(header: pydicom.Dataset) -> float:
+    """Position (mm) of a slice along the normal of its image plane.
+
+    Falls back to `InstanceNumber` when the geometry tags are missing (secondary captures).
+    """
+    ipp = getattr(header, "ImagePositionPatient", None)
+    iop = getattr(header, "ImageOrientationPatient", None)
+    if ipp is None or iop is None:
+        return float(getattr(header, "InstanceNumber", 0) or 0)
+    row_dir, col_dir = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    return float(np.dot(np.cross(row_dir, col_dir), np.asarray(ipp, float)))
+
+
+def find_dicom_series(folder: str | PathLike, recursive: bool = False) -> list[DicomSeries]:
+    """Group the DICOM files of a folder by SeriesInstanceUID, each series sorted by slice position.
+
+    Args:
+        folder: a folder of DICOM files (any file names, any order).
+        recursive: also look into sub-folders.
+
+    Returns:
+        The series, ordered by UID so that the result does not depend on the file system.
+
+    Raises:
+        DataError: the folder does not exist or holds no DICOM file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "is not a folder of DICOM files")
+    files = sorted(p for p in (folder.rglob("*") if recursive else folder.iterdir()) if p.is_file())
+    groups: dict[str, list[tuple[float, Path]]] = {}
+    for path in files:
+        try:
+            header = read_dicom_header(path)
+        except DataError as exc:
+            logger.debug("skipping non-DICOM file %s (%s)", path, exc.problem)
+            continue
+        uid = str(getattr(header, "SeriesInstanceUID", "") or "unknown")
+        groups.setdefault(uid, []).append((slice_position(header), path))
+    if not groups:
+        raise DataError(folder, "holds no readable DICOM file")
+    series = [DicomSeries(uid, tuple(p for _, p in sorted(items))) for uid, items in sorted(groups.items())]
+    logger.info("found %d DICOM series in %s", len(series), folder)
+    return series

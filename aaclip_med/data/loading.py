@@ -1,0 +1,186 @@
+"""Load any supported source into a channel-first MetaTensor with its geometry.
+
+Sources: a single DICOM file (MONAI `PydicomReader`), a DICOM series folder or a multi-frame
+DICOM file (:class:`DicomSeriesReader`), NIfTI 2D/3D/4D (MONAI `NibabelReader`) and plain images
+PNG/JPG/TIFF/BMP (MONAI `PILReader`). The result is (C, H, W) for 2D sources and (C, X, Y, Z) for
+volumes, float32, with `affine` (RAS, mm) and `filename_or_obj` in its meta. DICOM arrays are
+(rows, columns[, slices]) so slices read like the image a viewer shows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Mapping
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor, NibabelReader, PILReader, PydicomReader
+from monai.transforms import LoadImage, MapTransform, Transform
+from monai.utils import TransformBackends
+from PIL import Image
+
+from .dicom import read_dicom_header
+from .errors import DataError
+from .readers import DicomSeriesReader
+
+__all__ = ["LoadSource", "LoadSourced", "load_image", "source_kind", "check_finite", "INTENSITY_MAX"]
+
+logger = logging.getLogger(__name__)
+
+# meta key holding the full-scale value of a plain image (255 for 8 bit, 65535 for 16 bit)
+INTENSITY_MAX = "intensity_max"
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+_NIFTI_SUFFIXES = (".nii", ".nii.gz", ".img", ".hdr")
+# PIL modes converted on read, so that every plain image is gray or RGB (alpha is dropped)
+_PIL_CONVERT = {"P": "RGB", "PA": "RGB", "RGBA": "RGB", "CMYK": "RGB", "YCbCr": "RGB", "LA": "L", "1": "L"}
+
+
+def _to_gray_or_rgb(image: Image.Image) -> Image.Image:
+    target = _PIL_CONVERT.get(image.mode)
+    return image.convert(target) if target else image
+
+
+def source_kind(path: str | PathLike) -> str:
+    """Classify a source: 'dicom_series', 'dicom', 'dicom_multiframe', 'nifti' or 'image'.
+
+    Raises:
+        DataError: the path is missing, empty or of an unsupported type.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return "dicom_series"
+    if not path.exists():
+        raise DataError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise DataError(path, "the file is empty (0 bytes)")
+    name = path.name.lower()
+    if name.endswith(_NIFTI_SUFFIXES):
+        return "nifti"
+    if name.endswith(_IMAGE_SUFFIXES):
+        return "image"
+    header = read_dicom_header(path, defer_pixels=True)  # anything else must be DICOM (often without suffix)
+    if "PixelData" not in header and "FloatPixelData" not in header and "DoubleFloatPixelData" not in header:
+        raise DataError(path, "DICOM file without pixel data (a report, SR or presentation state?)")
+    return "dicom_multiframe" if int(getattr(header, "NumberOfFrames", 1) or 1) > 1 else "dicom"
+
+
+def _loader(kind: str, series_uid: str | None) -> LoadImage:
+    readers = {
+        "dicom_series": lambda: DicomSeriesReader(series_uid=series_uid),
+        "dicom_multiframe": lambda: DicomSeriesReader(),
+        "dicom": lambda: PydicomReader(swap_ij=False),
+        "nifti": lambda: NibabelReader(),
+        "image": lambda: PILReader(reverse_indexing=False, converter=_to_gray_or_rgb),
+    }
+    return LoadImage(reader=readers[kind](), image_only=True, ensure_channel_first=True, dtype=np.float32)
+
+
+def check_finite(image: torch.Tensor, path: str | PathLike) -> None:
+    """Raise a DataError when an image has a zero-size axis or NaN/Inf voxels."""
+    if image.numel() == 0 or 0 in image.shape:
+        raise DataError(path, f"has a zero-size axis (shape {tuple(image.shape)})")
+    bad = int((~torch.isfinite(image)).sum())
+    if bad:
+        raise DataError(path, f"holds {bad} NaN/Inf voxel(s); fix or mask them before use")
+
+
+def _image_intensity_max(path: Path) -> float | None:
+    with Image.open(path) as image:
+        mode = _PIL_CONVERT.get(image.mode, image.mode)
+    return 65535.0 if mode.startswith("I;16") or mode == "I" else 255.0 if mode in ("L", "RGB") else None
+
+
+def load_image(path: str | PathLike, series_uid: str | None = None, volume_index: int = 0) -> MetaTensor:
+    """Load one source as a channel-first float32 MetaTensor.
+
+    Args:
+        path: a DICOM file or series folder, a NIfTI file, or a PNG/JPG/TIFF/BMP image.
+        series_uid: SeriesInstanceUID to read from a folder with several series (default: the
+            series with the most slices).
+        volume_index: the volume of a 4D NIfTI to keep (its 4th axis, e.g. time or b-value).
+
+    Returns:
+        (C, H, W) for 2D sources (C = 1 gray or 3 RGB), (1, X, Y, Z) for volumes; meta holds
+        `affine` (RAS, mm), `filename_or_obj` and, for plain images, `intensity_max`.
+
+    Raises:
+        DataError: the file is missing, empty, corrupt, without pixel data, or holds NaN/Inf or a
+            zero-size axis.
+    """
+    path = Path(path)
+    kind = source_kind(path)
+    try:
+        image = _loader(kind, series_uid)(path)
+    except DataError:
+        raise
+    except Exception as exc:  # readers raise anything from OSError to RuntimeError on corrupt files
+        raise DataError(path, f"cannot be read as {kind} ({type(exc).__name__}: {exc})") from exc
+    if kind == "nifti" and image.shape[0] > 1:  # 4D NIfTI: MONAI put the 4th axis first
+        image = _select_volume(image, volume_index, path)
+    if kind == "image":
+        image.meta[INTENSITY_MAX] = _image_intensity_max(path)
+    check_finite(image, path)
+    logger.debug("loaded %s (%s) shape %s", path, kind, tuple(image.shape))
+    return image
+
+
+def _select_volume(image: MetaTensor, index: int, path: Path) -> MetaTensor:
+    count = image.shape[0]
+    if not -count <= index < count:
+        raise DataError(path, f"has {count} volumes; volume_index {index} is out of range")
+    logger.info("%s: 4D NIfTI, keeping volume %d of %d", path, index % count, count)
+    return image[index % count : index % count + 1]
+
+
+class LoadSource(Transform):
+    """Array transform: a path becomes a channel-first MetaTensor (see :func:`load_image`).
+
+    Args:
+        series_uid: SeriesInstanceUID to read from multi-series folders.
+        volume_index: the volume of a 4D NIfTI to keep.
+    """
+
+    backend = [TransformBackends.TORCH]
+
+    def __init__(self, series_uid: str | None = None, volume_index: int = 0) -> None:
+        if not isinstance(volume_index, int):
+            msg = f"volume_index must be an int, got {volume_index!r}"
+            raise TypeError(msg)
+        self.series_uid = series_uid
+        self.volume_index = volume_index
+
+    def __call__(self, path: str | PathLike) -> MetaTensor:
+        return load_image(path, series_uid=self.series_uid, volume_index=self.volume_index)
+
+
+class LoadSourced(MapTransform):
+    """Dictionary twin of :class:`LoadSource`: each key's path is replaced by the loaded image.
+
+    Args:
+        keys: keys holding paths.
+        series_uid: see :class:`LoadSource`.
+        volume_index: see :class:`LoadSource`.
+        allow_missing_keys: skip keys that are absent.
+    """
+
+    backend = LoadSource.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        series_uid: str | None = None,
+        volume_index: int = 0,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.loader = LoadSource(series_uid=series_uid, volume_index=volume_index)
+
+    def __call__(self, data: Mapping[Hashable, str]) -> dict[Hashable, MetaTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.loader(d[key])
+        return d
+

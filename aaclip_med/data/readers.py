@@ -1,0 +1,101 @@
+"""A MONAI `ImageReader` for DICOM series and multi-frame DICOM, built on SimpleITK.
+
+MONAI's `PydicomReader` stacks a folder by `InstanceNumber` and takes every file of the folder as
+one series; ITK's GDCM reader (here through SimpleITK, already a dependency) reads exactly the
+files it is given, in the order given, with the full oblique geometry. Files come sorted from
+:func:`aaclip_med.data.dicom.find_dicom_series`.
+
+Array layout matches `PydicomReader(swap_ij=False)`: (rows, columns, slices) = (H, W, D), so a
+slice reads like the image a viewer shows. The affine is in RAS, as everywhere in MONAI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from monai.data import ImageReader
+from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
+
+from .dicom import find_dicom_series
+from .errors import DataError
+
+__all__ = ["DicomSeriesReader", "sitk_affine_ras"]
+
+# ITK index order is (column, row, slice); our array order is (row, column, slice).
+_AXES = [1, 0, 2]
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def sitk_affine_ras(image: sitk.Image) -> np.ndarray:
+    """4x4 RAS affine of a 3D SimpleITK image for arrays laid out as (row, column, slice).
+
+    Args:
+        image: a 3D SimpleITK image (physical space LPS, mm).
+    """
+    direction = np.asarray(image.GetDirection(), float).reshape(3, 3)
+    lps = np.eye(4)
+    lps[:3, :3] = (direction @ np.diag(image.GetSpacing()))[:, _AXES]
+    lps[:3, 3] = image.GetOrigin()
+    return _LPS_TO_RAS @ lps
+
+
+class DicomSeriesReader(ImageReader):
+    """Read one DICOM series (a folder or a sorted file list) or one multi-frame DICOM file.
+
+    Args:
+        series_uid: SeriesInstanceUID to read from a folder holding several series; None takes
+            the series with the most files.
+    """
+
+    def __init__(self, series_uid: str | None = None) -> None:
+        super().__init__()
+        self.series_uid = series_uid
+
+    def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:
+        return all(Path(f).is_dir() or Path(f).suffix.lower() in ("", ".dcm") for f in ensure_tuple(filename))
+
+    def _series_files(self, folder: Path) -> tuple[Path, ...]:
+        series = find_dicom_series(folder)
+        if self.series_uid is None:
+            return max(series, key=lambda s: len(s.files)).files
+        for item in series:
+            if item.uid == self.series_uid:
+                return item.files
+        msg = f"has no series {self.series_uid!r}; series found: {[s.uid for s in series]}"
+        raise DataError(folder, msg)
+
+    def read(self, data: Sequence[PathLike] | PathLike, **kwargs) -> tuple[sitk.Image, str]:
+        paths = [Path(p) for p in ensure_tuple(data)]
+        files = self._series_files(paths[0]) if len(paths) == 1 and paths[0].is_dir() else tuple(paths)
+        reader = sitk.ImageSeriesReader() if len(files) > 1 else sitk.ImageFileReader()
+        if len(files) > 1:
+            reader.SetFileNames([str(f) for f in files])
+        else:
+            reader.SetFileName(str(files[0]))
+        try:
+            image = reader.Execute()
+        except RuntimeError as exc:
+            raise DataError(paths[0], f"cannot be read as a DICOM series ({str(exc).strip()[:200]})") from exc
+        return image, str(paths[0])
+
+    def get_data(self, img: tuple[sitk.Image, str]) -> tuple[np.ndarray, dict]:
+        image, _ = img
+        if image.GetDimension() == 2:  # a single frame: make it a one-slice volume
+            image = sitk.JoinSeries(image)
+        array = sitk.GetArrayFromImage(image)  # (D, H, W) [(C) for RGB]
+        # colour keeps its channels last (MONAI moves them first): (H, W, D) or (H, W, D, C)
+        spatial = np.moveaxis(array, 0, 2) if array.ndim == 4 else np.moveaxis(array, 0, -1)
+        affine = sitk_affine_ras(image)
+        meta = {
+            MetaKeys.AFFINE: affine,
+            MetaKeys.ORIGINAL_AFFINE: affine.copy(),
+            MetaKeys.SPATIAL_SHAPE: np.asarray(spatial.shape[:3]),
+            MetaKeys.SPACE: SpaceKeys.RAS,
+            MetaKeys.ORIGINAL_CHANNEL_DIM: -1 if array.ndim == 4 else float("nan"),
+            "spacing": np.asarray(image.GetSpacing())[_AXES],
+        }
+        return np.ascontiguousarray(spatial), meta

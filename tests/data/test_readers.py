@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+from monai.transforms import LoadImage
+
+from aaclip_med.data.errors import DataError
+from aaclip_med.data.readers import DicomSeriesReader
+from aaclip_med.data.synthetic import write_dicom_series
+
+
+def _lps_of_pixel(item, i, j):
+    return item["position"] + j * item["spacing"][1] * item["row_dir"] + i * item["spacing"][0] * item["col_dir"]
+
+
+def test_oblique_unsorted_series_geometry_matches_tags(dicom_series, ct_volume):
+    folder, slices = dicom_series
+    image = LoadImage(reader=DicomSeriesReader(), image_only=True, ensure_channel_first=True)(folder)
+    assert tuple(image.shape) == (1, 6, 5, 4)  # (C, rows, columns, slices)
+    affine = np.asarray(image.affine)
+    for k, item in enumerate(slices):
+        for i, j in [(0, 0), (5, 4), (2, 3)]:
+            ras = affine @ [i, j, k, 1]
+            np.testing.assert_allclose(ras[:3] * [-1, -1, 1], _lps_of_pixel(item, i, j), atol=1e-4)
+            assert float(image[0, i, j, k]) == ct_volume[k, i, j]
+
+
+def test_choose_series_by_uid(tmp_path):
+    write_dicom_series(tmp_path, np.full((2, 3, 3), 5), series_uid="1.2.3.1")
+    write_dicom_series(tmp_path, np.full((3, 3, 3), 9), series_uid="1.2.3.2")
+    load = LoadImage(reader=DicomSeriesReader(series_uid="1.2.3.1"), image_only=True, ensure_channel_first=True)
+    image = load(tmp_path)
+    assert image.shape[-1] == 2 and float(image.max()) == 5
+    default = LoadImage(reader=DicomSeriesReader(), image_only=True, ensure_channel_first=True)(tmp_path)
+    assert default.shape[-1] == 3  # the largest series
+
+
+def test_unknown_uid_lists_choices(tmp_path):
+    write_dicom_series(tmp_path, np.zeros((2, 3, 3)), series_uid="1.2.3.1")
+    with pytest.raises(DataError, match=r"1\.2\.3\.1"):
+        DicomSeriesReader(series_uid="9.9").read(tmp_path)
