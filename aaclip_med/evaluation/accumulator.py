@@ -117,7 +117,9 @@ class PixelAccumulator:
         scores = as_float32_scores(score_map, source)
         truth = np.asarray(mask) != 0
         if scores.shape != truth.shape or scores.ndim != 2:
-            msg = f"{source}: map shape {scores.shape} does not match mask shape {truth.shape} (need equal 2D)"
+            msg = (
+                f"{source}: map shape {scores.shape} does not match mask shape {truth.shape} (need equal 2D)"
+            )
             raise ValueError(msg)
         self._neg.extend(scores[~truth])
         if not truth.any():

@@ -84,7 +84,10 @@ def _thin_thresholds(neg_sorted: np.ndarray, pos_keys_sorted: np.ndarray, n_poin
     parts = []
     for size, pick in (
         (neg_sorted.size, lambda i: neg_sorted[i]),
-        (pos_keys_sorted.size, lambda i: decode_score_keys((pos_keys_sorted[i] >> np.uint64(32)).astype(np.uint32))),
+        (
+            pos_keys_sorted.size,
+            lambda i: decode_score_keys((pos_keys_sorted[i] >> np.uint64(32)).astype(np.uint32)),
+        ),
     ):
         if size:
             idx = np.unique(np.linspace(0, size - 1, min(size, n_points)).round().astype(np.int64))

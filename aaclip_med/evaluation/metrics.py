@@ -32,7 +32,9 @@ __all__ = [
 def _pairs(maps: Iterable, masks: Iterable) -> Iterable[tuple[np.ndarray, np.ndarray, str]]:
     """Yield (H, W) map/mask pairs from (B, H, W) arrays, (B, 1, H, W) tensors or sequences."""
     for i, (score_map, mask) in enumerate(zip(maps, masks, strict=True)):
-        score_map = score_map.detach().cpu().numpy() if hasattr(score_map, "detach") else np.asarray(score_map)
+        score_map = (
+            score_map.detach().cpu().numpy() if hasattr(score_map, "detach") else np.asarray(score_map)
+        )
         mask = mask.detach().cpu().numpy() if hasattr(mask, "detach") else np.asarray(mask)
         yield np.squeeze(score_map), np.squeeze(mask), f"map {i}"
 
@@ -57,7 +59,9 @@ def pixel_metrics(
     return acc.compute()
 
 
-def image_metrics(scores: Sequence[float], labels: Sequence[float]) -> tuple[BinaryMetrics | None, str | None]:
+def image_metrics(
+    scores: Sequence[float], labels: Sequence[float]
+) -> tuple[BinaryMetrics | None, str | None]:
     """Exact image-level AUROC, AP and F1-max.
 
     Args:

@@ -1,0 +1,193 @@
+"""One call from a predictions directory to the reports (JSON, CSV, HTML, Markdown).
+
+This is what ``aaclip-med evaluate`` and the bundle call. Classes are evaluated one after the
+other, so peak memory is that of the largest class (see ``accumulator.py`` for the bound).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from aaclip_med.evaluation.class_eval import METRIC_NAMES, ClassResult, evaluate_class
+from aaclip_med.evaluation.predictions import load_samples, read_run
+from aaclip_med.evaluation.protocol import Protocol
+from aaclip_med.evaluation.published import get_published
+from aaclip_med.evaluation.report_files import write_atomic, write_csv, write_json, write_markdown
+from aaclip_med.evaluation.report_html import render_html
+from aaclip_med.keys import Domain
+
+__all__ = ["evaluate_predictions", "REPORT_FILES"]
+
+logger = logging.getLogger(__name__)
+
+REPORT_FILES = ("report.json", "metrics.csv", "report.html", "report.md")
+_PACKAGES = (
+    "aaclip-med",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "torch",
+    "monai",
+    "open_clip_torch",
+    "matplotlib",
+)
+_RANDOM_MARKERS = {"", "none", "random", "random_init", "random-init"}
+
+
+def _versions() -> dict[str, str | None]:
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _walk(node, prefix: str = ""):
+    """Yield (dotted key, value) of every leaf of a JSON tree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _walk(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, node
+
+
+def file_hashes(run: dict) -> dict[str, str]:
+    """Every entry of run.json whose key mentions a hash (weights, adapters, manifest)."""
+    return {
+        k: v for k, v in _walk(run) if isinstance(v, str) and ("sha256" in k.lower() or "hash" in k.lower())
+    }
+
+
+def random_weights(run: dict) -> bool:
+    """Whether run.json says the backbone had random weights (``random_weights: true`` or a
+    ``pretrained`` entry that is empty, none or random)."""
+    for key, value in _walk(run):
+        leaf = key.rsplit(".", 1)[-1].lower()
+        if leaf in {"random_weights", "weights_random"} and value is True:
+            return True
+        if leaf == "pretrained" and (
+            value is None or (isinstance(value, str) and value.lower() in _RANDOM_MARKERS)
+        ):
+            return True
+    return False
+
+
+def _mean(rows: list[dict]) -> dict:
+    """Mean over classes of every metric, over the classes where it is defined."""
+    out = {}
+    for name in METRIC_NAMES:
+        values = [row[name] for row in rows if row.get(name) is not None]
+        out[name] = float(np.mean(values)) if values else None
+        out[f"{name}_classes"] = len(values)
+    return out
+
+
+def _group(samples: list) -> dict[str, list]:
+    groups: dict[str, list] = {}
+    for sample in samples:
+        groups.setdefault(sample.class_name, []).append(sample)
+    return groups
+
+
+def _report(results: list[ClassResult], run: dict, protocol: Protocol, dataset: str | None, **paths) -> dict:
+    rows = []
+    for result in results:
+        row = result.row()
+        row["normalisation"] = result.normaliser.to_dict()
+        for level, metrics in (("pixel", result.pixel), ("image", result.image)):
+            if metrics is not None:
+                row[f"{level}_f1_threshold"] = metrics.f1_threshold
+                row[f"{level}_counts"] = {"positive": metrics.n_pos, "negative": metrics.n_neg}
+        if result.pixel is not None:
+            row["n_regions"] = result.pixel.n_regions
+        rows.append(row)
+    return {
+        "protocol": str(protocol),
+        "dataset": dataset,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "units": "fractions in [0, 1]; null = not defined (see 'undefined')",
+        "classes": rows,
+        "mean": _mean(rows),
+        "published": get_published(dataset) if dataset else None,
+        "random_weights": random_weights(run),
+        "file_hashes": file_hashes(run),
+        "run": run,
+        "package_versions": _versions(),
+        "inputs": {k: str(v) for k, v in paths.items()},
+    }
+
+
+def evaluate_predictions(
+    manifest: str | Path,
+    dataset_root: str | Path,
+    predictions_dir: str | Path,
+    out_dir: str | Path,
+    protocol: str = "paper",
+    dataset: str | None = None,
+    fpr_limit: float = 0.3,
+    examples_per_group: int = 3,
+) -> dict:
+    """Evaluate what ``aaclip-med infer --manifest`` wrote and write the reports.
+
+    Args:
+        manifest: JSON-lines manifest (ground truth: labels and mask paths).
+        dataset_root: root the manifest paths are relative to.
+        predictions_dir: directory with predictions.jsonl, maps/ and run.json.
+        out_dir: directory for report.json, metrics.csv, report.html and report.md (created;
+            nothing is written elsewhere).
+        protocol: ``paper`` (per-class test-set normalisation, spec section 5) or
+            ``deployment`` (scores as written by inference).
+        dataset: dataset name for the comparison with published numbers (default: run.json's
+            ``dataset`` entry, if any).
+        fpr_limit: FPR limit of AUPRO.
+        examples_per_group: overlay tiles per example group and class in the HTML.
+
+    Returns:
+        The report dictionary (as written to report.json).
+
+    Raises:
+        ValueError: on an unknown protocol or inconsistent inputs (the message names the file).
+    """
+    if protocol not in {p.value for p in Protocol}:
+        msg = f"unknown protocol {protocol!r}; choose one of {[p.value for p in Protocol]}"
+        raise ValueError(msg)
+    protocol = Protocol(protocol)
+    predictions_dir, dataset_root, out_dir = Path(predictions_dir), Path(dataset_root), Path(out_dir)
+    run = read_run(predictions_dir)
+    dataset = dataset or run.get("dataset")
+    default_domain = str(run.get("domain") or Domain.MEDICAL)
+    samples = load_samples(Path(manifest), predictions_dir, default_domain)
+    started = time.perf_counter()
+    results = [
+        evaluate_class(name, group, predictions_dir, dataset_root, protocol, fpr_limit)
+        for name, group in _group(samples).items()
+    ]
+    report = _report(
+        results,
+        run,
+        protocol,
+        dataset,
+        manifest=manifest,
+        dataset_root=dataset_root,
+        predictions=predictions_dir,
+    )
+    report["fpr_limit"] = fpr_limit
+    report["metrics_seconds"] = round(time.perf_counter() - started, 3)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "report.json", report)
+    write_csv(out_dir / "metrics.csv", report)
+    write_markdown(out_dir / "report.md", report)
+    write_atomic(
+        out_dir / "report.html",
+        render_html(report, results, predictions_dir, dataset_root, examples_per_group),
+    )
+    logger.info("wrote %s to %s", ", ".join(REPORT_FILES), out_dir)
+    return report

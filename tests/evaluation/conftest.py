@@ -1,0 +1,75 @@
+"""A tiny dataset + predictions directory written exactly as docs/dev/interfaces.md describes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def write_predictions(root, classes, random_weights=False, size=(20, 24), seed=0):
+    """Write dataset_root/, manifest.jsonl and preds/ for ``classes`` = {name: (n_normal, n_anomalous, domain)}."""
+    rng = np.random.default_rng(seed)
+    data, preds = root / "data", root / "preds"
+    (preds / "maps").mkdir(parents=True)
+    manifest, lines, index = [], [], 0
+    for name, (n_normal, n_anomalous, domain) in classes.items():
+        (data / name).mkdir(parents=True)
+        for k in range(n_normal + n_anomalous):
+            label = float(k >= n_normal)
+            image_path = f"{name}/{k:03d}.png"
+            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(data / image_path)
+            score_map = rng.random(size).astype(np.float32)
+            entry = {"image_path": image_path, "label": label, "class_name": name, "mask_path": ""}
+            if label:
+                mask = np.zeros(size, np.uint8)
+                y, x = rng.integers(0, size[0] - 6), rng.integers(0, size[1] - 6)
+                mask[y : y + 5, x : x + 6] = 255
+                mask[0:2, 0:3] = 255  # a second region
+                entry["mask_path"] = f"{name}/{k:03d}_mask.png"
+                Image.fromarray(mask).save(data / entry["mask_path"])
+                score_map[mask > 0] += 0.6
+            map_path = f"maps/{index:06d}.npy"
+            np.save(preds / map_path, score_map)
+            global_score = float(rng.random() + 0.3 * label)
+            image_score = (
+                float(score_map.max())
+                if domain == "medical"
+                else 0.5 * float(score_map.max()) + 0.5 * global_score
+            )
+            lines.append(
+                {
+                    "index": index,
+                    "image_path": image_path,
+                    "mask_path": entry["mask_path"],
+                    "class_name": name,
+                    "label": label,
+                    "image_score": image_score,
+                    "global_score": global_score,
+                    "map_max": float(score_map.max()),
+                    "map_path": map_path,
+                    "domain": domain,
+                }
+            )
+            manifest.append(entry)
+            index += 1
+    (root / "manifest.jsonl").write_text("".join(json.dumps(m) + "\n" for m in manifest))
+    (preds / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in lines))
+    run = {
+        "backbone": "ViT-L-14-336",
+        "pretrained": "random" if random_weights else "openai",
+        "weights_sha256": "ab" * 32,
+        "adapters": {"file": "adapters.safetensors", "sha256": "cd" * 32},
+    }
+    (preds / "run.json").write_text(json.dumps(run))
+    return root / "manifest.jsonl", data, preds
+
+
+@pytest.fixture
+def predictions_factory(tmp_path):
+    def make(classes, **kwargs):
+        return write_predictions(tmp_path, classes, **kwargs)
+
+    return make
