@@ -1,0 +1,256 @@
+"""Backbone presets (data in ``aaclip_med/configs/backbones``) and loading of the frozen CLIP.
+
+``pretrained`` is an open_clip tag (downloaded when online), a local weights file (OpenAI TorchScript
+``.pt`` archive or state dict, open_clip ``.bin``/``.pt``/``.safetensors``) or ``"random"`` for
+smoke tests. Hospitals are often offline, so local files are first class and the offline failure
+names the file to fetch and the argument to pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+import zipfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from open_clip.model import resize_pos_embed
+
+from aaclip_med.model.config import AAClipConfig
+
+__all__ = [
+    "BackboneWeightsError",
+    "build_clip",
+    "get_backbone_preset",
+    "list_backbone_presets",
+    "read_backbone_state_dict",
+    "resolve_config",
+]
+
+logger = logging.getLogger(__name__)
+
+RANDOM_WEIGHTS = "random"
+# The paper's block indices and adapter depths, for a 24-layer vision / 12-layer text tower.
+_PAPER_VISION_DEPTH = 24
+_PAPER_LEVELS = (6, 12, 18, 24)
+_PAPER_K_I = 6
+_PAPER_TEXT_DEPTH = 12
+_PAPER_K_T = 3
+
+
+class BackboneWeightsError(RuntimeError):
+    """The CLIP weights could not be found, downloaded or read."""
+
+
+def _preset_dir():
+    return resources.files("aaclip_med").joinpath("configs", "backbones")
+
+
+def list_backbone_presets() -> list[str]:
+    """Names of the backbones that ship with a preset (any other open_clip ViT works too)."""
+    return sorted(p.name[: -len(".json")] for p in _preset_dir().iterdir() if p.name.endswith(".json"))
+
+
+def get_backbone_preset(name: str) -> dict[str, Any] | None:
+    """A fresh copy of the preset for ``name``, or None when the backbone has no preset."""
+    entry = _preset_dir().joinpath(f"{name}.json")
+    if not entry.is_file():
+        return None
+    return json.loads(entry.read_text())
+
+
+def _register_package_model(name: str) -> None:
+    """Make an architecture shipped by this package (e.g. ``aaclip-tiny``) known to open_clip.
+
+    Done lazily, on first use, so importing the package does not touch open_clip's registry.
+    """
+    if name in open_clip.list_models():
+        return
+    preset = get_backbone_preset(name) or {}
+    rel = preset.get("open_clip_config")
+    if rel is None:
+        return
+    cfg = resources.files("aaclip_med").joinpath("configs", rel)
+    with resources.as_file(cfg) as path:
+        open_clip.add_model_config(path)
+
+
+def _check_known_model(name: str) -> None:
+    _register_package_model(name)
+    if name not in open_clip.list_models():
+        msg = (
+            f"Unknown backbone {name!r}. Use an open_clip model name (open_clip.list_models()), "
+            f"e.g. one of the presets {list_backbone_presets()}."
+        )
+        raise ValueError(msg)
+
+
+def _vision_depth(model_cfg: dict[str, Any]) -> int:
+    return int(model_cfg["vision_cfg"]["layers"])
+
+
+def _text_depth(model_cfg: dict[str, Any]) -> int:
+    return int(model_cfg["text_cfg"].get("layers", _PAPER_TEXT_DEPTH))
+
+
+def _scaled_levels(depth: int) -> tuple[int, ...]:
+    # Same relative depths as 6/12/18/24 of 24; distinct and within 1..depth.
+    levels = sorted({max(1, round(level * depth / _PAPER_VISION_DEPTH)) for level in _PAPER_LEVELS})
+    return tuple(levels)
+
+
+def resolve_config(config: AAClipConfig) -> AAClipConfig:
+    """Fill the ``None`` fields of ``config`` from the backbone preset or by depth scaling."""
+    _check_known_model(config.backbone)
+    preset = get_backbone_preset(config.backbone) or {}
+    model_cfg = open_clip.get_model_config(config.backbone)
+    if model_cfg is None or "vision_cfg" not in model_cfg or "layers" not in model_cfg["vision_cfg"]:
+        msg = f"Backbone {config.backbone!r} is not a ViT CLIP with a known depth; AA-CLIP needs a ViT."
+        raise ValueError(msg)
+    if isinstance(model_cfg["vision_cfg"]["layers"], (list, tuple)):
+        msg = f"Backbone {config.backbone!r} is a ResNet CLIP; AA-CLIP needs a ViT (patch tokens)."
+        raise ValueError(msg)
+    vdepth, tdepth = _vision_depth(model_cfg), _text_depth(model_cfg)
+    changes: dict[str, Any] = {}
+    if config.image_size is None:
+        changes["image_size"] = int(preset.get("image_size", model_cfg["vision_cfg"]["image_size"]))
+    if config.pretrained is None:
+        changes["pretrained"] = preset.get("pretrained", RANDOM_WEIGHTS)
+    if config.levels is None:
+        changes["levels"] = tuple(preset.get("levels", _scaled_levels(vdepth)))
+    if config.image_adapter_layers is None:
+        default_ki = max(1, round(_PAPER_K_I * vdepth / _PAPER_VISION_DEPTH))
+        changes["image_adapter_layers"] = int(preset.get("image_adapter_layers", default_ki))
+    if config.text_adapter_layers is None:
+        default_kt = max(1, round(_PAPER_K_T * tdepth / _PAPER_TEXT_DEPTH))
+        changes["text_adapter_layers"] = int(preset.get("text_adapter_layers", default_kt))
+    resolved = config.replace(**changes)
+    _validate_depths(resolved, vdepth, tdepth)
+    return resolved
+
+
+def _validate_depths(config: AAClipConfig, vdepth: int, tdepth: int) -> None:
+    levels = config.levels or ()
+    if len(levels) == 0 or any(not 1 <= lvl <= vdepth for lvl in levels) or list(levels) != sorted(set(levels)):
+        msg = f"levels {levels} must be increasing 1-based block indices within 1..{vdepth} of {config.backbone}."
+        raise ValueError(msg)
+    if not 0 <= config.image_adapter_layers <= vdepth:
+        msg = f"image_adapter_layers={config.image_adapter_layers} exceeds the {vdepth} vision blocks."
+        raise ValueError(msg)
+    if not 0 <= config.text_adapter_layers <= tdepth:
+        msg = f"text_adapter_layers={config.text_adapter_layers} exceeds the {tdepth} text blocks."
+        raise ValueError(msg)
+
+
+def _is_torchscript_archive(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("constants.pkl") for name in archive.namelist())
+
+
+def read_backbone_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read CLIP weights from a local file without executing pickled code.
+
+    OpenAI's ``.pt`` files are TorchScript archives: they are opened with ``torch.jit.load``, which
+    runs no Python pickle code. Everything else goes through ``safetensors`` or
+    ``torch.load(weights_only=True)``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BackboneWeightsError(f"Backbone weights file {str(path)!r} does not exist.")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        elif _is_torchscript_archive(path):
+            state = torch.jit.load(str(path), map_location="cpu").state_dict()
+            for key in ("input_resolution", "context_length", "vocab_size"):
+                state.pop(key, None)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - re-raised with the file name
+        msg = f"Could not read backbone weights {str(path)!r}: {err}"
+        raise BackboneWeightsError(msg) from err
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state:
+        raise BackboneWeightsError(f"{str(path)!r} holds no state dict of CLIP weights.")
+    if next(iter(state)).startswith("module."):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return {k: v.float() if torch.is_floating_point(v) else v for k, v in state.items()}
+
+
+def _offline_hint(config: AAClipConfig) -> str:
+    preset = get_backbone_preset(config.backbone) or {}
+    if "weights_url" in preset:
+        return (
+            f"Download {preset['weights_file']} from {preset['weights_url']} "
+            f"(sha256 {preset['weights_sha256']}) and pass its path as pretrained/--backbone-weights."
+        )
+    return "Download the weights file of this open_clip tag and pass its path as pretrained/--backbone-weights."
+
+
+def _download_tag(config: AAClipConfig) -> str:
+    tag = config.pretrained
+    pcfg = open_clip.get_pretrained_cfg(config.backbone, tag)
+    if not pcfg:
+        tags = open_clip.list_pretrained_tags_by_model(config.backbone)
+        msg = (
+            f"pretrained={tag!r} is neither a local file nor an open_clip tag of {config.backbone}; "
+            f"tags: {tags}. {_offline_hint(config)}"
+        )
+        raise BackboneWeightsError(msg)
+    try:
+        return open_clip.download_pretrained(pcfg)
+    except Exception as err:  # noqa: BLE001 - network errors come in many types
+        msg = f"Could not download CLIP weights {config.backbone}/{tag} ({err}). {_offline_hint(config)}"
+        raise BackboneWeightsError(msg) from err
+
+
+def build_clip(config: AAClipConfig) -> torch.nn.Module:
+    """Build the frozen open_clip CLIP of ``config`` (already resolved) and load its weights.
+
+    The positional embedding is resized to ``image_size`` by open_clip's ``resize_pos_embed``
+    (bicubic, antialias, class token kept), as spec section 1 requires.
+    """
+    _check_known_model(config.backbone)
+    source = config.pretrained or RANDOM_WEIGHTS
+    # Find (or download) the weights before building: a missing file fails in a second, not after
+    # allocating a 400M-parameter model.
+    path = None
+    if source != RANDOM_WEIGHTS:
+        path = source if os.path.isfile(source) else _download_tag(config)
+    model = open_clip.create_model(
+        config.backbone,
+        pretrained=None,
+        force_image_size=config.image_size,
+        force_quick_gelu=config.quick_gelu,
+    )
+    if path is None:
+        warnings.warn(
+            f"Backbone {config.backbone} has RANDOM weights: anomaly maps and scores are meaningless.",
+            stacklevel=2,
+        )
+    else:
+        state = read_backbone_state_dict(path)
+        resize_pos_embed(state, model)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if k != "logit_bias"]
+        if missing or unexpected:
+            msg = (
+                f"Weights {path!r} do not fit {config.backbone}: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}."
+            )
+            raise BackboneWeightsError(msg)
+        logger.info("Loaded CLIP weights %s into %s at %d px", path, config.backbone, config.image_size)
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model

@@ -1,0 +1,215 @@
+"""Adapter checkpoints: our safetensors + JSON format, and import of the authors' public files.
+
+Only the adapters and heads are stored (a few MB); the frozen CLIP is rebuilt from its own weights.
+Loading never unpickles arbitrary objects: safetensors, or ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from aaclip_med.model.aaclip import AAClip
+from aaclip_med.model.config import AAClipConfig
+
+__all__ = [
+    "CheckpointError",
+    "FORMAT_VERSION",
+    "save_adapters",
+    "load_adapters",
+    "read_adapter_file",
+    "convert_public_checkpoints",
+    "safe_torch_load",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_META_KEY = "aaclip_med"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unsafe, corrupt or does not fit the network."""
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_adapters(model: AAClip, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Save adapter and head weights to ``path`` (``.safetensors``) and the config beside it (``.json``).
+
+    The config is also embedded in the safetensors header, so the weights file alone is enough.
+
+    Args:
+        model: the network.
+        path: target file; ``.safetensors`` is appended when missing.
+        extra: JSON-serialisable additions (e.g. score calibration, training provenance).
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_name(path.name + ".safetensors")
+    meta = {"format_version": FORMAT_VERSION, "config": model.config.to_dict(), "extra": extra or {}}
+    state = {k: v.detach().float().contiguous().cpu() for k, v in model.adapter_state_dict().items()}
+    header = {_META_KEY: json.dumps(meta, sort_keys=True)}
+    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata=header))
+    sidecar = path.with_suffix(".json")
+    _atomic_write(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True)))
+    logger.info("Saved adapters (%d tensors) to %s", len(state), path)
+    return path
+
+
+def read_adapter_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(metadata with ``config``, state dict) of a file written by :func:`save_adapters`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Adapter checkpoint {str(path)!r} does not exist.")
+    try:
+        state = load_file(str(path), device="cpu")
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file: {err}") from err
+    if _META_KEY in header:
+        meta = json.loads(header[_META_KEY])
+    elif path.with_suffix(".json").is_file():
+        meta = json.loads(path.with_suffix(".json").read_text())
+    else:
+        msg = f"{str(path)!r} has no AA-CLIP config (header key {_META_KEY!r} or a .json beside it)."
+        raise CheckpointError(msg)
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        msg = f"{str(path)!r} has format version {meta['format_version']}; this aaclip-med reads <= {FORMAT_VERSION}."
+        raise CheckpointError(msg)
+    return meta, state
+
+
+def load_adapters(
+    path: str | os.PathLike, pretrained: str | None = None, model: AAClip | None = None
+) -> AAClip:
+    """Rebuild the network of a checkpoint and load its adapters.
+
+    Args:
+        path: file written by :func:`save_adapters`.
+        pretrained: CLIP weights (tag/file/"random") to use instead of the recorded ones, e.g. a
+            local copy of the file on an offline machine.
+        model: an already built network to load into (its config must match).
+    """
+    from aaclip_med.model.aaclip import build_aaclip
+
+    meta, state = read_adapter_file(path)
+    config = AAClipConfig.from_dict(meta["config"])
+    if pretrained is not None:
+        config = config.replace(pretrained=pretrained)
+    if model is None:
+        model = build_aaclip(config)
+    try:
+        model.load_adapter_state_dict(state)
+    except ValueError as err:
+        raise CheckpointError(f"{str(path)!r}: {err}") from err
+    model.checkpoint_extra = meta.get("extra", {})
+    return model
+
+
+def safe_torch_load(path: str | os.PathLike) -> Any:
+    """``torch.load(weights_only=True)`` with an error that names the file when it is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint {str(path)!r} does not exist.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        msg = (
+            f"Refusing to load {str(path)!r}: it holds Python objects beyond tensors and plain "
+            f"containers, which could run code when unpickled ({err}). Re-save it as a state dict."
+        )
+        raise CheckpointError(msg) from err
+    except Exception as err:  # noqa: BLE001 - corrupt files raise many types
+        raise CheckpointError(f"Could not read checkpoint {str(path)!r}: {err}") from err
+
+
+def _unwrap(obj: Any, key: str, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, dict) and key in obj:
+        obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{str(path)!r} does not hold a {key!r} state dict.")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _convert_text(state: dict[str, torch.Tensor], k_t: int) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        index, rest = key.split(".", 1)
+        name = f"text_adapters.{index}" if int(index) < k_t else "text_proj"
+        out[f"{name}.{rest}"] = value
+    return out
+
+
+def _convert_image(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    renames = {"layer_adapters.": "image_adapters.", "seg_proj.": "seg_heads.", "det_proj.": "det_head."}
+    out = {}
+    for key, value in state.items():
+        for old, new in renames.items():
+            if key.startswith(old):
+                out[new + key[len(old):]] = value
+                break
+        else:
+            out[key] = value
+    return out
+
+
+def convert_public_checkpoints(
+    text_adapter: str | os.PathLike, image_adapter: str | os.PathLike, config: AAClipConfig
+) -> dict[str, torch.Tensor]:
+    """Map the authors' ``text_adapter.pth`` / ``image_adapter.pth`` onto our adapter state dict.
+
+    Their text file holds ``{"text_adapter": {"i.fc.0.weight" (i < K_T), "K_T.fc.0.weight" (the
+    projection)}}``; the image file ``{"image_adapter": {"layer_adapters.i.fc.0.weight",
+    "seg_proj.j.fc[.0].weight", "det_proj.fc.weight"}}``. Both are read with ``weights_only=True``.
+    """
+    from aaclip_med.model.backbone import resolve_config
+
+    config = resolve_config(config)
+    text_path, image_path = Path(text_adapter), Path(image_adapter)
+    text_state = _unwrap(safe_torch_load(text_path), "text_adapter", text_path)
+    image_state = _unwrap(safe_torch_load(image_path), "image_adapter", image_path)
+    return {**_convert_text(text_state, config.text_adapter_layers), **_convert_image(image_state)}
+
+
+def load_public_checkpoints(
+    text_adapter: str | os.PathLike, image_adapter: str | os.PathLike, config: AAClipConfig | None = None
+) -> AAClip:
+    """Build the network and load the authors' public checkpoints into it.
+
+    ``head_activation`` is read off the files (their ``--relu`` option stores ``seg_proj.j.fc.0``).
+    """
+    from aaclip_med.model.aaclip import build_aaclip
+
+    config = config or AAClipConfig()
+    state = convert_public_checkpoints(text_adapter, image_adapter, config)
+    relu_heads = any(k.startswith("seg_heads.") and ".fc.0." in k for k in state)
+    model = build_aaclip(config.replace(head_activation=relu_heads))
+    try:
+        model.load_adapter_state_dict(state)
+    except ValueError as err:
+        raise CheckpointError(f"{str(text_adapter)!r} / {str(image_adapter)!r}: {err}") from err
+    return model

@@ -1,0 +1,100 @@
+import warnings
+
+import open_clip
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from aaclip_med.model import AAClipConfig, BackboneWeightsError, build_aaclip, build_clip, resolve_config
+from aaclip_med.model.backbone import read_backbone_state_dict
+from tests.conftest import make_tiny_model
+from tests.model._weights import CodeRunningPayload, save_torchscript_archive
+
+
+@pytest.fixture(scope="module")
+def tiny_state():
+    return {k: v.clone() for k, v in make_tiny_model(seed=11).clip.state_dict().items()}
+
+
+@pytest.mark.parametrize("fmt", ["bin", "safetensors", "torchscript", "wrapped"])
+def test_local_weight_files_load(tmp_path, tiny_state, fmt):
+    path = tmp_path / f"weights.{fmt}"
+    if fmt == "bin":
+        torch.save(tiny_state, path)
+    elif fmt == "safetensors":
+        path = tmp_path / "weights.safetensors"
+        save_file({k: v.contiguous() for k, v in tiny_state.items()}, str(path))
+    elif fmt == "torchscript":
+        path = tmp_path / "ViT-tiny.pt"
+        save_torchscript_archive(tiny_state, path)
+    else:
+        torch.save({"state_dict": {f"module.{k}": v for k, v in tiny_state.items()}}, path)
+    clip = build_clip(resolve_config(AAClipConfig(backbone="aaclip-tiny", pretrained=str(path))))
+    loaded = clip.state_dict()
+    for key, value in tiny_state.items():
+        torch.testing.assert_close(loaded[key], value, rtol=0, atol=0, msg=key)
+    assert all(not p.requires_grad for p in clip.parameters())
+
+
+def test_positional_embedding_resized_bicubic_antialias_class_token_kept(tmp_path):
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        small = build_aaclip(AAClipConfig(backbone="aaclip-tiny", image_size=56))  # 4 x 4 grid
+    state = small.clip.state_dict()
+    torch.save(state, tmp_path / "small.bin")
+    big = build_clip(resolve_config(AAClipConfig(backbone="aaclip-tiny", pretrained=str(tmp_path / "small.bin"))))
+    old = state["visual.positional_embedding"]
+    grid = old[1:].reshape(1, 4, 4, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(8, 8), mode="bicubic", antialias=True, align_corners=False)
+    expected = torch.cat([old[:1], grid.permute(0, 2, 3, 1).reshape(64, -1)])
+    torch.testing.assert_close(big.visual.positional_embedding, expected)
+
+
+def test_offline_without_file_names_the_file_to_get(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(open_clip, "download_pretrained", no_network)
+    with pytest.raises(BackboneWeightsError) as info:
+        build_clip(resolve_config(AAClipConfig()))
+    message = str(info.value)
+    assert "ViT-L-14-336px.pt" in message and "openaipublic" in message and "--backbone-weights" in message
+
+
+def test_unknown_tag_lists_tags():
+    with pytest.raises(BackboneWeightsError, match="neither a local file nor an open_clip tag.*openai"):
+        build_clip(resolve_config(AAClipConfig(pretrained="no-such-tag")))
+
+
+def test_corrupt_and_empty_weight_files_name_the_file(tmp_path):
+    bad = tmp_path / "broken.bin"
+    bad.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(BackboneWeightsError, match="broken.bin"):
+        read_backbone_state_dict(bad)
+    with pytest.raises(BackboneWeightsError, match="does not exist"):
+        read_backbone_state_dict(tmp_path / "missing.pt")
+
+
+def test_code_running_pickle_is_refused(tmp_path):
+    path = tmp_path / "evil.bin"
+    torch.save({"visual.proj": CodeRunningPayload()}, path)
+    with pytest.raises(BackboneWeightsError, match="evil.bin"):
+        read_backbone_state_dict(path)
+
+
+def test_weights_of_another_architecture_are_rejected(tmp_path, tiny_state):
+    state = dict(tiny_state)
+    state.pop("visual.proj")
+    torch.save(state, tmp_path / "partial.bin")
+    with pytest.raises(BackboneWeightsError, match="do not fit.*visual.proj"):
+        build_clip(resolve_config(AAClipConfig(backbone="aaclip-tiny", pretrained=str(tmp_path / "partial.bin"))))
+
+
+def test_quick_gelu_option():
+    default = make_tiny_model(seed=0)
+    quick = make_tiny_model(seed=0, quick_gelu=True)
+    act = default.clip.visual.transformer.resblocks[0].mlp.gelu
+    assert type(act) is torch.nn.GELU
+    assert type(quick.clip.visual.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
