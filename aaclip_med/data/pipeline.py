@@ -1,0 +1,71 @@
+"""The whole preprocessing of one loaded slice, for inference and for training.
+
+Order: modality preset -> 3 channels -> resize to S x S (bicubic image, nearest mask, then
+mask != 0) -> [augmentation] -> CLIP normalisation. Input: a dict with a (C, H, W) MetaTensor
+image (and a (1, H, W) mask), e.g. from :class:`aaclip_med.data.slicing.SliceVolumed` or
+:class:`aaclip_med.data.dataset.ManifestDataset`.
+"""
+
+from __future__ import annotations
+
+from monai.transforms import Compose, Resized
+
+from aaclip_med.keys import Keys
+
+from .augment import augmentation_transforms
+from .channels import BinarizeMaskd, ClipNormalized, ToThreeChannelsd
+from .modality import preset_transforms
+
+__all__ = ["inference_transforms", "training_transforms"]
+
+
+def _resize(image_size: int, image_key: str, mask_key: str | None) -> list:
+    if image_size < 1:
+        msg = f"image_size must be >= 1 pixel, got {image_size}"
+        raise ValueError(msg)
+    steps = [ToThreeChannelsd(image_key), Resized(image_key, (image_size, image_size), mode="bicubic")]
+    if mask_key:
+        steps += [Resized(mask_key, (image_size, image_size), mode="nearest"), BinarizeMaskd(mask_key)]
+    return steps
+
+
+def inference_transforms(
+    modality: str | dict = "photo",
+    image_size: int = 518,
+    image_key: str = Keys.IMAGE,
+    mask_key: str | None = None,
+) -> Compose:
+    """Preprocessing for inference: (C, H, W) slice -> (3, S, S) CLIP-normalised image.
+
+    Args:
+        modality: preset name (see :func:`aaclip_med.data.modality.list_modalities`) or dict.
+        image_size: S, the model's input side in pixels (518 for AA-CLIP).
+        image_key: key of the image.
+        mask_key: key of a mask to resize alongside (for evaluation), or None.
+    """
+    steps = preset_transforms(modality, image_key, mask_key) + _resize(image_size, image_key, mask_key)
+    return Compose([*steps, ClipNormalized(image_key)])
+
+
+def training_transforms(
+    modality: str | dict = "photo",
+    image_size: int = 518,
+    stage: int = 1,
+    seed: int = 0,
+    image_key: str = Keys.IMAGE,
+    mask_key: str = Keys.MASK,
+) -> Compose:
+    """Preprocessing plus the seeded augmentation of Stage 1 or 2 (spec sections 7, 8).
+
+    Args:
+        modality: preset name or dict.
+        image_size: S in pixels.
+        stage: 1 or 2 (2 adds colour jitter on the image).
+        seed: seed of every random transform, so a run can be repeated exactly.
+        image_key: key of the image.
+        mask_key: key of the (1, H, W) mask (all zeros for normal images).
+    """
+    steps = preset_transforms(modality, image_key, mask_key) + _resize(image_size, image_key, mask_key)
+    steps += augmentation_transforms(stage, image_size, image_key, mask_key)
+    steps += [BinarizeMaskd(mask_key), ClipNormalized(image_key)]
+    return Compose(steps).set_random_state(seed=seed)
