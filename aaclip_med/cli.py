@@ -1,0 +1,70 @@
+"""``aaclip-med`` command line: one subcommand per job, each a thin layer over library functions.
+
+Each subcommand lives in ``aaclip_med/commands/<name>.py`` with ``add_arguments(parser)`` and
+``run(args) -> int``; modules are imported only when their command runs, so ``aaclip-med --help``
+stays fast and one broken optional dependency cannot break the other commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+__all__ = ["main", "COMMANDS"]
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "infer": ("aaclip_med.commands.infer", "anomaly maps, overlays and scores for images, DICOM or NIfTI"),
+    "train": ("aaclip_med.commands.train", "two-stage AA-CLIP training on a manifest"),
+    "evaluate": ("aaclip_med.commands.evaluate", "metrics and reports from predictions + ground truth"),
+    "prepare": ("aaclip_med.commands.prepare", "write a manifest for a public dataset layout or a cohort"),
+    "sample": ("aaclip_med.commands.sample", "generate the bundled multi-modality sample data set"),
+    "demo": ("aaclip_med.commands.demo", "sample data -> inference -> overlays -> evaluation report"),
+}
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aaclip-med", description="AA-CLIP anomaly detection for MONAI pipelines.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbosity == 0:
+        logging.getLogger("aaclip_med").setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``aaclip-med`` console script; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _build_parser()
+    top, rest = parser.parse_known_args(argv)
+    if top.command is None:
+        parser.print_help()
+        return 2
+    module_name, help_text = COMMANDS[top.command]
+    module = importlib.import_module(module_name)
+    sub = argparse.ArgumentParser(prog=f"aaclip-med {top.command}", description=help_text)
+    module.add_arguments(sub)
+    args = sub.parse_args(rest)
+    _configure_logging(top.verbose)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted; finished outputs are kept, re-run to resume", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, PermissionError, RuntimeError) as err:
+        # Errors users can act on: print the message (it names the file and the fix), no traceback.
+        print(f"aaclip-med {top.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
