@@ -7,8 +7,8 @@ end (numpy's default sort needs no index array), and the metrics then walk the p
 chunks of 4 M, so the temporaries stay below ~200 MB. 2000 x 518 x 518 maps with 5 % anomalous
 pixels therefore need about 2.2 GB; no float64 copy of the pixels is ever made.
 
-Buffers grow with ``ndarray.resize`` (realloc / mremap for large blocks), so growing does not
-need a second full copy either; pass ``capacity`` when the pixel count is known in advance.
+Buffers grow by 25 % with ``ndarray.resize`` (realloc / mremap for large blocks), so growing
+needs no second full copy, only up to 25 % slack; pass ``capacity`` when the pixel count is known in advance.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def as_float32_scores(values: np.ndarray, what: str) -> np.ndarray:
 
 
 class GrowableArray:
-    """A 1-D array that grows in place (amortised doubling) without a full second copy.
+    """A 1-D array that grows in place (amortised, by 25 %) without a full second copy.
 
     Args:
         dtype: element type.
@@ -65,7 +65,8 @@ class GrowableArray:
         needed = self._size + values.size
         if needed > self._data.size:
             # refcheck=False is safe: no view of _data ever leaves this object before finish().
-            self._data.resize(max(needed, 2 * self._data.size), refcheck=False)
+            # Grow by 1/4: numpy zero-fills the new tail, so the slack is resident memory.
+            self._data.resize(max(needed, self._data.size + self._data.size // 4), refcheck=False)
         self._data[self._size : needed] = values
         self._size = needed
 
