@@ -1,0 +1,39 @@
+"""``aaclip-med evaluate``: metrics and reports from what ``aaclip-med infer --manifest`` wrote."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", required=True, help="JSON-lines manifest with labels and mask paths")
+    parser.add_argument("--dataset-root", required=True, help="folder the manifest paths are relative to")
+    parser.add_argument("--predictions", required=True, help="predictions folder written by 'aaclip-med infer'")
+    parser.add_argument("--out", required=True, help="folder for report.json, metrics.csv, report.html, report.md")
+    parser.add_argument("--protocol", choices=["paper", "deployment"], default="deployment",
+                        help="paper: per-class min-max over the test set (benchmarks only); "
+                             "deployment: scores as written, no test statistics (default)")
+    parser.add_argument("--dataset", default=None, help="dataset name for the comparison with published numbers")
+    parser.add_argument("--fpr-limit", type=float, default=0.3, help="FPR limit of AUPRO (default 0.3)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from aaclip_med.evaluation.evaluate import evaluate_predictions
+
+    report = evaluate_predictions(
+        args.manifest,
+        args.dataset_root,
+        args.predictions,
+        args.out,
+        protocol=args.protocol,
+        dataset=args.dataset,
+        fpr_limit=args.fpr_limit,
+    )
+    summary = {k: report[k] for k in ("protocol", "random_weights") if k in report}
+    summary["mean"] = report.get("mean")
+    print(json.dumps(summary, indent=2, default=str))
+    print(f"reports written to {args.out}")
+    return 0

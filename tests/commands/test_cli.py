@@ -1,0 +1,64 @@
+"""The dispatcher and the thin commands the lead owns (prepare, evaluate)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aaclip_med.cli import COMMANDS, main
+
+
+def test_help_lists_every_command(capsys):
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+
+
+def _png(path, value=128, size=8):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size), value, np.uint8)).save(path)
+
+
+def test_prepare_writes_mvtec_manifest_and_k_shot(tmp_path, capsys):
+    root = tmp_path / "mvtec"
+    for i in range(3):
+        _png(root / "bottle" / "test" / "good" / f"{i:03d}.png")
+        _png(root / "bottle" / "test" / "broken" / f"{i:03d}.png")
+        _png(root / "bottle" / "ground_truth" / "broken" / f"{i:03d}_mask.png", 255)
+    out = tmp_path / "out" / "test.jsonl"
+    assert main(["prepare", "mvtec", str(root), "--out", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 6 and {r["class_name"] for r in lines} == {"bottle"}
+    assert sum(r["label"] for r in lines) == 3
+    anomalous = [r for r in lines if r["label"] == 1.0]
+    assert all(r["mask_path"].startswith("bottle/ground_truth/broken/") for r in anomalous)
+    assert "wrote 6 records of 1 classes" in capsys.readouterr().out
+
+    shot = tmp_path / "out" / "2shot.jsonl"
+    assert main(["prepare", "mvtec", str(root), "--out", str(shot), "--shot", "2"]) == 0
+    picked = [json.loads(line) for line in shot.read_text().splitlines()]
+    assert sorted(r["label"] for r in picked) == [0.0, 1.0]
+
+
+def test_prepare_unknown_layout_is_a_clear_error(tmp_path, capsys):
+    assert main(["prepare", "imagenet", str(tmp_path), "--out", str(tmp_path / "m.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert "unknown dataset layout 'imagenet'" in err and "mvtec" in err
+    assert not (tmp_path / "m.jsonl").exists()
+
+
+def test_evaluate_missing_predictions_names_the_folder(tmp_path, capsys):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"image_path": "a.png", "label": 0.0, "class_name": "x", "mask_path": ""}) + "\n")
+    code = main(["evaluate", "--manifest", str(manifest), "--dataset-root", str(tmp_path),
+                 "--predictions", str(tmp_path / "nope"), "--out", str(tmp_path / "rep")])
+    assert code == 1
+    assert "nope" in capsys.readouterr().err
+
+
+def test_unknown_option_exits_with_usage():
+    with pytest.raises(SystemExit) as info:
+        main(["prepare", "--no-such-flag"])
+    assert info.value.code == 2
