@@ -1,0 +1,133 @@
+"""Dataset manifests: JSON lines, one sample a line, paths relative to a dataset root.
+
+Required keys: `image_path`, `label` (0.0 normal | 1.0 anomalous), `class_name`; `mask_path` may
+be "" or absent for normal images. Optional: `slice_index`, `modality`, `case_id`, `domain`.
+Files written by the authors' public AA-CLIP code have exactly the four base keys and load as
+they are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from os import PathLike
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from aaclip_med.keys import Keys
+
+from .errors import DataError
+
+__all__ = [
+    "REQUIRED_KEYS",
+    "read_manifest",
+    "write_manifest",
+    "validate_record",
+    "check_relative_path",
+    "check_classes",
+]
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_KEYS = (Keys.IMAGE_PATH, Keys.LABEL, Keys.CLASS_NAME)
+
+
+def check_relative_path(value: str, where: str) -> str:
+    """Return `value` if it is a path inside the dataset root, else raise a DataError.
+
+    Args:
+        value: the path as written in the manifest.
+        where: "file:line" used in the error.
+    """
+    posix, windows = PurePosixPath(value), PureWindowsPath(value)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive:
+        raise DataError(where, f"path {value!r} is absolute; manifest paths must be relative to the dataset root")
+    if ".." in posix.parts or ".." in windows.parts:
+        raise DataError(where, f"path {value!r} escapes the dataset root ('..')")
+    return value
+
+
+def validate_record(record: Mapping, where: str = "record") -> dict:
+    """Check one manifest record and return a normalised copy (float label, str mask_path).
+
+    Raises:
+        DataError: a required key is missing, the label is not 0/1, or a path is not relative.
+    """
+    missing = [str(k) for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise DataError(where, f"missing key(s) {missing}; a line needs {[str(k) for k in REQUIRED_KEYS]}")
+    out = dict(record)
+    try:
+        out[Keys.LABEL] = float(record[Keys.LABEL])
+    except (TypeError, ValueError):
+        out[Keys.LABEL] = None
+    if out[Keys.LABEL] not in (0.0, 1.0):
+        raise DataError(where, f"label must be 0 (normal) or 1 (anomalous), got {record[Keys.LABEL]!r}")
+    out[Keys.MASK_PATH] = record.get(Keys.MASK_PATH) or ""
+    for key in (Keys.IMAGE_PATH, Keys.MASK_PATH):
+        if out[key]:
+            check_relative_path(str(out[key]), where)
+    if not out[Keys.IMAGE_PATH]:
+        raise DataError(where, "image_path is empty")
+    return out
+
+
+def _parse_lines(text: str, path: Path) -> list[tuple[str, object]]:
+    if text.lstrip().startswith("["):  # a JSON array is accepted too
+        return [(f"{path}:item {n}", item) for n, item in enumerate(json.loads(text), 1)]
+    items = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                items.append((f"{path}:{n}", json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{n}", f"not valid JSON ({exc.msg})") from exc
+    return items
+
+
+def read_manifest(path: str | PathLike) -> list[dict]:
+    """Read and validate a manifest.
+
+    Raises:
+        DataError: missing/unreadable file, bad JSON or an invalid record (named by line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "manifest not found")
+    records = []
+    for where, item in _parse_lines(path.read_text(encoding="utf-8"), path):
+        if not isinstance(item, dict):
+            raise DataError(where, f"expected a JSON object, got {type(item).__name__}")
+        records.append(validate_record(item, where))
+    logger.info("read %d records from %s", len(records), path)
+    return records
+
+
+def write_manifest(records: Iterable[Mapping], path: str | PathLike) -> Path:
+    """Validate and write records as JSON lines, atomically (temporary file, then rename)."""
+    path = Path(path)
+    lines = [json.dumps(validate_record(r, f"record {n}"), ensure_ascii=False) for n, r in enumerate(records, 1)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + ("\n" if lines else ""))
+    os.replace(tmp, path)
+    logger.info("wrote %d records to %s", len(lines), path)
+    return path
+
+
+def check_classes(records: Iterable[Mapping], known_classes: Iterable[str], source: str | PathLike = "manifest") -> None:
+    """Raise when a class of the manifest has no text description.
+
+    Args:
+        records: manifest records.
+        known_classes: classes that have a description (from the prompt registry).
+        source: the manifest, named in the error.
+    """
+    known = set(known_classes)
+    unknown = sorted({str(r[Keys.CLASS_NAME]) for r in records} - known)
+    if unknown:
+        msg = f"class(es) {unknown} have no description; add one (e.g. 'scan') or use one of {sorted(known)}"
+        raise DataError(source, msg)

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from aaclip_med.data.dataset import ManifestDataset
+from aaclip_med.data.errors import DataError
+from aaclip_med.data.manifest import write_manifest
+from aaclip_med.data.pipeline import inference_transforms
+from aaclip_med.data.synthetic import write_nifti
+
+
+def _png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8)).save(path)
+
+
+def _rec(image, label, mask=""):
+    return {"image_path": image, "label": label, "class_name": "skin", "mask_path": mask}
+
+
+def test_images_masks_and_transform(tmp_path):
+    _png(tmp_path / "a.png", np.full((6, 8), 100))
+    _png(tmp_path / "b.png", np.full((6, 8, 3), 50))
+    mask = np.zeros((6, 8))
+    mask[2, 3] = 255
+    _png(tmp_path / "b_mask.png", mask)
+    path = write_manifest([_rec("a.png", 0), _rec("b.png", 1, "b_mask.png")], tmp_path / "m.jsonl")
+    ds = ManifestDataset(path, tmp_path, transform=inference_transforms("photo", 16, mask_key="mask"), known_classes={"skin"})
+    normal, anomalous = ds[0], ds[1]
+    assert tuple(normal["image"].shape) == (3, 16, 16) and float(normal["mask"].max()) == 0
+    assert float(anomalous["mask"].max()) == 1 and anomalous["class_name"] == "skin"
+
+
+def test_volume_slice_record(tmp_path):
+    data = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    write_nifti(tmp_path / "v.nii.gz", data)
+    ds = ManifestDataset([_rec("v.nii.gz", 0) | {"slice_index": 2}], tmp_path)
+    item = ds[0]
+    np.testing.assert_array_equal(item["image"][0].numpy(), data[:, :, 2])
+    assert item["image"].meta["slice_index"] == 2
+
+
+@pytest.mark.parametrize(
+    ("mask", "problem"),
+    [(np.zeros((5, 8)), "mask size"), (np.arange(48).reshape(6, 8), "mask is not binary")],
+)
+def test_bad_masks(tmp_path, mask, problem):
+    _png(tmp_path / "a.png", np.zeros((6, 8)))
+    _png(tmp_path / "m.png", mask)
+    with pytest.raises(DataError, match=f"m.png: {problem}"):
+        ManifestDataset([_rec("a.png", 1, "m.png")], tmp_path)[0]
+
+
+def test_missing_mask_and_unknown_class(tmp_path):
+    _png(tmp_path / "a.png", np.zeros((6, 8)))
+    with pytest.raises(DataError, match="gone.png: mask file not found"):
+        ManifestDataset([_rec("a.png", 1, "gone.png")], tmp_path)[0]
+    with pytest.raises(DataError, match="no description"):
+        ManifestDataset([_rec("a.png", 0)], tmp_path, known_classes={"bottle"})
