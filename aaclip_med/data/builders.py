@@ -9,6 +9,7 @@ paper's protocol; `split="train"` gives the normal training images where the lay
 from __future__ import annotations
 
 import csv
+import inspect
 import logging
 from collections.abc import Callable
 from os import PathLike
@@ -165,9 +166,15 @@ def build_manifest(dataset_name: str, root: str | PathLike, **options) -> list[d
     if dataset_name not in _LAYOUTS:
         msg = f"unknown dataset layout {dataset_name!r}; choose one of {list_dataset_layouts()}"
         raise ValueError(msg)
+    builder = _LAYOUTS[dataset_name]
+    accepted = [p for p in inspect.signature(builder).parameters if p != "root"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        msg = f"layout {dataset_name!r} takes no option(s) {unknown}; it accepts {accepted}"
+        raise ValueError(msg)
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, "dataset root is not a folder")
-    records = _LAYOUTS[dataset_name](root, **options)
+    records = builder(root, **options)
     logger.info("%s layout at %s: %d records", dataset_name, root, len(records))
     return records

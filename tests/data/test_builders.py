@@ -19,6 +19,8 @@ def test_layouts_listed_and_unknown():
     assert {"mvtec", "visa", "btad", "mpdd", "bmad", "polyp", "folder", "cohort"} <= set(list_dataset_layouts())
     with pytest.raises(ValueError, match="choose one of"):
         build_manifest("kvasirr", ".")
+    with pytest.raises(ValueError, match=r"takes no option\(s\) \['split'\]"):
+        build_manifest("polyp", ".", split="test")
 
 
 @pytest.mark.parametrize("name", ["mvtec", "mpdd"])
