@@ -96,6 +96,10 @@ def _all_descriptions() -> dict[str, str]:
     return merged
 
 
+def _fold(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
 def resolve_description(
     class_name: str,
     overrides: Mapping[str, str] | None = None,
@@ -111,6 +115,11 @@ def resolve_description(
     registry = get_descriptions(dataset) if dataset else _all_descriptions()
     if class_name in registry:
         return registry[class_name]
+    # Folder names vary between copies of a dataset ("CVC-ClinicDB", "clinicdb", "Brain_AD"):
+    # fall back to a match that ignores case, spaces, '-' and '_'.
+    folded = {_fold(name): text for name, text in registry.items()}
+    if _fold(class_name) in folded:
+        return folded[_fold(class_name)]
     msg = (
         f"No description for class {class_name!r}"
         + (f" in dataset {dataset!r}" if dataset else "")

@@ -56,3 +56,10 @@ def test_resolve_description_order_and_errors():
         resolve_description("alien")
     with pytest.raises(ValueError, match="available"):
         get_descriptions("nope")
+
+
+def test_folder_name_variants_resolve():
+    assert resolve_description("CVC-ClinicDB") == "colon endoscopy image"
+    assert resolve_description("cvc_300") == "colon endoscopy image"
+    assert resolve_description("brainmri", dataset="bmad") == "scan"
+    assert resolve_description("Metal_Nut", dataset="mvtec") == "silver metal nut"
