@@ -1,0 +1,95 @@
+"""Resumable training state: saved atomically with ``torch.save``, loaded with ``weights_only=True``.
+
+Everything stored is tensors and plain containers, so loading never unpickles code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aaclip_med.model import safe_torch_load
+
+__all__ = ["STATE_FORMAT", "capture_rng", "restore_rng", "save_train_state", "load_train_state",
+           "scheduler_state", "load_scheduler_state"]
+
+logger = logging.getLogger(__name__)
+
+STATE_FORMAT = 1
+
+
+def capture_rng() -> dict[str, Any]:
+    """Torch (CPU and CUDA), NumPy and Python RNG states as tensors and plain values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(state["torch"])
+    npy = state["numpy"]
+    np.random.set_state(("MT19937", npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["cached"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def scheduler_state(scheduler) -> dict[str, Any] | None:
+    """A scheduler's state with its ``Counter`` of milestones turned into a plain dict."""
+    if scheduler is None:
+        return None
+    state = dict(scheduler.state_dict())
+    if isinstance(state.get("milestones"), Counter):
+        state["milestones"] = dict(state["milestones"])
+    return state
+
+
+def load_scheduler_state(scheduler, state: dict[str, Any] | None) -> None:
+    if scheduler is None or state is None:
+        return
+    state = dict(state)
+    if isinstance(state.get("milestones"), dict):
+        state["milestones"] = Counter(state["milestones"])
+    scheduler.load_state_dict(state)
+
+
+def save_train_state(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``state`` to ``path`` through a temporary file and a rename (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save({**state, "format": STATE_FORMAT}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_train_state(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a state written by :func:`save_train_state` (``weights_only=True``)."""
+    state = safe_torch_load(path)
+    if not isinstance(state, dict) or "stage" not in state or state.get("format", 0) > STATE_FORMAT:
+        msg = (f"{str(path)!r} is not a training state of this aaclip-med version; "
+               "delete it (or pass --no-resume) to start the run afresh.")
+        raise ValueError(msg)
+    return state
