@@ -1,0 +1,10 @@
+"""The bundled sample data set and the one-command demo (``aaclip-med sample`` / ``aaclip-med demo``).
+
+The sample is built from real images that ship inside installed packages (pydicom, nibabel,
+scikit-image), with synthetic anomalies whose masks are exact, so a fresh machine can run the whole
+product - DICOM/NIfTI/images in, overlays and an evaluation report out - without any download.
+"""
+
+from .sample import SampleCase, build_sample_items, generate_sample
+
+__all__ = ["SampleCase", "build_sample_items", "generate_sample"]

@@ -1,0 +1,132 @@
+"""Byte-deterministic, atomic writers for the sample: DICOM series, NIfTI, PNG, JSON.
+
+Deterministic means the same arrays give the same bytes: DICOM UIDs are derived from a seed (not
+from time or a random source), gzip headers carry no timestamp, and nothing depends on the clock.
+Each file is written under a temporary name in its folder and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+__all__ = ["write_bytes_atomic", "write_json", "write_png", "write_nifti_gz", "write_ct_series", "series_affine_ras", "ANONYMOUS"]
+
+ANONYMOUS = "ANON"  # PatientName and PatientID of every generated DICOM file
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: Path, obj) -> Path:
+    return write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def write_png(path: Path, array: np.ndarray) -> Path:
+    """Write a (H, W) or (H, W, 3) uint8 array as PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def write_nifti_gz(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
+    """Write a ``.nii.gz`` whose gzip header has no timestamp, so equal inputs give equal bytes."""
+    image = nib.Nifti1Image(np.asarray(data), np.asarray(affine, float))
+    image.header.set_xyzt_units("mm", "sec")
+    return write_bytes_atomic(path, gzip.compress(image.to_bytes(), mtime=0))
+
+
+def series_affine_ras(
+    origin_lps: np.ndarray, row_dir: np.ndarray, col_dir: np.ndarray, spacing: tuple[float, float], step: float
+) -> np.ndarray:
+    """4x4 RAS affine of a series stored as an array (row, column, slice).
+
+    Args:
+        origin_lps: ImagePositionPatient of the first slice (LPS, mm).
+        row_dir, col_dir: the two direction cosines of ImageOrientationPatient (LPS).
+        spacing: PixelSpacing (between rows, between columns), mm.
+        step: distance between consecutive slices along ``row_dir x col_dir``, mm.
+    """
+    lps = np.eye(4)
+    # moving down one row goes along col_dir; moving right one column goes along row_dir
+    lps[:3, 0] = np.asarray(col_dir, float) * spacing[0]
+    lps[:3, 1] = np.asarray(row_dir, float) * spacing[1]
+    lps[:3, 2] = np.cross(row_dir, col_dir) * step
+    lps[:3, 3] = origin_lps
+    return _LPS_TO_RAS @ lps
+
+
+def _ct_slice(pixels: np.ndarray, number: int, position: np.ndarray, geometry: dict, uids: dict) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = uids["instances"][number - 1]
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = uids["study"], uids["series"], uids["frame"]
+    # neutral identifiers only: nothing of the source file's patient is carried over
+    ds.PatientName, ds.PatientID, ds.PatientSex = ANONYMOUS, ANONYMOUS, "O"
+    ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", 1, number
+    ds.Modality, ds.StudyDescription = "CT", "aaclip-med sample (synthetic lesion)"
+    ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
+    ds.ImagePositionPatient = [round(float(v), 4) for v in position]
+    ds.ImageOrientationPatient = [float(v) for v in np.concatenate([geometry["row_dir"], geometry["col_dir"]])]
+    ds.PixelSpacing = [float(v) for v in geometry["spacing"]]
+    ds.SliceThickness = ds.SpacingBetweenSlices = float(geometry["step"])
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024.0, 1.0, "HU"
+    ds.WindowCenter, ds.WindowWidth = 40.0, 400.0
+    ds.PixelData = (pixels.astype(np.int32) + 1024).astype(np.int16).tobytes()
+    return ds
+
+
+def write_ct_series(folder: Path, hu: np.ndarray, geometry: dict, seed: int) -> list[Path]:
+    """Write (slices, rows, columns) HU values as one axial CT series, one file per slice.
+
+    Args:
+        folder: output folder (created).
+        hu: int16 Hounsfield units.
+        geometry: ``origin`` (LPS mm of slice 0), ``row_dir``, ``col_dir``, ``spacing`` (row, column
+            mm) and ``step`` (mm between slices along the normal).
+        seed: UIDs are derived from it, so a re-run writes identical files.
+
+    Returns:
+        The file paths in slice order.
+    """
+    normal = np.cross(geometry["row_dir"], geometry["col_dir"])
+    entropy = ["aaclip-med sample", str(seed)]
+    uids = {key: generate_uid(entropy_srcs=[*entropy, key]) for key in ("study", "series", "frame")}
+    uids["instances"] = [generate_uid(entropy_srcs=[*entropy, "instance", str(k)]) for k in range(len(hu))]
+    paths = []
+    for k, pixels in enumerate(hu):
+        position = np.asarray(geometry["origin"], float) + k * geometry["step"] * normal
+        buffer = io.BytesIO()
+        _ct_slice(pixels, k + 1, position, geometry, uids).save_as(buffer, enforce_file_format=True)
+        paths.append(write_bytes_atomic(Path(folder) / f"IM{k + 1:04d}.dcm", buffer.getvalue()))
+    return paths
