@@ -1,0 +1,106 @@
+"""Write everything of one case: overlays, PNGs, DICOM objects, its score rows.
+
+File layout in the output folder (``<case>`` = case ID from the input's file/folder name):
+
+- volumes and 2D DICOM/NIfTI: ``<case>_anomaly.nii.gz`` (float32 map on the source grid) and, with a
+  threshold, ``<case>_anomaly_mask.nii.gz`` (uint8);
+- plain images: ``<case>_heatmap.png`` and ``<case>_blend.png`` at the original size;
+- DICOM sources with ``dicom=True``: ``<case>_seg.dcm`` (binary SEG; needs a threshold) and
+  ``<case>_pmap.dcm`` (float Parametric Map);
+- ``<case>_scores.json``: case score and per-slice scores.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from monai.data import MetaTensor
+
+from aaclip_med.data.loading import INTENSITY_MAX
+from aaclip_med.inference.calibration import ClassCalibration
+from aaclip_med.inference.sources import Case
+from aaclip_med.inference.volume import CaseResult
+from aaclip_med.inference.writers import (
+    write_blend_png,
+    write_heatmap_png,
+    write_json,
+    write_nifti_mask,
+    write_nifti_overlay,
+)
+from aaclip_med.inference.writers.png import image_to_rgb8
+
+__all__ = ["OutputOptions", "write_case_outputs", "score_rows"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What to write for each case.
+
+    Attributes:
+        threshold: raw map value at or above which a voxel is anomalous (mask, SEG); None: no mask.
+        dicom: also write DICOM SEG / Parametric Map for DICOM sources (needs highdicom).
+    """
+
+    threshold: float | None = None
+    dicom: bool = False
+
+
+def score_rows(case: Case, result: CaseResult, calibration: ClassCalibration | None, class_name: str) -> tuple[dict, list[dict]]:
+    """(case row, slice rows) with raw scores and, when calibrated, z-scores and normal percentiles."""
+    slices = []
+    for s in result.slices:
+        row = {"case_id": case.case_id, "slice_index": s.slice_index, "image_score": s.image_score,
+               "global_score": s.global_score, "map_max": s.map_max}
+        if calibration is not None:
+            row |= {"calibrated_z": calibration.z(s.image_score), "normal_percentile": calibration.percentile(s.image_score)}
+        slices.append(row)
+    best = max(result.slices, key=lambda s: s.image_score)
+    case_row = {"case_id": case.case_id, "source": str(case.path), "class_name": class_name,
+                "n_slices": len(result.slices), "case_score": best.image_score, "max_slice": best.slice_index}
+    if calibration is not None:
+        case_row |= {"calibrated_z": calibration.z(best.image_score), "normal_percentile": calibration.percentile(best.image_score)}
+    return case_row, slices
+
+
+def _write_png(case: Case, image: MetaTensor, score_map: np.ndarray, out_dir: Path) -> list[Path]:
+    rgb = image_to_rgb8(image, image.meta.get(INTENSITY_MAX))
+    return [write_heatmap_png(score_map, out_dir / f"{case.case_id}_heatmap.png"),
+            write_blend_png(rgb, score_map, out_dir / f"{case.case_id}_blend.png")]
+
+
+def _write_dicom(case: Case, score_map: MetaTensor, options: OutputOptions, out_dir: Path) -> list[Path]:
+    from aaclip_med.inference.writers.dicom_pmap import write_parametric_map
+    from aaclip_med.inference.writers.dicom_seg import write_segmentation
+
+    files = list(case.files) or [case.path]
+    volume = np.asarray(score_map[0], dtype=np.float32)  # (rows, columns[, slices])
+    written = [write_parametric_map(volume, files, out_dir / f"{case.case_id}_pmap.dcm")]
+    if options.threshold is None:
+        logger.warning("%s: no --threshold, so no DICOM SEG (the Parametric Map is written)", case.case_id)
+    else:
+        written.append(write_segmentation(volume >= options.threshold, files, out_dir / f"{case.case_id}_seg.dcm"))
+    return written
+
+
+def write_case_outputs(
+    case: Case, image: MetaTensor, result: CaseResult, out_dir: Path, options: OutputOptions, rows: tuple[dict, list[dict]]
+) -> list[Path]:
+    """Write the case's files (see module docstring); returns their paths."""
+    score_map = result.anomaly_map
+    if case.kind == "image":
+        written = _write_png(case, image, np.asarray(score_map[0]), out_dir)
+    else:
+        written = [write_nifti_overlay(score_map, score_map.affine, out_dir / f"{case.case_id}_anomaly.nii.gz")]
+        if options.threshold is not None:
+            path = out_dir / f"{case.case_id}_anomaly_mask.nii.gz"
+            written.append(write_nifti_mask(score_map, score_map.affine, options.threshold, path))
+        if options.dicom and case.kind in ("dicom", "dicom_series"):
+            written += _write_dicom(case, score_map, options, out_dir)
+    case_row, slice_rows = rows
+    written.append(write_json(out_dir / f"{case.case_id}_scores.json", {"case": case_row, "slices": slice_rows}))
+    return written

@@ -1,0 +1,127 @@
+"""Manifest runs: the predictions directory that ``aaclip-med evaluate`` reads (docs/dev/interfaces.md).
+
+``maps/NNNNNN.npy`` holds the raw float32 (H, W) map of manifest line NNNNNN (0-based) at the
+source slice's native size, which is the ground-truth mask's size (the data layer refuses masks of
+another size). Lines sharing a source are predicted together (a volume is loaded once). Per line,
+``records/NNNNNN.json`` (its predictions.jsonl entry) is written after its map and serves as the
+done-marker for resume; rank 0 finally writes ``predictions.jsonl`` in manifest order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from aaclip_med.data.loading import load_image
+from aaclip_med.data.slicing import SliceVolume
+from aaclip_med.inference.atomic import atomic_path, remove_stale_temporaries, write_text_atomic
+from aaclip_med.inference.distributed import DistInfo, barrier, gather_objects, shard
+from aaclip_med.inference.errors import short_error
+from aaclip_med.inference.predictor import Predictor
+from aaclip_med.inference.prefetch import prefetch
+from aaclip_med.keys import Keys
+
+__all__ = ["run_manifest", "group_records"]
+
+logger = logging.getLogger(__name__)
+
+
+def group_records(records: list[dict]) -> list[tuple[str, list[int]]]:
+    """(image_path, manifest indices) for each source, in first-appearance order."""
+    groups: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        groups.setdefault(str(record[Keys.IMAGE_PATH]), []).append(index)
+    return list(groups.items())
+
+
+class _GroupLoader:
+    """Picklable loader of one group's source and the slices its lines ask for."""
+
+    def __init__(self, root: Path, records: list[dict]) -> None:
+        self.root, self.records = root, records
+
+    def __call__(self, group: tuple[str, list[int]]) -> list:
+        image_path, indices = group
+        image = load_image(self.root / image_path)
+        if image.ndim == 3:
+            return [image] * len(indices)
+        slice_indices = [self.records[i].get(Keys.SLICE_INDEX) for i in indices]
+        if any(s is None for s in slice_indices):
+            raise ValueError(f"{self.root / image_path}: a volume needs 'slice_index' on every manifest line.")
+        return SliceVolume()(image, indices=[int(s) for s in slice_indices])
+
+
+def _line(index: int, record: Mapping, scores: tuple[float, float, float], domain: str) -> dict:
+    return {"index": index, "image_path": record[Keys.IMAGE_PATH], "mask_path": record.get(Keys.MASK_PATH) or "",
+            "class_name": record[Keys.CLASS_NAME], "label": record[Keys.LABEL], "image_score": scores[0],
+            "global_score": scores[1], "map_max": scores[2], "map_path": f"maps/{index:06d}.npy", "domain": domain}
+
+
+def _predict_group(predictor: Predictor, records: list[dict], indices: list[int], slices: list, out_dir: Path, descriptions: Mapping[str, str]) -> None:
+    for index, image in zip(indices, slices, strict=True):  # lines may differ in class, modality, domain
+        record = records[index]
+        domain = record.get(Keys.DOMAIN) or predictor.domain
+        out = predictor.predict_slices([image], descriptions[record[Keys.CLASS_NAME]], record.get(Keys.MODALITY), domain)
+        with atomic_path(out_dir / "maps" / f"{index:06d}.npy") as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, out.maps[0].astype(np.float32), allow_pickle=False)
+        line = _line(index, record, (float(out.image_score[0]), float(out.global_score[0]), float(out.map_max[0])), str(domain))
+        write_text_atomic(out_dir / "records" / f"{index:06d}.json", json.dumps(line))
+
+
+def _record_done(out_dir: Path, index: int) -> bool:
+    return (out_dir / "records" / f"{index:06d}.json").is_file()
+
+
+def run_manifest(
+    predictor: Predictor, records: list[dict], root: Path, out_dir: Path, descriptions: Mapping[str, str],
+    info: DistInfo, workers: int = 0,
+) -> dict:
+    """Predict every manifest line (this rank's share of sources); rank 0 writes predictions.jsonl.
+
+    Args:
+        descriptions: class name -> description for every class of the manifest.
+
+    Returns:
+        Summary {"total", "done", "skipped", "failed", "out_dir"} counted in sources (groups).
+    """
+    if info.is_main:
+        remove_stale_temporaries(out_dir)
+    barrier(info)
+    groups = shard(group_records(records), info)
+    todo = [g for g in groups if not all(_record_done(out_dir, i) for i in g[1])]
+    status = {"done": 0, "skipped": len(groups) - len(todo), "failed": []}
+    loader = _GroupLoader(root, records)
+    for (image_path, indices), slices, error in tqdm(prefetch(todo, loader, workers), total=len(todo), desc="infer", unit="source", disable=None):
+        try:
+            if error is not None:
+                raise error
+            _predict_group(predictor, records, indices, slices, out_dir, descriptions)
+            status["done"] += 1
+        except Exception as err:  # noqa: BLE001 - logged, the run goes on
+            logger.error("source %s failed: %s", root / image_path, short_error(err))
+            status["failed"].append({"image_path": image_path, "error": short_error(err)})
+    parts = gather_objects(status, info)
+    summary = {"total": len(group_records(records)), "done": sum(p["done"] for p in parts),
+               "skipped": sum(p["skipped"] for p in parts), "failed": [f for p in parts for f in p["failed"]],
+               "out_dir": str(out_dir)}
+    if info.is_main:
+        _merge(out_dir, len(records))
+    barrier(info)
+    return summary
+
+
+def _merge(out_dir: Path, count: int) -> None:
+    """Write predictions.jsonl when every line has a record (else leave it out: evaluate would fail)."""
+    missing = [i for i in range(count) if not _record_done(out_dir, i)]
+    if missing:
+        logger.error("%d manifest line(s) have no prediction (first: %d); predictions.jsonl not written, re-run to resume",
+                     len(missing), missing[0])
+        return
+    lines = [(out_dir / "records" / f"{i:06d}.json").read_text(encoding="utf-8").strip() for i in range(count)]
+    write_text_atomic(out_dir / "predictions.jsonl", "\n".join(lines) + "\n")

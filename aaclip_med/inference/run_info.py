@@ -1,0 +1,51 @@
+"""``run.json``: what produced the outputs (backbone, weights hashes, settings), for reports and audits."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from torch import nn
+
+__all__ = ["sha256_file", "run_record"]
+
+_RANDOM = {"random", "none", ""}
+
+
+def sha256_file(path: str | os.PathLike | None) -> str | None:
+    """Hex sha256 of a file, or None when there is no file."""
+    if not path or not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _version() -> str | None:
+    try:
+        return metadata.version("aaclip-med")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def run_record(model: nn.Module, weights: str | None, settings: dict) -> dict:
+    """The run.json content: model identity (names, sha256 of weight files) plus ``settings``."""
+    config = getattr(model, "config", None)
+    pretrained = getattr(config, "pretrained", None)
+    return {
+        "backbone": getattr(config, "backbone", None),
+        "image_size": getattr(config, "image_size", None),
+        "pretrained": pretrained,
+        "pretrained_sha256": sha256_file(pretrained),
+        "random_weights": pretrained is None or str(pretrained).lower() in _RANDOM,
+        "weights": str(weights) if weights else None,
+        "weights_sha256": sha256_file(weights),
+        "aaclip_med_version": _version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **settings,
+    }

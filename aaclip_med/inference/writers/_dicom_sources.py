@@ -1,0 +1,85 @@
+"""Shared by the DICOM writers: lazy highdicom import, source datasets and frame layout.
+
+What is copied from the source: highdicom builds the derived objects from the source images and
+copies the modules the standard requires to file them with the source study: Patient (PatientName,
+PatientID, PatientBirthDate, PatientSex), General Study (StudyInstanceUID, StudyDate/Time,
+AccessionNumber, ReferringPhysicianName, StudyID), Frame of Reference, and references to the
+source SOP instances. We add nothing from the source beyond what highdicom takes; output file
+names come from the case ID (the input's file/folder name), never from these attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+__all__ = ["import_highdicom", "read_sources", "frames", "DEVICE"]
+
+DEVICE = {
+    "manufacturer": "aaclip-med",
+    "manufacturer_model_name": "AA-CLIP zero-shot anomaly detection",
+    "device_serial_number": "0",
+}
+
+
+def import_highdicom():
+    """highdicom, or an ImportError that says how to install it."""
+    try:
+        import highdicom
+    except ImportError as err:
+        raise ImportError("DICOM outputs need highdicom: pip install 'aaclip-med[dicom]'") from err
+    return highdicom
+
+
+def software_version() -> str:
+    try:
+        return metadata.version("aaclip-med")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# Type 2 attributes (present, may be empty) that highdicom copies; exports and anonymisers often
+# drop them, so missing ones are added *empty* to the in-memory copy (never with invented values).
+_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+          "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+def read_sources(files: Sequence[Path]) -> list[pydicom.Dataset]:
+    """The source datasets in slice order (the order the volume was stacked in)."""
+    sources = [pydicom.dcmread(str(f)) for f in files]
+    for ds in sources:
+        for keyword in _TYPE2:
+            if keyword not in ds:
+                setattr(ds, keyword, "")
+    _fill_slice_thickness(sources)
+    return sources
+
+
+def _fill_slice_thickness(sources: Sequence[pydicom.Dataset]) -> None:
+    """highdicom reads SliceThickness (type 2 in CT/MR) to build the pixel measures; where an export
+    dropped it, the in-memory copy gets the distance between slice positions (1 mm for one slice)."""
+    if all(getattr(ds, "SliceThickness", None) not in (None, "") for ds in sources):
+        return
+    thickness = 1.0
+    if len(sources) > 1 and "ImagePositionPatient" in sources[0] and "ImagePositionPatient" in sources[1]:
+        step = np.subtract(sources[1].ImagePositionPatient, sources[0].ImagePositionPatient)
+        thickness = float(np.linalg.norm(step)) or 1.0
+    for ds in sources:
+        if getattr(ds, "SliceThickness", None) in (None, ""):
+            ds.SliceThickness = thickness
+
+
+def frames(volume: np.ndarray, count: int) -> np.ndarray:
+    """(rows, columns[, slices]) map -> (frames, rows, columns) in source order.
+
+    Raises:
+        ValueError: the slice count differs from the number of source files.
+    """
+    stack = volume[None] if volume.ndim == 2 else np.moveaxis(volume, -1, 0)
+    if stack.shape[0] != count:
+        raise ValueError(f"map has {stack.shape[0]} slices but the series has {count} source files")
+    return np.ascontiguousarray(stack)
