@@ -99,6 +99,7 @@ def _step_fn(parts: StageParts, loss_fn: Callable, autocast: Callable) -> Callab
         optimizer.zero_grad(set_to_none=True)
         with autocast():
             losses = loss_fn(batch)
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step uses (logged before scheduling)
         (scaler.scale(losses["loss"]) if scaler else losses["loss"]).backward()
         all_reduce_gradients(parts.params, parts.ctx)
         if scaler:
@@ -109,7 +110,7 @@ def _step_fn(parts: StageParts, loss_fn: Callable, autocast: Callable) -> Callab
         if parts.scheduler is not None:
             parts.scheduler.step()
         out = {k: float(v.detach()) for k, v in losses.items()}
-        out["lr"] = optimizer.param_groups[0]["lr"]
+        out["lr"] = lr
         return out
 
     return step

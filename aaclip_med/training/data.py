@@ -1,0 +1,64 @@
+"""The real-data hook: a manifest (optionally k-shot) -> training samples, transforms, validation set."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from os import PathLike
+
+from aaclip_med.keys import Keys
+
+__all__ = ["manifest_training_data"]
+
+logger = logging.getLogger(__name__)
+
+
+def manifest_training_data(
+    manifest: str | PathLike,
+    dataset_root: str | PathLike,
+    image_size: int,
+    modality: str | dict = "photo",
+    shot: int | None = None,
+    seed: int = 0,
+    val_manifest: str | PathLike | None = None,
+    val_root: str | PathLike | None = None,
+) -> tuple[object, Callable[[int], Callable], object | None]:
+    """Datasets for :func:`aaclip_med.training.run_training` from manifest files.
+
+    Args:
+        manifest: training manifest (JSON lines, paths relative to ``dataset_root``).
+        dataset_root: root of the training images and masks.
+        image_size: S, the network's input side in pixels.
+        modality: preprocessing preset (see ``aaclip_med.data.modality``).
+        shot: keep k samples per class (half normal, half anomalous), drawn with ``seed``.
+        seed: seed of the k-shot draw (augmentation is seeded by the training run).
+        val_manifest: optional validation manifest (never the test set).
+        val_root: its root (default ``dataset_root``).
+
+    Returns:
+        (loaded but unaugmented training samples, ``stage -> training transform``, validation samples
+        preprocessed for inference or None).
+    """
+    from aaclip_med.data.dataset import ManifestDataset
+    from aaclip_med.data.kshot import sample_k_shot
+    from aaclip_med.data.manifest import read_manifest
+    from aaclip_med.data.pipeline import inference_transforms, training_transforms
+
+    records = read_manifest(manifest)
+    if shot is not None:
+        records = sample_k_shot(records, shot, seed=seed)
+    logger.info("Training on %d samples of %s%s", len(records), manifest, f" ({shot}-shot)" if shot else "")
+    train = ManifestDataset(records, dataset_root, transform=None, with_mask=True)
+
+    def transform(stage: int) -> Callable:
+        return training_transforms(modality, image_size, stage=stage, seed=seed)
+
+    val = None
+    if val_manifest is not None:
+        val = ManifestDataset(
+            val_manifest,
+            val_root or dataset_root,
+            transform=inference_transforms(modality, image_size, mask_key=Keys.MASK),
+            with_mask=True,
+        )
+    return train, transform, val
