@@ -1,0 +1,147 @@
+"""Throughput of loading and preprocessing (slices per second) for DICOM series and NIfTI volumes.
+
+Usage::
+
+    python benchmarks/data_loading.py                      # reduced: 4 cases of 256 x 256 x 16
+    python benchmarks/data_loading.py --side 512 --slices 64 --cases 4 --workers 0 2 4
+
+Synthetic cases are written to a temporary folder with :mod:`aaclip_med.data.synthetic` (a CT
+series, one DICOM file per slice, shuffled; a NIfTI volume with an oblique affine). Measured:
+
+- ``load``: :func:`aaclip_med.data.load_image` alone (decode + geometry), in the main process;
+- ``load+preprocess``: load, :class:`~aaclip_med.data.SliceVolumed`, then
+  :func:`~aaclip_med.data.inference_transforms` (modality preset, 3 channels, bicubic resize to
+  S x S, CLIP normalisation) on every slice, through a ``torch.utils.data.DataLoader`` with
+  0 (main process) or N worker processes, one case per item.
+
+Prints one JSON line per measurement, then a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import emit, host_info, print_table
+from torch.utils.data import DataLoader, Dataset
+
+from aaclip_med.data import SliceVolumed, inference_transforms, load_image
+from aaclip_med.data.synthetic import write_dicom_series, write_nifti
+from aaclip_med.keys import Keys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--side", type=int, default=256, help="in-plane size of the synthetic slices")
+    parser.add_argument("--slices", type=int, default=16, help="slices per case")
+    parser.add_argument("--cases", type=int, default=4, help="cases per format")
+    parser.add_argument("--image-size", type=int, default=518, help="model input side S")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--formats", nargs="+", default=["dicom", "nifti"], choices=["dicom", "nifti"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jsonl", type=Path, default=None)
+    return parser.parse_args(argv)
+
+
+def synthetic_volume(side: int, slices: int, seed: int) -> np.ndarray:
+    """(D, H, W) int16 HU: air around a soft-tissue ellipse with brighter blobs and noise."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.meshgrid(np.linspace(-1, 1, slices), np.linspace(-1, 1, side), np.linspace(-1, 1, side), indexing="ij")
+    body = (x / 0.8) ** 2 + (y / 0.6) ** 2 < 1.0
+    volume = np.where(body, 40.0, -1000.0) + rng.normal(0, 15, body.shape)
+    volume += 200.0 * np.exp(-((x - 0.2) ** 2 + (y + 0.1) ** 2 + z**2) / 0.02)
+    return volume.astype(np.int16)
+
+
+def write_cases(root: Path, fmt: str, args: argparse.Namespace) -> list[Path]:
+    """``args.cases`` synthetic cases of ``fmt``; returns the path to load for each."""
+    paths = []
+    for case in range(args.cases):
+        volume = synthetic_volume(args.side, args.slices, args.seed + case)  # (D, H, W)
+        if fmt == "dicom":
+            folder = root / f"dicom_{case}"
+            write_dicom_series(folder, volume, shuffle_seed=case)
+            paths.append(folder)
+        else:
+            paths.append(write_nifti(root / f"case_{case}.nii.gz", np.transpose(volume, (2, 1, 0))))  # (X, Y, Z)
+    return paths
+
+
+class CaseSlices(Dataset):
+    """One item per case: load, cut into slices, preprocess each; returns (N, 3, S, S) float32."""
+
+    def __init__(self, paths: list[Path], image_size: int) -> None:
+        self.paths = paths
+        self.slicer = SliceVolumed(Keys.IMAGE)
+        self.preprocess = inference_transforms("ct", image_size=image_size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        volume = load_image(self.paths[index])
+        slices = self.slicer({Keys.IMAGE: volume})
+        return torch.stack([torch.as_tensor(self.preprocess(s)[Keys.IMAGE]) for s in slices])
+
+
+def measure_load(fmt: str, paths: list[Path], slices: int) -> dict:
+    load_image(paths[0])  # first call pays imports and reader set-up
+    start = time.perf_counter()
+    for path in paths:
+        load_image(path)
+    elapsed = time.perf_counter() - start
+    total = slices * len(paths)
+    return {"kind": "data", "format": fmt, "stage": "load", "workers": 0, "slices": total,
+            "seconds": elapsed, "slices_per_s": total / elapsed}
+
+
+def warm_up(dataset: CaseSlices) -> None:
+    """Preprocess one slice untimed: first calls pay lazy imports and kernel set-up (workers fork warm)."""
+    volume = load_image(dataset.paths[0])
+    first = dataset.slicer({Keys.IMAGE: volume})[0]
+    dataset.preprocess(first)
+
+
+def measure_pipeline(fmt: str, paths: list[Path], args: argparse.Namespace, workers: int) -> dict:
+    dataset = CaseSlices(paths, args.image_size)
+    warm_up(dataset)
+    loader = DataLoader(dataset, batch_size=None, num_workers=workers, persistent_workers=False)
+    start = time.perf_counter()
+    total, shape = 0, None
+    for batch in loader:  # (N, 3, S, S) per case
+        total += batch.shape[0]
+        shape = list(batch.shape[1:])
+    elapsed = time.perf_counter() - start
+    return {"kind": "data", "format": fmt, "stage": "load+preprocess", "workers": workers, "slices": total,
+            "seconds": elapsed, "slices_per_s": total / elapsed, "slice_shape": shape,
+            "source": f"{args.side}x{args.side}x{args.slices}"}
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    emit({"kind": "host", **host_info(torch.device("cpu"))}, args.jsonl)
+    records = []
+    with tempfile.TemporaryDirectory(prefix="aaclip_bench_") as tmp:
+        for fmt in args.formats:
+            paths = write_cases(Path(tmp), fmt, args)
+            records.append(measure_load(fmt, paths, args.slices))
+            emit(records[-1], args.jsonl)
+            for workers in args.workers:
+                records.append(measure_pipeline(fmt, paths, args, workers))
+                emit(records[-1], args.jsonl)
+    print()
+    print_table(records, ["format", "stage", "workers", "slices", "seconds", "slices_per_s"])
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
