@@ -5,9 +5,9 @@ Layout written by :func:`generate_sample` (paths in the manifest are relative to
     manifest.jsonl        one line per image or per slice (interfaces.md), ground truth
     descriptions.json     class name -> text description used for the prompts
     README.txt            provenance of every file
-    ct/series/IM*.dcm     CT study as a DICOM series (pixels of pydicom's CT_small.dcm)
+    ct/ct_study/IM*.dcm   CT study as a DICOM series (pixels of pydicom's CT_small.dcm)
     ct/mask.nii.gz        lesion mask on the series grid, array (row, column, slice)
-    mri/t1.nii.gz         MR volume (nibabel's anatomical.nii), mri/mask.nii.gz its lesion mask
+    mri/mri_t1.nii.gz     MR volume (nibabel's anatomical.nii), mri/mask.nii.gz its lesion mask
     retina/images/*.png   fundus photos; retina/masks/*.png masks of the anomalous ones
     <texture>/images/*.png, <texture>/masks/*.png   brick, grass, gravel tiles with defects
 
@@ -121,7 +121,7 @@ def _ct_case(size: SampleSize, rng: np.random.Generator) -> SampleCase:
                 "col_dir": np.array([0.0, 1.0, 0.0]), "spacing": ct.pixel_spacing, "step": ct.slice_step}
     affine = series_affine_ras(geometry["origin"], geometry["row_dir"], geometry["col_dir"], ct.pixel_spacing, ct.slice_step)
     return SampleCase("ct_study", "ct", "dicom_series", "ct", Domain.MEDICAL, clean, planted.image, planted.mask,
-                      "ct/series", "ct/mask.nii.gz", affine, geometry, planted.kind)
+                      "ct/ct_study", "ct/mask.nii.gz", affine, geometry, planted.kind)
 
 
 def _mr_case(size: SampleSize, rng: np.random.Generator) -> SampleCase:
@@ -129,7 +129,7 @@ def _mr_case(size: SampleSize, rng: np.random.Generator) -> SampleCase:
     delta = 0.6 * float(np.percentile(mr.data, 99))  # bright, like a T2/FLAIR hyperintensity
     planted = _volume_lesion(mr.data, rng, delta=delta, radius_frac=0.1)
     return SampleCase("mri_t1", "mri", "nifti", "mri", Domain.MEDICAL, mr.data, planted.image, planted.mask,
-                      "mri/t1.nii.gz", "mri/mask.nii.gz", mr.affine, {}, planted.kind)
+                      "mri/mri_t1.nii.gz", "mri/mask.nii.gz", mr.affine, {}, planted.kind)
 
 
 def _retina_cases(size: SampleSize, rng: np.random.Generator) -> list[SampleCase]:

@@ -72,7 +72,7 @@ def test_dataset_loads_every_record_with_aligned_mask(small_sample):
 
 def test_ct_series_geometry_matches_mask_grid(small_sample):
     root = small_sample.parent
-    folder = root / "ct" / "series"
+    folder = root / "ct" / "ct_study"
     reader = sitk.ImageSeriesReader()
     files = reader.GetGDCMSeriesFileNames(str(folder))
     reader.SetFileNames(files)
@@ -96,14 +96,14 @@ def test_ct_series_geometry_matches_mask_grid(small_sample):
 
 def test_mri_mask_shares_the_volume_grid(small_sample):
     root = small_sample.parent
-    image, mask = nib.load(root / "mri" / "t1.nii.gz"), nib.load(root / "mri" / "mask.nii.gz")
+    image, mask = nib.load(root / "mri" / "mri_t1.nii.gz"), nib.load(root / "mri" / "mask.nii.gz")
     assert image.shape == mask.shape
     np.testing.assert_array_equal(image.affine, mask.affine)
 
 
 @pytest.mark.parametrize("needle", [b"CompressedSamples", b"1CT1", b"ABCD1234", b"JFK", b"RHAPSODE"])
 def test_no_patient_identifier_of_the_source_file(small_sample, needle):
-    for path in (small_sample.parent / "ct" / "series").iterdir():
+    for path in (small_sample.parent / "ct" / "ct_study").iterdir():
         assert needle not in path.read_bytes(), path
         header = pydicom.dcmread(path)
         assert str(header.PatientName) == "ANON" and header.PatientID == "ANON"
