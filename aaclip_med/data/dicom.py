@@ -59,6 +59,11 @@ def read_dicom_header(path: str | PathLike, defer_pixels: bool = False) -> pydic
         raise DataError(path, f"not a readable DICOM file ({exc})") from exc
 
 
+def _has_dicom_magic(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(132)[128:] == b"DICM"
+
+
 def slice_position(header: pydicom.Dataset) -> float:
     """Position (mm) of a slice along the normal of its image plane.
 
@@ -94,7 +99,10 @@ def find_dicom_series(folder: str | PathLike, recursive: bool = False) -> list[D
         try:
             header = read_dicom_header(path)
         except DataError as exc:
-            logger.debug("skipping non-DICOM file %s (%s)", path, exc.problem)
+            if _has_dicom_magic(path):  # a DICOM file cut short: its series will lack a slice
+                logger.warning("skipping unreadable DICOM file %s (%s)", path, exc.problem)
+            else:
+                logger.debug("skipping non-DICOM file %s (%s)", path, exc.problem)
             continue
         uid = str(getattr(header, "SeriesInstanceUID", "") or "unknown")
         groups.setdefault(uid, []).append((slice_position(header), path))

@@ -10,6 +10,7 @@ volumes, float32, with `affine` (RAS, mm) and `filename_or_obj` in its meta. DIC
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Hashable, Mapping
 from os import PathLike
 from pathlib import Path
@@ -26,7 +27,9 @@ from .dicom import read_dicom_header
 from .errors import DataError
 from .readers import DicomSeriesReader
 
-__all__ = ["LoadSource", "LoadSourced", "load_image", "source_kind", "check_finite", "INTENSITY_MAX"]
+__all__ = [
+    "LoadSource", "LoadSourced", "load_image", "source_kind", "check_finite", "INTENSITY_MAX", "DEFAULT_MAX_PIXELS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,10 @@ INTENSITY_MAX = "intensity_max"
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _NIFTI_SUFFIXES = (".nii", ".nii.gz", ".img", ".hdr")
 # PIL modes converted on read, so that every plain image is gray or RGB (alpha is dropped)
+# Largest plain image decoded (width x height): 2**26 = 67 M pixels, e.g. 8192 x 8192, 0.8 GB as RGB
+# float32. The model sees 518 x 518 anyway; larger files (a 20000 x 20000 scan of a slide) are
+# refused from their header, before any pixel is decoded, so memory stays bounded.
+DEFAULT_MAX_PIXELS = 2**26
 _PIL_CONVERT = {"P": "RGB", "PA": "RGB", "RGBA": "RGB", "CMYK": "RGB", "YCbCr": "RGB", "LA": "L", "1": "L"}
 
 
@@ -63,7 +70,8 @@ def source_kind(path: str | PathLike) -> str:
         return "image"
     header = read_dicom_header(path, defer_pixels=True)  # anything else must be DICOM (often without suffix)
     if "PixelData" not in header and "FloatPixelData" not in header and "DoubleFloatPixelData" not in header:
-        raise DataError(path, "DICOM file without pixel data (a report, SR or presentation state?)")
+        msg = "DICOM file without pixel data (a report, SR or presentation state, or a file cut short in transfer?)"
+        raise DataError(path, msg)
     return "dicom_multiframe" if int(getattr(header, "NumberOfFrames", 1) or 1) > 1 else "dicom"
 
 
@@ -75,7 +83,15 @@ def _loader(kind: str, series_uid: str | None) -> LoadImage:
         "nifti": lambda: NibabelReader(),
         "image": lambda: PILReader(reverse_indexing=False, converter=_to_gray_or_rgb),
     }
-    return LoadImage(reader=readers[kind](), image_only=True, ensure_channel_first=True, dtype=np.float32)
+    reader = readers[kind]()
+    loader = LoadImage(reader=reader, image_only=True, ensure_channel_first=True, dtype=np.float32)
+    # Given a reader, MONAI also registers its default readers and silently falls back to them when
+    # ours raises: a folder the series reader refuses (uneven spacing, unknown series_uid) would be
+    # stacked by PydicomReader with wrong geometry and the DataError lost. Use exactly this reader;
+    # the kind was decided by content in source_kind, so MONAI's suffix test is skipped too.
+    reader.verify_suffix = lambda filename: True
+    loader.readers, loader.auto_select = [reader], True
+    return loader
 
 
 def check_finite(image: torch.Tensor, path: str | PathLike) -> None:
@@ -87,13 +103,38 @@ def check_finite(image: torch.Tensor, path: str | PathLike) -> None:
         raise DataError(path, f"holds {bad} NaN/Inf voxel(s); fix or mask them before use")
 
 
+def check_image_size(path: Path, max_pixels: int | None) -> None:
+    """Refuse a plain image above `max_pixels` from its header alone (nothing is decoded).
+
+    Raises:
+        DataError: the image has more pixels than `max_pixels` (None: no limit).
+    """
+    if max_pixels is None:
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as err:  # PIL refuses > 2 x its own limit from the header
+        raise DataError(path, f"image exceeds the limit of {max_pixels} pixels ({err}); downscale it first") from err
+    except Exception:  # noqa: BLE001 - unreadable: the reader reports it with its own message
+        return
+    if width * height > max_pixels:
+        msg = (f"image of {width} x {height} = {width * height} pixels exceeds the limit of {max_pixels} pixels; "
+               "downscale it first or raise max_pixels")
+        raise DataError(path, msg)
+
+
 def _image_intensity_max(path: Path) -> float | None:
     with Image.open(path) as image:
         mode = _PIL_CONVERT.get(image.mode, image.mode)
     return 65535.0 if mode.startswith("I;16") or mode == "I" else 255.0 if mode in ("L", "RGB") else None
 
 
-def load_image(path: str | PathLike, series_uid: str | None = None, volume_index: int = 0) -> MetaTensor:
+def load_image(
+    path: str | PathLike, series_uid: str | None = None, volume_index: int = 0, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> MetaTensor:
     """Load one source as a channel-first float32 MetaTensor.
 
     Args:
@@ -101,6 +142,7 @@ def load_image(path: str | PathLike, series_uid: str | None = None, volume_index
         series_uid: SeriesInstanceUID to read from a folder with several series (default: the
             series with the most slices).
         volume_index: the volume of a 4D NIfTI to keep (its 4th axis, e.g. time or b-value).
+        max_pixels: largest plain image (width x height) decoded; None lifts the limit.
 
     Returns:
         (C, H, W) for 2D sources (C = 1 gray or 3 RGB), (1, X, Y, Z) for volumes; meta holds
@@ -108,10 +150,12 @@ def load_image(path: str | PathLike, series_uid: str | None = None, volume_index
 
     Raises:
         DataError: the file is missing, empty, corrupt, without pixel data, or holds NaN/Inf or a
-            zero-size axis.
+            zero-size axis, or is a plain image above `max_pixels`.
     """
     path = Path(path)
     kind = source_kind(path)
+    if kind == "image":
+        check_image_size(path, max_pixels)
     try:
         image = _loader(kind, series_uid)(path)
     except DataError:
@@ -141,19 +185,21 @@ class LoadSource(Transform):
     Args:
         series_uid: SeriesInstanceUID to read from multi-series folders.
         volume_index: the volume of a 4D NIfTI to keep.
+        max_pixels: largest plain image decoded (see :func:`load_image`); None lifts the limit.
     """
 
     backend = [TransformBackends.TORCH]
 
-    def __init__(self, series_uid: str | None = None, volume_index: int = 0) -> None:
+    def __init__(self, series_uid: str | None = None, volume_index: int = 0, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         if not isinstance(volume_index, int):
             msg = f"volume_index must be an int, got {volume_index!r}"
             raise TypeError(msg)
         self.series_uid = series_uid
         self.volume_index = volume_index
+        self.max_pixels = max_pixels
 
     def __call__(self, path: str | PathLike) -> MetaTensor:
-        return load_image(path, series_uid=self.series_uid, volume_index=self.volume_index)
+        return load_image(path, series_uid=self.series_uid, volume_index=self.volume_index, max_pixels=self.max_pixels)
 
 
 class LoadSourced(MapTransform):
@@ -163,6 +209,7 @@ class LoadSourced(MapTransform):
         keys: keys holding paths.
         series_uid: see :class:`LoadSource`.
         volume_index: see :class:`LoadSource`.
+        max_pixels: see :class:`LoadSource`.
         allow_missing_keys: skip keys that are absent.
     """
 
@@ -174,9 +221,10 @@ class LoadSourced(MapTransform):
         series_uid: str | None = None,
         volume_index: int = 0,
         allow_missing_keys: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.loader = LoadSource(series_uid=series_uid, volume_index=volume_index)
+        self.loader = LoadSource(series_uid=series_uid, volume_index=volume_index, max_pixels=max_pixels)
 
     def __call__(self, data: Mapping[Hashable, str]) -> dict[Hashable, MetaTensor]:
         d = dict(data)

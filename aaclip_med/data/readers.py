@@ -20,14 +20,52 @@ import SimpleITK as sitk
 from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
-from .dicom import find_dicom_series
+from .dicom import find_dicom_series, read_dicom_header
 from .errors import DataError
 
-__all__ = ["DicomSeriesReader", "sitk_affine_ras"]
+__all__ = ["DicomSeriesReader", "sitk_affine_ras", "check_series_geometry"]
 
 # ITK index order is (column, row, slice); our array order is (row, column, slice).
 _AXES = [1, 0, 2]
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+# tolerances of the series geometry check: direction cosines, and slice-step deviation in mm
+# (absolute floor, or this fraction of the median step, whichever is larger)
+_ORIENTATION_TOL = 1e-3
+_STEP_TOL_MM, _STEP_TOL_FRACTION = 0.01, 0.01
+
+
+def check_series_geometry(files: Sequence[Path], where: PathLike) -> None:
+    """Refuse a series whose slices differ in orientation or are not evenly spaced.
+
+    ITK stacks such a series anyway (it only logs "non uniform sampling") with one averaged
+    spacing, which puts every map voxel in the wrong place; a missing slice (a file lost in
+    the export) shows up here as a gap. Series without geometry tags (secondary captures) pass.
+
+    Raises:
+        DataError: naming the folder, the offending files and the values found.
+    """
+    headers = [(Path(f), read_dicom_header(f)) for f in files]
+    geometry = [(f, h.get("ImageOrientationPatient"), h.get("ImagePositionPatient")) for f, h in headers]
+    if len(geometry) < 2 or any(iop is None or ipp is None for _, iop, ipp in geometry):
+        return
+    first_file, first_iop = geometry[0][0], np.asarray(geometry[0][1], float)
+    for path, iop, _ in geometry[1:]:
+        if not np.allclose(np.asarray(iop, float), first_iop, atol=_ORIENTATION_TOL):
+            msg = (f"slices differ in orientation: {path.name} has ImageOrientationPatient {list(map(float, iop))}, "
+                   f"{first_file.name} has {first_iop.tolist()}; split the series or pass series_uid")
+            raise DataError(where, msg)
+    normal = np.cross(first_iop[:3], first_iop[3:])
+    positions = np.array([float(np.dot(normal, np.asarray(ipp, float))) for _, _, ipp in geometry])
+    steps = np.diff(positions)
+    median = float(np.median(steps))
+    tolerance = max(_STEP_TOL_MM, _STEP_TOL_FRACTION * abs(median))
+    bad = np.flatnonzero(np.abs(steps - median) > tolerance)
+    if abs(median) <= _STEP_TOL_MM or len(bad):
+        k = int(bad[0]) if len(bad) else 0
+        msg = (f"slices are not evenly spaced: {geometry[k][0].name} -> {geometry[k + 1][0].name} is "
+               f"{steps[k]:.3f} mm, the series' usual step is {median:.3f} mm (a missing, duplicate or "
+               f"foreign slice?); the map geometry would be wrong")
+        raise DataError(where, msg)
 
 
 def sitk_affine_ras(image: sitk.Image) -> np.ndarray:
@@ -41,6 +79,16 @@ def sitk_affine_ras(image: sitk.Image) -> np.ndarray:
     lps[:3, :3] = (direction @ np.diag(image.GetSpacing()))[:, _AXES]
     lps[:3, 3] = image.GetOrigin()
     return _LPS_TO_RAS @ lps
+
+
+def _first_unreadable(files: Sequence[Path]) -> Path | None:
+    """The first file ITK cannot read on its own (to name it when a whole series fails)."""
+    for path in files:
+        try:
+            sitk.ReadImage(str(path))
+        except RuntimeError:
+            return Path(path)
+    return None
 
 
 class DicomSeriesReader(ImageReader):
@@ -71,6 +119,8 @@ class DicomSeriesReader(ImageReader):
     def read(self, data: Sequence[PathLike] | PathLike, **kwargs) -> tuple[sitk.Image, str]:
         paths = [Path(p) for p in ensure_tuple(data)]
         files = self._series_files(paths[0]) if len(paths) == 1 and paths[0].is_dir() else tuple(paths)
+        if len(files) > 1:
+            check_series_geometry(files, paths[0])
         reader = sitk.ImageSeriesReader() if len(files) > 1 else sitk.ImageFileReader()
         if len(files) > 1:
             reader.SetFileNames([str(f) for f in files])
@@ -79,7 +129,8 @@ class DicomSeriesReader(ImageReader):
         try:
             image = reader.Execute()
         except RuntimeError as exc:
-            raise DataError(paths[0], f"cannot be read as a DICOM series ({str(exc).strip()[:200]})") from exc
+            where = _first_unreadable(files) or paths[0]
+            raise DataError(where, f"cannot be read as a DICOM series ({str(exc).strip()[:200]})") from exc
         return image, str(paths[0])
 
     def get_data(self, img: tuple[sitk.Image, str]) -> tuple[np.ndarray, dict]:
