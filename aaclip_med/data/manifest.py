@@ -91,16 +91,25 @@ def read_manifest(path: str | PathLike) -> list[dict]:
     """Read and validate a manifest.
 
     Raises:
-        DataError: missing/unreadable file, bad JSON or an invalid record (named by line).
+        DataError: missing/unreadable file, bad JSON, an invalid record (named by line), the same
+            sample (image_path and slice_index) on two lines (it would be counted twice by the
+            metrics), or no record at all.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "manifest not found")
-    records = []
+    records, seen = [], {}
     for where, item in _parse_lines(path.read_text(encoding="utf-8"), path):
         if not isinstance(item, dict):
             raise DataError(where, f"expected a JSON object, got {type(item).__name__}")
-        records.append(validate_record(item, where))
+        record = validate_record(item, where)
+        key = (str(record[Keys.IMAGE_PATH]), record.get(Keys.SLICE_INDEX))
+        if key in seen:
+            raise DataError(where, f"duplicate of {seen[key]}: {record[Keys.IMAGE_PATH]!r} (slice {key[1]}) is listed twice")
+        seen[key] = where
+        records.append(record)
+    if not records:
+        raise DataError(path, "manifest holds no records (an empty dataset); check how it was built")
     logger.info("read %d records from %s", len(records), path)
     return records
 
