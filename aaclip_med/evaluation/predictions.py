@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
@@ -82,6 +82,23 @@ def _field(row: dict, key: str, where: str):
     return row[key]
 
 
+def _inside_root(value: str, where: str) -> str:
+    """``value`` if it is a relative path that stays inside the dataset root, else a ValueError.
+
+    Ground truth is read from ``dataset_root / path``; an absolute path or ``..`` would read a
+    file outside the folder the user named. (Same rule as ``aaclip_med.data.manifest``, kept here
+    so that evaluation does not import torch/MONAI.)
+    """
+    posix, windows = PurePosixPath(value), PureWindowsPath(value)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive:
+        msg = f"{where}: path {value!r} is absolute; manifest paths must be relative to the dataset root"
+        raise ValueError(msg)
+    if ".." in posix.parts or ".." in windows.parts:
+        msg = f"{where}: path {value!r} escapes the dataset root ('..')"
+        raise ValueError(msg)
+    return value
+
+
 def _sample(entry: dict, pred: dict, where: str, default_domain: str) -> Sample:
     slice_index = entry.get("slice_index")
     return Sample(
@@ -111,6 +128,9 @@ def load_samples(manifest: Path, predictions_dir: Path, default_domain: str) -> 
         ValueError: when the two files do not describe the same images.
     """
     entries = read_jsonl(Path(manifest))
+    if not entries:
+        msg = f"{manifest}: the manifest holds no records (an empty dataset); nothing to evaluate"
+        raise ValueError(msg)
     pred_file = Path(predictions_dir) / "predictions.jsonl"
     preds = read_jsonl(pred_file)
     if len(entries) != len(preds):
@@ -119,6 +139,9 @@ def load_samples(manifest: Path, predictions_dir: Path, default_domain: str) -> 
     samples = []
     for number, (entry, pred) in enumerate(zip(entries, preds, strict=True), start=1):
         where = f"{pred_file}:{number}"
+        for key in ("image_path", "mask_path"):
+            if entry.get(key):
+                _inside_root(str(entry[key]), f"{manifest}:{number}")
         if str(pred.get("image_path", entry.get("image_path"))) != str(entry.get("image_path")):
             msg = f"{where}: image_path {pred.get('image_path')!r} differs from line {number} of {manifest}"
             raise ValueError(msg)
