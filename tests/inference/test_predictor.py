@@ -1,0 +1,54 @@
+"""The batched predictor: batching does not change results, maps come back at native size, autocast."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from aaclip_med.inference import Predictor, predict_volume
+from aaclip_med.inference.precision import resolve_precision
+
+
+def _slices(count=3):
+    gen = torch.Generator().manual_seed(0)
+    return [MetaTensor(torch.rand(1, 20 + k, 17, generator=gen) * 100) for k in range(count)]
+
+
+def test_batching_and_native_size(tiny_model):
+    slices = _slices()
+    one = Predictor(tiny_model, modality="mr", batch_size=1, device="cpu").predict_slices(slices, "scan")
+    many = Predictor(tiny_model, modality="mr", batch_size=3, device="cpu").predict_slices(slices, "scan")
+    assert [m.shape for m in one.maps] == [(20, 17), (21, 17), (22, 17)]
+    assert all(m.dtype == np.float32 for m in one.maps)
+    np.testing.assert_allclose(one.image_score, many.image_score, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(one.maps[1], many.maps[1], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(one.image_score, one.map_max)  # medical: score = max(map)
+
+
+def test_bf16_autocast_close_to_fp32(tiny_model):
+    slices = _slices(2)
+    fp32 = Predictor(tiny_model, modality="mr", device="cpu").predict_slices(slices, "scan")
+    bf16 = Predictor(tiny_model, modality="mr", precision="bf16", device="cpu").predict_slices(slices, "scan")
+    assert bf16.maps[0].dtype == np.float32
+    scale = np.abs(fp32.maps[0]).max()
+    assert np.abs(bf16.maps[0] - fp32.maps[0]).max() < 0.1 * scale
+
+
+def test_precision_fallbacks_and_errors():
+    assert resolve_precision("fp16", torch.device("cpu")) == "bf16"
+    with pytest.raises(ValueError, match="fp32"):
+        resolve_precision("int8", torch.device("cpu"))
+    with pytest.raises(ValueError, match="mri"):
+        Predictor(torch.nn.Linear(1, 1), modality="xray")
+
+
+def test_predict_volume_returns_map_on_source_grid(tiny_model):
+    affine = torch.tensor([[0.0, 0.8, 0, 3], [-0.9, 0, 0, 4], [0, 0, 2.5, 5], [0, 0, 0, 1]], dtype=torch.float64)
+    volume = MetaTensor(torch.rand(1, 18, 16, 3) * 100, affine=affine)
+    out = predict_volume(tiny_model, volume, "scan", modality="ct", device="cpu")
+    assert out.shape == (1, 18, 16, 3)
+    torch.testing.assert_close(out.affine, affine)
+    assert len(out.meta["slice_scores"]) == 3
+    assert out.meta["case_score"] == max(s["image_score"] for s in out.meta["slice_scores"])
