@@ -55,6 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--matmul-size", type=int, default=None, help="default 2048 on CPU, 8192 on GPU")
     parser.add_argument("--matmul-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--local-peak-seconds",
+        type=float,
+        default=1.0,
+        help="short matmul peak measured right before each forward (0: off); shared hosts drift",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jsonl", type=Path, default=None, help="also append the JSON lines to this file")
     return parser.parse_args(argv)
@@ -153,6 +159,41 @@ def measure_peaks(args, device) -> dict[str, dict]:
     return {name: matmul_peak(_DTYPES[name], device, size, args.matmul_seconds) for name in sorted(dtypes)}
 
 
+def measure_forward(runner, path, images, anchors, model, args, device) -> tuple[dict, Prediction]:
+    """Time one (path, batch); a short matmul peak of the same dtype is measured just before."""
+    dtype = "fp32" if path == "reference" else path.removeprefix("fast-")
+    local_peak = None
+    if args.local_peak_seconds > 0:
+        size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
+        local_peak = matmul_peak(_DTYPES[dtype], device, size, args.local_peak_seconds)["peak_gflops"]
+    pred, times, memory = time_path(runner, images, anchors, args, device)
+    batch = images.shape[0]
+    best = min(times)
+    flops = count_predict_flops(model.config, batch=batch)["total"]
+    record = {
+        "kind": "forward",
+        "backbone": args.backbone,
+        "image_size": model.config.image_size,
+        "device": str(device),
+        "path": path,
+        "dtype": dtype,
+        "batch": batch,
+        "repeats": len(times),
+        "warmup": args.warmup,
+        "compile": args.compile and path != "reference",
+        "seconds_per_batch": best,
+        "seconds_per_image": best / batch,
+        "images_per_s": batch / best,
+        "peak_mb": round(memory.peak_mb, 1),
+        "peak_delta_mb": round(memory.delta_mb, 1),
+        "tflop_per_image": flops / batch / 1e12,
+        "achieved_gflops": flops / best / 1e9,
+        "local_matmul_peak_gflops": local_peak,
+        "fraction_of_local_peak": None if local_peak is None else flops / best / 1e9 / local_peak,
+    }
+    return record, Prediction(*(t.detach().float().cpu() for t in pred))
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     device = torch.device(args.device)
     if args.threads:
@@ -174,36 +215,16 @@ def run(args: argparse.Namespace) -> list[dict]:
     pool = fixed_images(sum(args.batch_sizes), size, args.seed, device)
     logging.getLogger(__name__).info("model built in %.1f s", time.perf_counter() - build_start)
 
-    records, outputs = [], {}
-    for path in args.paths:
-        runner = make_runner(model, path, args.compile)
-        outputs[path] = []
-        for batch, offset in zip(args.batch_sizes, pool_offsets(args.batch_sizes)):
-            images = pool[offset : offset + batch]
-            pred, times, memory = time_path(runner, images, anchors, args, device)
-            outputs[path].append(Prediction(*(t.detach().float().cpu() for t in pred)))
-            best = min(times)
-            flops = count_predict_flops(model.config, batch=batch)["total"]
-            dtype = "fp32" if path == "reference" else path.removeprefix("fast-")
-            record = {
-                "kind": "forward",
-                "backbone": args.backbone,
-                "image_size": size,
-                "device": str(device),
-                "path": path,
-                "dtype": dtype,
-                "batch": batch,
-                "repeats": len(times),
-                "warmup": args.warmup,
-                "compile": args.compile and path != "reference",
-                "seconds_per_batch": best,
-                "seconds_per_image": best / batch,
-                "images_per_s": batch / best,
-                "peak_mb": round(memory.peak_mb, 1),
-                "peak_delta_mb": round(memory.delta_mb, 1),
-                "tflop_per_image": flops / batch / 1e12,
-                "achieved_gflops": flops / best / 1e9,
-            }
+    records: list[dict] = []
+    outputs: dict[str, list[Prediction]] = {path: [] for path in args.paths}
+    runners = {path: make_runner(model, path, args.compile) for path in args.paths}
+    # Paths alternate within each batch size, so that the ratios compare forwards run close in
+    # time; on a shared machine the load drifts over minutes.
+    for batch, offset in zip(args.batch_sizes, pool_offsets(args.batch_sizes)):
+        images = pool[offset : offset + batch]
+        for path in args.paths:
+            record, pred = measure_forward(runners[path], path, images, anchors, model, args, device)
+            outputs[path].append(pred)
             records.append(record)
             emit(record, args.jsonl)
 
@@ -245,7 +266,7 @@ def summarise(records: list[dict], jsonl: Path | None) -> None:
     print_table(
         forward,
         ["path", "batch", "seconds_per_image", "images_per_s", "peak_mb", "achieved_gflops",
-         "matmul_peak_gflops", "fraction_of_peak"],
+         "matmul_peak_gflops", "fraction_of_peak", "fraction_of_local_peak"],
     )
     rest = [r for r in records if r["kind"] in ("speedup", "accuracy")]
     if rest:

@@ -179,14 +179,15 @@ class FastPredictor:
         return taps
 
     def encode_image(self, images: torch.Tensor) -> ImageFeatures:
-        """As :meth:`AAClip.encode_image`; blocks under autocast, heads in fp32. Call in inference mode."""
-        with self._autocast():
-            taps = self._tokens(images.to(self.device, torch.float32))
+        """As :meth:`AAClip.encode_image` (no gradients): blocks under autocast, heads in fp32."""
         model = self.model
-        ln_post = model.clip.visual.ln_post
-        patches = [ln_post(t[:, 1:].float()) for t in taps]  # class token dropped, (B, L, W)
-        levels = [F.normalize(head(p), dim=-1) for head, p in zip(model.seg_heads, patches)]
-        det = F.normalize(model.det_head(patches[-1]), dim=-1).mean(dim=1)  # (B, D)
+        with torch.inference_mode():
+            with self._autocast():
+                taps = self._tokens(images.to(self.device, torch.float32))
+            ln_post = model.clip.visual.ln_post
+            patches = [ln_post(t[:, 1:].float()) for t in taps]  # class token dropped, (B, L, W)
+            levels = [F.normalize(head(p), dim=-1) for head, p in zip(model.seg_heads, patches)]
+            det = F.normalize(model.det_head(patches[-1]), dim=-1).mean(dim=1)  # (B, D)
         return ImageFeatures(levels=levels, global_feature=det)
 
     def _predict_chunk(self, images: torch.Tensor, anchors: torch.Tensor, domain: str) -> Prediction:
