@@ -33,8 +33,6 @@ class TrainStateCheckpoint:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        if getattr(engine.state, "_last_saved_iteration", None) == engine.state.iteration:
-            return  # the epoch end coincided with an every-N save
+        # at an epoch end this may rewrite the iteration's state: validation may have found a new best
         save_train_state(self.state_fn(engine), self.path)
-        engine.state._last_saved_iteration = engine.state.iteration
         logger.debug("Saved training state at iteration %d to %s", engine.state.iteration, self.path)

@@ -14,7 +14,10 @@ logger = logging.getLogger(__name__)
 class StopAfterIterations:
     """Terminate the engine once ``engine.state.iteration`` reaches ``iterations``.
 
-    Attach it after the checkpoint handler, so the state of the last iteration is on disk.
+    Attach it after the checkpoint and validation handlers, so the state of the last iteration is
+    on disk. When the limit falls on an epoch's last iteration, the engine stops after that
+    epoch's handlers ran (validation, adapters); when it falls on the stage's last iteration, the
+    stage simply completes.
     """
 
     def __init__(self, iterations: int) -> None:
@@ -22,8 +25,13 @@ class StopAfterIterations:
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        if engine.state.iteration >= self.iterations:
-            logger.info("Stopping after iteration %d as requested; re-run to resume.", engine.state.iteration)
-            engine.terminate()
+        state = engine.state
+        if state.iteration < self.iterations or state.iteration >= state.epoch_length * state.max_epochs:
+            return
+        if state.iteration % state.epoch_length == 0 and engine.last_event_name == Events.ITERATION_COMPLETED:
+            return  # wait for EPOCH_COMPLETED so the epoch's validation and saves happen
+        logger.info("Stopping after iteration %d as requested; re-run to resume.", state.iteration)
+        engine.terminate()

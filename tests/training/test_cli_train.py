@@ -1,0 +1,58 @@
+"""``aaclip-med train`` on a manifest of PNG files: the real data hook, k-shot, resume by re-running."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from aaclip_med.cli import main
+from aaclip_med.training import load_train_state
+
+
+def _write_dataset(root, count: int = 4) -> None:
+    rng = np.random.default_rng(0)
+    lines = []
+    for index in range(count):
+        image = (rng.random((40, 40, 3)) * 120).astype(np.uint8)
+        mask = np.zeros((40, 40), np.uint8)
+        if index % 2:
+            mask[10:20, 12:24] = 255
+            image[mask > 0] = 250
+        Image.fromarray(image).save(root / f"img{index}.png")
+        record = {"image_path": f"img{index}.png", "label": float(index % 2), "class_name": "widget", "mask_path": ""}
+        if index % 2:
+            Image.fromarray(mask).save(root / f"mask{index}.png")
+            record["mask_path"] = f"mask{index}.png"
+        lines.append(json.dumps(record))
+    (root / "train.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_train_command_writes_documented_outputs_and_resumes(tmp_path):
+    _write_dataset(tmp_path)
+    out = tmp_path / "out"
+    argv = ["train", "--manifest", str(tmp_path / "train.jsonl"), "--dataset-root", str(tmp_path),
+            "--out", str(out), "--backbone", "aaclip-tiny", "--backbone-weights", "random", "--shot", "2",
+            "--descriptions", '{"widget": "plastic widget"}', "--epochs-stage1", "1", "--epochs-stage2", "1",
+            "--batch-size-stage1", "2", "--batch-size-stage2", "1", "--lr-stage1", "1e-3", "--lr-stage2", "1e-3",
+            "--val-manifest", str(tmp_path / "train.jsonl"), "--no-progress", "--no-tensorboard", "--save-every", "1"]
+    assert main([*argv, "--stop-after", "1"]) == 0
+    assert load_train_state(out / "train_state.pt")["stage"] == 2  # stage 1 (1 step) done, stage 2 stopped at 1
+    assert not (out / "adapters.safetensors").exists()
+    assert main(argv) == 0
+    for name in ("adapters.safetensors", "adapters.json", "train_config.json", "log.jsonl",
+                 "stage1/last.safetensors", "stage1/best.safetensors", "stage2/last.safetensors"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "adapters.json").read_text())["config"]["descriptions"] == {"widget": "plastic widget"}
+    assert load_train_state(out / "train_state.pt")["completed"] is True
+
+
+def test_unknown_class_without_description_is_a_clear_error(tmp_path, capsys):
+    _write_dataset(tmp_path, count=2)
+    text = (tmp_path / "train.jsonl").read_text().replace("widget", "gizmo-42")
+    (tmp_path / "train.jsonl").write_text(text)
+    code = main(["train", "--manifest", str(tmp_path / "train.jsonl"), "--dataset-root", str(tmp_path),
+                 "--out", str(tmp_path / "out"), "--backbone", "aaclip-tiny", "--backbone-weights", "random"])
+    assert code == 1
+    assert "gizmo-42" in capsys.readouterr().err
