@@ -12,6 +12,7 @@ import warnings
 
 from aaclip_med.commands._common import add_model_arguments
 from aaclip_med.demo.sample import SIZES
+from aaclip_med.inference.precision import PRECISIONS
 
 __all__ = ["add_arguments", "run"]
 
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true", help="never try to download CLIP weights")
     parser.add_argument("--protocol", choices=("deployment", "paper"), default="deployment",
                         help="evaluation protocol (paper: per-class test-set min-max, benchmarks only)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="inference precision")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="inference precision")
     parser.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
     add_model_arguments(parser)
 

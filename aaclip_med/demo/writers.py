@@ -34,6 +34,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared and opened by viewers
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
