@@ -108,3 +108,11 @@ def test_no_patient_identifier_of_the_source_file(small_sample, needle):
         header = pydicom.dcmread(path)
         assert str(header.PatientName) == "ANON" and header.PatientID == "ANON"
         assert "OtherPatientIDsSequence" not in header and "PatientBirthDate" not in header
+
+
+def test_sample_command_writes_the_same_files(small_sample, tmp_path, capsys):
+    from aaclip_med.cli import main
+
+    assert main(["sample", str(tmp_path / "cli"), "--size", "small", "--seed", "0"]) == 0
+    assert "manifest.jsonl" in capsys.readouterr().out
+    assert _files(tmp_path / "cli") == _files(small_sample.parent)
