@@ -35,6 +35,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RANDOM_WEIGHTS = "random"
+RANDOM_WEIGHTS_SEED = 0
 # The paper's block indices and adapter depths, for a 24-layer vision / 12-layer text tower.
 _PAPER_VISION_DEPTH = 24
 _PAPER_LEVELS = (6, 12, 18, 24)
@@ -192,9 +193,11 @@ def _offline_hint(config: AAClipConfig) -> str:
     if "weights_url" in preset:
         return (
             f"Download {preset['weights_file']} from {preset['weights_url']} "
-            f"(sha256 {preset['weights_sha256']}) and pass its path as pretrained/--backbone-weights."
+            f"(sha256 {preset['weights_sha256']}) and pass its path as --backbone-weights (CLI), "
+            "--backbone_weights (bundle) or AAClipConfig.pretrained (Python)."
         )
-    return "Download the weights file of this open_clip tag and pass its path as pretrained/--backbone-weights."
+    return ("Download the weights file of this open_clip tag and pass its path as --backbone-weights (CLI), "
+            "--backbone_weights (bundle) or AAClipConfig.pretrained (Python).")
 
 
 def _download_tag(config: AAClipConfig) -> str:
@@ -227,12 +230,17 @@ def build_clip(config: AAClipConfig) -> torch.nn.Module:
     path = None
     if source != RANDOM_WEIGHTS:
         path = source if os.path.isfile(source) else _download_tag(config)
-    model = open_clip.create_model(
-        config.backbone,
-        pretrained=None,
-        force_image_size=config.image_size,
-        force_quick_gelu=config.quick_gelu,
-    )
+    # Random weights come from a fixed seed (without touching the caller's RNG), so smoke runs,
+    # torchrun ranks and re-runs all see the same network.
+    with torch.random.fork_rng(devices=[]):
+        if path is None:
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        model = open_clip.create_model(
+            config.backbone,
+            pretrained=None,
+            force_image_size=config.image_size,
+            force_quick_gelu=config.quick_gelu,
+        )
     if path is None:
         warnings.warn(
             f"Backbone {config.backbone} has RANDOM weights: anomaly maps and scores are meaningless.",

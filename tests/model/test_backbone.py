@@ -98,3 +98,15 @@ def test_quick_gelu_option():
     act = default.clip.visual.transformer.resblocks[0].mlp.gelu
     assert type(act) is torch.nn.GELU
     assert type(quick.clip.visual.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
+
+
+def test_random_backbone_is_reproducible_and_leaves_caller_rng_alone():
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    a = build_clip(resolve_config(AAClipConfig(backbone="aaclip-tiny", pretrained="random")))
+    assert torch.equal(torch.rand(1), expected_next)  # the caller's RNG stream is untouched
+    torch.manual_seed(999)
+    b = build_clip(resolve_config(AAClipConfig(backbone="aaclip-tiny", pretrained="random")))
+    for (key, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), key
