@@ -2,7 +2,8 @@
 
 ``maps/NNNNNN.npy`` holds the raw float32 (H, W) map of manifest line NNNNNN (0-based) at the
 source slice's native size, which is the ground-truth mask's size (the data layer refuses masks of
-another size). Lines sharing a source are predicted together (a volume is loaded once). Per line,
+another size). Lines sharing a source are loaded together (a volume is loaded once), and lines of the same
+class, modality and domain are batched across sources. Per line,
 ``records/NNNNNN.json`` (its predictions.jsonl entry) is written after its map and serves as the
 done-marker for resume; rank 0 finally writes ``predictions.jsonl`` in manifest order.
 """
@@ -62,16 +63,54 @@ def _line(index: int, record: Mapping, scores: tuple[float, float, float], domai
             "global_score": scores[1], "map_max": scores[2], "map_path": f"maps/{index:06d}.npy", "domain": domain}
 
 
-def _predict_group(predictor: Predictor, records: list[dict], indices: list[int], slices: list, out_dir: Path, descriptions: Mapping[str, str]) -> None:
-    for index, image in zip(indices, slices, strict=True):  # lines may differ in class, modality, domain
-        record = records[index]
-        domain = record.get(Keys.DOMAIN) or predictor.domain
-        out = predictor.predict_slices([image], descriptions[record[Keys.CLASS_NAME]], record.get(Keys.MODALITY), domain)
-        with atomic_path(out_dir / "maps" / f"{index:06d}.npy") as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, out.maps[0].astype(np.float32), allow_pickle=False)
-        line = _line(index, record, (float(out.image_score[0]), float(out.global_score[0]), float(out.map_max[0])), str(domain))
-        write_text_atomic(out_dir / "records" / f"{index:06d}.json", json.dumps(line))
+def _write_line(out_dir: Path, index: int, record: Mapping, amap: np.ndarray, scores: tuple, domain: str) -> None:
+    with atomic_path(out_dir / "maps" / f"{index:06d}.npy") as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, amap.astype(np.float32), allow_pickle=False)
+    write_text_atomic(out_dir / "records" / f"{index:06d}.json", json.dumps(_line(index, record, scores, domain)))
+
+
+class _LineBatcher:
+    """Collects manifest lines across sources into full batches of equal (description, modality, domain).
+
+    Plain-image manifests have one line per source; predicting each alone would run the network
+    at batch size 1. A batch that fails is retried line by line so one bad line cannot fail others.
+    """
+
+    def __init__(self, predictor: Predictor, records: list[dict], out_dir: Path, descriptions: Mapping[str, str]):
+        self.predictor, self.records, self.out_dir, self.descriptions = predictor, records, out_dir, descriptions
+        self.pending: dict[tuple, list[tuple[int, object]]] = {}
+        self.failed: dict[int, str] = {}
+
+    def add(self, index: int, image) -> None:
+        record = self.records[index]
+        key = (self.descriptions[record[Keys.CLASS_NAME]], record.get(Keys.MODALITY),
+               str(record.get(Keys.DOMAIN) or self.predictor.domain))
+        self.pending.setdefault(key, []).append((index, image))
+        if len(self.pending[key]) >= self.predictor.batch_size:
+            self._flush(key)
+
+    def finish(self) -> None:
+        for key in list(self.pending):
+            self._flush(key)
+
+    def _flush(self, key: tuple) -> None:
+        items = self.pending.pop(key)
+        try:
+            self._predict(key, items)
+        except Exception:  # noqa: BLE001 - isolate the failing line(s)
+            for item in items:
+                try:
+                    self._predict(key, [item])
+                except Exception as err:  # noqa: BLE001 - logged by the caller, the run goes on
+                    self.failed[item[0]] = short_error(err)
+
+    def _predict(self, key: tuple, items: list) -> None:
+        description, modality, domain = key
+        out = self.predictor.predict_slices([image for _, image in items], description, modality, domain)
+        for n, (index, _) in enumerate(items):
+            scores = (float(out.image_score[n]), float(out.global_score[n]), float(out.map_max[n]))
+            _write_line(self.out_dir, index, self.records[index], out.maps[n], scores, domain)
 
 
 def _record_done(out_dir: Path, index: int) -> bool:
@@ -97,15 +136,24 @@ def run_manifest(
     todo = [g for g in groups if not all(_record_done(out_dir, i) for i in g[1])]
     status = {"done": 0, "skipped": len(groups) - len(todo), "failed": []}
     loader = _GroupLoader(root, records)
+    batcher = _LineBatcher(predictor, records, out_dir, descriptions)
+    loaded: list[tuple[str, list[int]]] = []
     for (image_path, indices), slices, error in tqdm(prefetch(todo, loader, workers), total=len(todo), desc="infer", unit="source", disable=None):
-        try:
-            if error is not None:
-                raise error
-            _predict_group(predictor, records, indices, slices, out_dir, descriptions)
+        if error is not None:
+            logger.error("source %s failed: %s", root / image_path, short_error(error))
+            status["failed"].append({"image_path": image_path, "error": short_error(error)})
+            continue
+        for index, image in zip(indices, slices, strict=True):
+            batcher.add(index, image)
+        loaded.append((image_path, indices))
+    batcher.finish()
+    for image_path, indices in loaded:
+        errors = [batcher.failed[i] for i in indices if i in batcher.failed]
+        if errors:
+            logger.error("source %s failed: %s", root / image_path, errors[0])
+            status["failed"].append({"image_path": image_path, "error": errors[0]})
+        else:
             status["done"] += 1
-        except Exception as err:  # noqa: BLE001 - logged, the run goes on
-            logger.error("source %s failed: %s", root / image_path, short_error(err))
-            status["failed"].append({"image_path": image_path, "error": short_error(err)})
     parts = gather_objects(status, info)
     summary = {"total": len(group_records(records)), "done": sum(p["done"] for p in parts),
                "skipped": sum(p["skipped"] for p in parts), "failed": [f for p in parts for f in p["failed"]],
