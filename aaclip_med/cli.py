@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("aaclip_med.commands.train", "two-stage AA-CLIP training on a manifest"),
     "evaluate": ("aaclip_med.commands.evaluate", "metrics and reports from predictions + ground truth"),
     "prepare": ("aaclip_med.commands.prepare", "write a manifest for a public dataset layout or a cohort"),
+    "import-weights": ("aaclip_med.commands.import_weights", "convert the authors' text/image adapter .pth files"),
     "sample": ("aaclip_med.commands.sample", "generate the bundled multi-modality sample data set"),
     "demo": ("aaclip_med.commands.demo", "sample data -> inference -> overlays -> evaluation report"),
 }

@@ -6,6 +6,7 @@ predictions directory written by ``aaclip-med infer --manifest`` and writes the 
 
 from aaclip_med.evaluation.accumulator import ImageAccumulator, PixelAccumulator
 from aaclip_med.evaluation.binary_metrics import BinaryMetrics, Curves
+from aaclip_med.evaluation.evaluate import evaluate_predictions
 from aaclip_med.evaluation.metrics import (
     image_ap,
     image_auroc,
@@ -22,6 +23,7 @@ from aaclip_med.evaluation.metrics import (
 __all__ = [
     "BinaryMetrics",
     "Curves",
+    "evaluate_predictions",
     "ImageAccumulator",
     "PixelAccumulator",
     "image_ap",

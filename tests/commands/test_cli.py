@@ -62,3 +62,26 @@ def test_unknown_option_exits_with_usage():
     with pytest.raises(SystemExit) as info:
         main(["prepare", "--no-such-flag"])
     assert info.value.code == 2
+
+
+def test_import_weights_converts_public_checkpoints(tmp_path, capsys):
+    import torch
+
+    from aaclip_med.keys import Domain
+    from aaclip_med.model import load_adapters
+    from tests.model.test_checkpoint import _perturbed_model, _write_public_format
+
+    source = _perturbed_model(seed=5)
+    _write_public_format(source, tmp_path)
+    out = tmp_path / "converted" / "adapters.safetensors"
+    code = main(["import-weights", "--text-adapter", str(tmp_path / "text_adapter.pth"),
+                 "--image-adapter", str(tmp_path / "image_adapter.pth"), "--out", str(out),
+                 "--backbone", "aaclip-tiny"])
+    assert code == 0 and out.is_file() and "use it with --weights" in capsys.readouterr().out
+    converted = load_adapters(out, pretrained="random").eval()
+    assert converted.checkpoint_extra["imported_from"][0].endswith("text_adapter.pth")
+    images = torch.randn(1, 3, 112, 112)
+    with torch.no_grad():
+        expected = source.predict(images, source.compute_text_anchors("plate"), Domain.INDUSTRIAL)
+        got = converted.predict(images, converted.compute_text_anchors("plate"), Domain.INDUSTRIAL)
+    torch.testing.assert_close(got.anomaly_map, expected.anomaly_map, rtol=0, atol=0)
