@@ -26,15 +26,21 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
-def model_from_args(args: argparse.Namespace) -> AAClip:
-    """Build (or load) the network the arguments describe."""
+def model_from_args(args: argparse.Namespace, for_training: bool = False) -> AAClip:
+    """Build (or load) the network the arguments describe.
+
+    Args:
+        args: parsed arguments of :func:`add_model_arguments`.
+        for_training: untrained adapters are expected then, so no warning about them.
+    """
     if args.weights:
         model = load_adapters(args.weights, pretrained=args.backbone_weights)
         if args.backbone and args.backbone != model.config.backbone:
             msg = f"--backbone {args.backbone} differs from the backbone {model.config.backbone} of {args.weights}."
             raise ValueError(msg)
         return model
-    logger.warning("No --weights given: the adapters are untrained (Xavier-initialised); maps are not AA-CLIP's.")
+    if not for_training:
+        logger.warning("No --weights given: the adapters are untrained (Xavier-initialised); maps are not AA-CLIP's.")
     config = AAClipConfig(
         backbone=args.backbone or "ViT-L-14-336",
         image_size=args.image_size,

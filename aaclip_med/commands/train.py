@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from aaclip_med.training.data import manifest_training_data
 
     config = config_from_args(args)
-    model = model_from_args(args)
+    model = model_from_args(args, for_training=True)
     train, transform, val = manifest_training_data(
         args.manifest, args.dataset_root, model.config.image_size, modality=args.modality, shot=args.shot,
         seed=args.seed, val_manifest=args.val_manifest, val_root=args.val_root,
