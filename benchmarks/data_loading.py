@@ -9,7 +9,7 @@ Synthetic cases are written to a temporary folder with :mod:`aaclip_med.data.syn
 series, one DICOM file per slice, shuffled; a NIfTI volume with an oblique affine). Measured:
 
 - ``load``: :func:`aaclip_med.data.load_image` alone (decode + geometry), in the main process;
-- ``load+preprocess``: load, :class:`~aaclip_med.data.SliceVolumed`, then
+- ``load+preprocess`` (workers 0 at torch's default threads and at 1 thread, then N workers): load, :class:`~aaclip_med.data.SliceVolumed`, then
   :func:`~aaclip_med.data.inference_transforms` (modality preset, 3 channels, bicubic resize to
   S x S, CLIP normalisation) on every slice, through a ``torch.utils.data.DataLoader`` with
   0 (main process) or N worker processes, one case per item.
@@ -42,6 +42,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cases", type=int, default=4, help="cases per format")
     parser.add_argument("--image-size", type=int, default=518, help="model input side S")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument(
+        "--main-threads",
+        type=int,
+        nargs="+",
+        default=[0, 1],
+        help="torch threads for the workers=0 runs (0: torch's default); workers always use 1",
+    )
     parser.add_argument("--formats", nargs="+", default=["dicom", "nifti"], choices=["dicom", "nifti"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jsonl", type=Path, default=None)
@@ -110,6 +117,7 @@ def warm_up(dataset: CaseSlices) -> None:
 def measure_pipeline(fmt: str, paths: list[Path], args: argparse.Namespace, workers: int) -> dict:
     dataset = CaseSlices(paths, args.image_size)
     warm_up(dataset)
+    threads = torch.get_num_threads() if workers == 0 else 1  # DataLoader workers run 1 thread each
     loader = DataLoader(dataset, batch_size=None, num_workers=workers, persistent_workers=False)
     start = time.perf_counter()
     total, shape = 0, None
@@ -117,7 +125,8 @@ def measure_pipeline(fmt: str, paths: list[Path], args: argparse.Namespace, work
         total += batch.shape[0]
         shape = list(batch.shape[1:])
     elapsed = time.perf_counter() - start
-    return {"kind": "data", "format": fmt, "stage": "load+preprocess", "workers": workers, "slices": total,
+    return {"kind": "data", "format": fmt, "stage": "load+preprocess", "workers": workers, "threads": threads,
+            "slices": total,
             "seconds": elapsed, "slices_per_s": total / elapsed, "slice_shape": shape,
             "source": f"{args.side}x{args.side}x{args.slices}"}
 
@@ -125,16 +134,22 @@ def measure_pipeline(fmt: str, paths: list[Path], args: argparse.Namespace, work
 def run(args: argparse.Namespace) -> list[dict]:
     emit({"kind": "host", **host_info(torch.device("cpu"))}, args.jsonl)
     records = []
+    default_threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix="aaclip_bench_") as tmp:
         for fmt in args.formats:
             paths = write_cases(Path(tmp), fmt, args)
             records.append(measure_load(fmt, paths, args.slices))
             emit(records[-1], args.jsonl)
             for workers in args.workers:
-                records.append(measure_pipeline(fmt, paths, args, workers))
-                emit(records[-1], args.jsonl)
+                for threads in args.main_threads if workers == 0 else [default_threads]:
+                    # Small per-slice ops in the main process suffer from intra-op threading on a
+                    # loaded host; measure torch's default and a single thread.
+                    torch.set_num_threads(threads or default_threads)
+                    records.append(measure_pipeline(fmt, paths, args, workers))
+                    emit(records[-1], args.jsonl)
+                torch.set_num_threads(default_threads)
     print()
-    print_table(records, ["format", "stage", "workers", "slices", "seconds", "slices_per_s"])
+    print_table(records, ["format", "stage", "workers", "threads", "slices", "seconds", "slices_per_s"])
     return records
 
 

@@ -5,7 +5,7 @@ limit; its JSON lines pass through unchanged, and ``--out`` collects them in one
 written by other parts of the project (``train_step.py``, ``metrics.py``) run when present.
 
 Reduced set: forward pass of the paper's ViT-L-14-336 at 518 px, batch 1, fast path fp32 vs bf16;
-data loading at 256 x 256 x 16; metrics on 200 maps; training step with its own defaults.
+data loading at 256 x 256 x 16; metrics on 200 maps; one Stage-1 step of ViT-B-16 at batch 2.
 Full set: forward with batch 1 and 4 and the fp32 reference path, data at 512 x 512 x 64, the
 other scripts at their defaults.
 """
@@ -33,7 +33,7 @@ SUITE: dict[str, tuple[list[str], list[str], tuple[int, int]]] = {
         ["--side", "512", "--slices", "64", "--cases", "4", "--workers", "0", "2"],
         (120, 1200),
     ),
-    "train_step.py": ([], [], (150, 3600)),
+    "train_step.py": (["--backbone", "ViT-B-16", "--only", "stage1", "--batch", "2"], [], (240, 7200)),
     "metrics.py": (["--n", "200"], [], (60, 3600)),
 }
 
