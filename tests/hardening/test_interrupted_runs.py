@@ -25,13 +25,13 @@ def _cli(*args):
     return [sys.executable, "-m", "aaclip_med.cli", *map(str, args)]
 
 
-def _kill_when(command, ready, sig, timeout=120.0):
-    """Start `command`, wait until `ready()` (plus a random extra moment), then send `sig`."""
+def _kill_when(command, ready, sig, jitter=0.3, timeout=120.0):
+    """Start `command`, wait until `ready()` (plus a random extra moment up to `jitter` s), then send `sig`."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while not ready() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(random.Random(0).uniform(0.0, 0.3))
+    time.sleep(random.Random(0).uniform(0.0, jitter))
     process.send_signal(sig)
     return process.wait(timeout=60)
 
@@ -74,10 +74,10 @@ def test_terminated_training_resumes_and_completes(tmp_path):
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
     out = tmp_path / "killed"
     args = ["train", "--manifest", tmp_path / "m.jsonl", "--dataset-root", tmp_path, "--out", out, *TINY,
-            "--descriptions", '{"widget": "plastic widget"}', "--epochs-stage1", "1", "--epochs-stage2", "2",
+            "--descriptions", '{"widget": "plastic widget"}', "--epochs-stage1", "1", "--epochs-stage2", "4",
             "--batch-size-stage1", "2", "--batch-size-stage2", "1", "--save-every", "1",
             "--no-progress", "--no-tensorboard"]
-    _kill_when(_cli(*args), lambda: (out / "train_state.pt").is_file(), signal.SIGTERM)
+    _kill_when(_cli(*args), lambda: (out / "train_state.pt").is_file(), signal.SIGTERM, jitter=0.0)
     assert not (out / "adapters.safetensors").exists(), "the kill should land mid-run"
     interrupted = load_train_state(out / "train_state.pt")  # complete under its final name
     assert interrupted.get("completed") is not True
