@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished outputs are kept, re-run to resume", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, PermissionError, RuntimeError) as err:
+    except (ValueError, OSError, RuntimeError) as err:
         # Errors users can act on: print the message (it names the file and the fix), no traceback.
         print(f"aaclip-med {top.command}: error: {err}", file=sys.stderr)
         return 1

@@ -84,10 +84,13 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from aaclip_med.training import run_training
     from aaclip_med.training.data import manifest_training_data
 
     config = config_from_args(args)
+    torch.manual_seed(args.seed)  # the adapters' Xavier init: same command, same weights
     model = model_from_args(args, for_training=True)
     train, transform, val = manifest_training_data(
         args.manifest, args.dataset_root, model.config.image_size, modality=args.modality, shot=args.shot,
