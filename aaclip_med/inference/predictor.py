@@ -22,7 +22,8 @@ from aaclip_med.data.modality import get_modality
 from aaclip_med.data.pipeline import inference_transforms
 from aaclip_med.inference.precision import autocast_context, resolve_precision
 from aaclip_med.keys import Domain, Keys
-from aaclip_med.model import Prediction
+from aaclip_med.model import AAClip, Prediction
+from aaclip_med.model.fast import FastPredictor
 
 __all__ = ["Predictor", "SlicePredictions", "normalize_modality", "default_domain", "resize_map"]
 
@@ -96,6 +97,9 @@ class Predictor:
         self.image_size = int(model.config.image_size)
         self._transforms = {self.modality: inference_transforms(self.modality, self.image_size)}
         self._anchors: dict[str, torch.Tensor] = {}
+        # An AAClip runs through the fast path (fused attention, autocast blocks with fp32 heads);
+        # anything else with a ``predict`` (e.g. a test double) runs as it is.
+        self._fast = FastPredictor(model, precision=self.precision) if isinstance(model, AAClip) else None
         logger.info("predictor: modality %s, domain %s, %s on %s, batch %d",
                     self.modality, self.domain, self.precision, self.device, batch_size)
 
@@ -117,8 +121,12 @@ class Predictor:
     def predict_tensor(self, images: torch.Tensor, description: str, domain: str | None = None) -> Prediction:
         """Raw prediction for preprocessed ``images`` (B, 3, S, S); every field float32 on CPU."""
         anchors = self.anchors(description)
-        with torch.inference_mode(), autocast_context(self.precision, self.device):
-            pred = self.model.predict(images.to(self.device), anchors, str(Domain(domain or self.domain)))
+        domain = str(Domain(domain or self.domain))
+        if self._fast is not None:
+            pred = self._fast(images.to(self.device), anchors, domain)
+        else:
+            with torch.inference_mode(), autocast_context(self.precision, self.device):
+                pred = self.model.predict(images.to(self.device), anchors, domain)
         return Prediction(*(t.detach().float().cpu() for t in pred))
 
     def predict_slices(

@@ -150,7 +150,7 @@ class AAClip(nn.Module):
         """Recompute block activations in backward to trade compute for memory."""
         self.grad_checkpointing = enable
 
-    def _run_block(self, block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None = None):
+    def _run_block(self, block: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.grad_checkpointing and torch.is_grad_enabled():
             return checkpoint(block, x, attn_mask=attn_mask, use_reentrant=False)
         return block(x, attn_mask=attn_mask)
@@ -202,18 +202,34 @@ class AAClip(nn.Module):
         return cached
 
     # ------------------------------------------------------------------ image side
-    def _vision_tokens(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Tokens (B, 1+L, W) after each tapped block, with the first K_I blocks adapted."""
+    def _vision_tokens(self, images: torch.Tensor, block_forward=None) -> list[torch.Tensor]:
+        """Tokens (B, 1+L, W) after each tapped block, with the first K_I blocks adapted.
+
+        Args:
+            images: (B, 3, S, S).
+            block_forward: ``f(block, x) -> x`` running one frozen block; the default runs the
+                block itself (with gradient checkpointing when enabled). The fast inference path
+                passes a fused-attention forward.
+        """
+        run = block_forward or self._run_block
         visual = self.clip.visual
         x = visual._embeds(images.to(visual.conv1.weight.dtype))  # (B, 1+L, W), ln_pre applied
         taps, last = [], self.config.levels[-1]
         for index, block in enumerate(visual.transformer.resblocks[:last]):
-            x = self._run_block(block, x)
+            x = run(block, x)
             if index < len(self.image_adapters):
                 x = mix_adapter(x, self.image_adapters[index], self.config.image_lambda)
             if index + 1 in self.config.levels:
                 taps.append(x)
         return taps
+
+    def features_from_tokens(self, taps: list[torch.Tensor]) -> ImageFeatures:
+        """Heads on the tapped tokens: per-level patch features and the global feature (spec 3)."""
+        ln_post = self.clip.visual.ln_post
+        patches = [ln_post(t[:, 1:]) for t in taps]  # class token dropped, (B, L, W)
+        levels = [F.normalize(head(p), dim=-1) for head, p in zip(self.seg_heads, patches)]
+        det = F.normalize(self.det_head(patches[-1]), dim=-1).mean(dim=1)  # (B, D)
+        return ImageFeatures(levels=levels, global_feature=det)
 
     def encode_image(self, images: torch.Tensor) -> ImageFeatures:
         """Per-level patch features and the global feature (spec section 3).
@@ -221,12 +237,7 @@ class AAClip(nn.Module):
         Args:
             images: (B, 3, S, S) CLIP-normalised images, S = config.image_size.
         """
-        taps = self._vision_tokens(images)
-        ln_post = self.clip.visual.ln_post
-        patches = [ln_post(t[:, 1:]) for t in taps]  # class token dropped, (B, L, W)
-        levels = [F.normalize(head(p), dim=-1) for head, p in zip(self.seg_heads, patches)]
-        det = F.normalize(self.det_head(patches[-1]), dim=-1).mean(dim=1)  # (B, D)
-        return ImageFeatures(levels=levels, global_feature=det)
+        return self.features_from_tokens(self._vision_tokens(images))
 
     def plain_image_embedding(self, images: torch.Tensor) -> torch.Tensor:
         """CLIP's own normalised image embedding (standard attention, no adapters), (B, D)."""
@@ -304,6 +315,16 @@ class AAClip(nn.Module):
             total = level if total is None else total + level
         return total[:, 0]
 
+    def predict_from_features(
+        self, feats: ImageFeatures, anchors: torch.Tensor, domain: str, size: tuple[int, int]
+    ) -> Prediction:
+        """Maps at ``size`` and image scores (spec section 5) from already encoded features."""
+        amap = self.anomaly_map(self.patch_logits(feats.levels, anchors), domain, tuple(size))
+        global_score = (self.global_logits(feats.global_feature, anchors)[:, 1].float() + 1.0) / 2.0
+        map_max = amap.flatten(1).amax(dim=1)
+        score = combine_image_score(map_max, global_score, domain)
+        return Prediction(anomaly_map=amap, image_score=score, global_score=global_score, map_max=map_max)
+
     def predict(self, images: torch.Tensor, anchors: torch.Tensor, domain: str) -> Prediction:
         """Anomaly maps at input resolution and image scores (spec section 5).
 
@@ -312,12 +333,7 @@ class AAClip(nn.Module):
             anchors: (D, 2) or (B, D, 2) text anchors.
             domain: ``medical`` or ``industrial`` (smoothing kernel and image-score rule).
         """
-        feats = self.encode_image(images)
-        amap = self.anomaly_map(self.patch_logits(feats.levels, anchors), domain, tuple(images.shape[-2:]))
-        global_score = (self.global_logits(feats.global_feature, anchors)[:, 1].float() + 1.0) / 2.0
-        map_max = amap.flatten(1).amax(dim=1)
-        score = combine_image_score(map_max, global_score, domain)
-        return Prediction(anomaly_map=amap, image_score=score, global_score=global_score, map_max=map_max)
+        return self.predict_from_features(self.encode_image(images), anchors, domain, tuple(images.shape[-2:]))
 
 
 def build_aaclip(config: AAClipConfig | None = None, prompts: PromptSet = DEFAULT_PROMPTS) -> AAClip:

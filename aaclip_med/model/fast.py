@@ -28,8 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aaclip_med.model.aaclip import AAClip, ImageFeatures, Prediction, combine_image_score
-from aaclip_med.model.adapters import mix_adapter
+from aaclip_med.model.aaclip import AAClip, ImageFeatures, Prediction
 
 __all__ = [
     "PRECISIONS",
@@ -163,42 +162,24 @@ class FastPredictor:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
+    def _block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return fused_block_forward(block, x) if self.fused_attention and _fusable(block) else block(x)
+
     def _vision_tokens(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Tokens (B, 1+L, W) after each tapped block; the first K_I blocks adapted (as AAClip)."""
-        model = self.model
-        visual = model.clip.visual
-        levels = model.config.levels
-        x = visual._embeds(images)  # (B, 1+L, W), ln_pre applied
-        taps = []
-        for index, block in enumerate(visual.transformer.resblocks[: levels[-1]]):
-            x = fused_block_forward(block, x) if self.fused_attention and _fusable(block) else block(x)
-            if index < len(model.image_adapters):
-                x = mix_adapter(x, model.image_adapters[index], model.config.image_lambda)
-            if index + 1 in levels:
-                taps.append(x)
-        return taps
+        """Tokens (B, 1+L, W) after each tapped block, via the model's own loop with fused blocks."""
+        return self.model._vision_tokens(images, block_forward=self._block)
 
     def encode_image(self, images: torch.Tensor) -> ImageFeatures:
         """As :meth:`AAClip.encode_image` (no gradients): blocks under autocast, heads in fp32."""
-        model = self.model
         with torch.inference_mode():
             with self._autocast():
                 taps = self._tokens(images.to(self.device, torch.float32))
-            ln_post = model.clip.visual.ln_post
-            patches = [ln_post(t[:, 1:].float()) for t in taps]  # class token dropped, (B, L, W)
-            levels = [F.normalize(head(p), dim=-1) for head, p in zip(model.seg_heads, patches)]
-            det = F.normalize(model.det_head(patches[-1]), dim=-1).mean(dim=1)  # (B, D)
-        return ImageFeatures(levels=levels, global_feature=det)
+            return self.model.features_from_tokens([t.float() for t in taps])
 
     def _predict_chunk(self, images: torch.Tensor, anchors: torch.Tensor, domain: str) -> Prediction:
-        model = self.model
         feats = self.encode_image(images)
-        size = tuple(images.shape[-2:])
-        amap = model.anomaly_map(model.patch_logits(feats.levels, anchors), domain, size).float()
-        global_score = (model.global_logits(feats.global_feature, anchors)[:, 1].float() + 1.0) / 2.0
-        map_max = amap.flatten(1).amax(dim=1)
-        score = combine_image_score(map_max, global_score, domain)
-        return Prediction(anomaly_map=amap, image_score=score, global_score=global_score, map_max=map_max)
+        pred = self.model.predict_from_features(feats, anchors, domain, tuple(images.shape[-2:]))
+        return Prediction(*(t.float() for t in pred))
 
     def __call__(self, images: torch.Tensor, anchors: torch.Tensor, domain: str) -> Prediction:
         """Maps (B, H, W) and scores (B,), all float32, for CLIP-normalised images (B, 3, S, S).
