@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform, NormalizeIntensity, Transform
+from monai.transforms import NormalizeIntensity, Transform
 from monai.utils import TransformBackends
+
+from .twin import ArrayTwind
 
 __all__ = [
     "CLIP_MEAN",
@@ -66,15 +66,7 @@ class BinarizeMask(Transform):
         return (mask != 0).float()
 
 
-class _Wrapd(MapTransform):
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.inner(d[key])
-        return d
-
-
-class ToThreeChannelsd(_Wrapd):
+class ToThreeChannelsd(ArrayTwind):
     """Dictionary twin of :class:`ToThreeChannels`. Args: keys, allow_missing_keys."""
 
     backend = ToThreeChannels.backend
@@ -84,7 +76,7 @@ class ToThreeChannelsd(_Wrapd):
         self.inner = ToThreeChannels()
 
 
-class ClipNormalized(_Wrapd):
+class ClipNormalized(ArrayTwind):
     """Dictionary twin of :class:`ClipNormalize`. Args: keys, mean, std, allow_missing_keys."""
 
     backend = ClipNormalize.backend
@@ -94,7 +86,7 @@ class ClipNormalized(_Wrapd):
         self.inner = ClipNormalize(mean, std)
 
 
-class BinarizeMaskd(_Wrapd):
+class BinarizeMaskd(ArrayTwind):
     """Dictionary twin of :class:`BinarizeMask`. Args: keys, allow_missing_keys."""
 
     backend = BinarizeMask.backend

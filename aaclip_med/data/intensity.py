@@ -15,16 +15,16 @@ CT windows are in Hounsfield units (HU), given as (level, width): the window kee
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
 from types import MappingProxyType
 
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform, ScaleIntensityRange, Transform
+from monai.transforms import ScaleIntensityRange, Transform
 from monai.utils import TransformBackends, convert_to_dst_type
 
 from .loading import INTENSITY_MAX
+from .twin import ArrayTwind
 
 __all__ = [
     "CT_WINDOWS",
@@ -147,17 +147,7 @@ class ScaleToUnit(Transform):
         return ((img.float() - low) / max(high - low, 1e-8)).clamp(0.0, 1.0)
 
 
-class _Wrapd(MapTransform):
-    """Dictionary twin shared by the intensity transforms: apply `self.inner` to each key."""
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.inner(d[key])
-        return d
-
-
-class CTWindowd(_Wrapd):
+class CTWindowd(ArrayTwind):
     """Dictionary twin of :class:`CTWindow`. Args: keys, window, allow_missing_keys."""
 
     backend = CTWindow.backend
@@ -167,7 +157,7 @@ class CTWindowd(_Wrapd):
         self.inner = CTWindow(window)
 
 
-class MRINormalized(_Wrapd):
+class MRINormalized(ArrayTwind):
     """Dictionary twin of :class:`MRINormalize`. Args: keys, lower, upper, background, allow_missing_keys."""
 
     backend = MRINormalize.backend
@@ -184,7 +174,7 @@ class MRINormalized(_Wrapd):
         self.inner = MRINormalize(lower, upper, background)
 
 
-class ScaleToUnitd(_Wrapd):
+class ScaleToUnitd(ArrayTwind):
     """Dictionary twin of :class:`ScaleToUnit`. Args: keys, full_scale, allow_missing_keys."""
 
     backend = ScaleToUnit.backend
