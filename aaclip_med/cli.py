@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 
 __all__ = ["main", "COMMANDS"]
 
@@ -40,6 +41,10 @@ def _configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if verbosity == 0:
         logging.getLogger("aaclip_med").setLevel(logging.INFO)
+    # MONAI announces on every DICOM import that the optional GPU JPEG decoder is absent; that is
+    # expected on CPU machines and hides the messages that matter.
+    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*nvImageCodec decoder plugin did not register.*")
 
 
 def main(argv: list[str] | None = None) -> int:
