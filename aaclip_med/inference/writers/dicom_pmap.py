@@ -54,6 +54,10 @@ def write_parametric_map(score_map: np.ndarray, source_files: Sequence[Path], pa
         voi_lut_transformations=[hd.VOILUTTransformation(window_center=(low + high) / 2.0, window_width=max(high - low, 1e-6))],
         **DEVICE,
     )
+    # General Series Laterality is type 2C; present-but-empty is valid whether or not the anatomy is
+    # paired (dciodvfy reports its absence as an error for Parametric Maps).
+    if "Laterality" not in pmap:
+        pmap.Laterality = ""
     with atomic_path(path) as tmp:
         pmap.save_as(tmp)
     logger.debug("wrote DICOM Parametric Map %s", path)
