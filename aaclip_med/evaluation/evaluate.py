@@ -130,7 +130,7 @@ def evaluate_predictions(
     dataset_root: str | Path,
     predictions_dir: str | Path,
     out_dir: str | Path,
-    protocol: str = "paper",
+    protocol: str = "deployment",
     dataset: str | None = None,
     fpr_limit: float = 0.3,
     examples_per_group: int = 3,
