@@ -18,7 +18,7 @@ from aaclip_med.keys import Domain
 
 from .intensity import CT_WINDOWS, CTWindowd, MRINormalized, ScaleToUnitd
 
-__all__ = ["list_modalities", "get_modality", "preset_transforms"]
+__all__ = ["list_modalities", "get_modality", "preset_transforms", "resolve_modality_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,19 @@ _PRESETS = MappingProxyType(
 )
 
 
+# Short names users type (DICOM's Modality attribute says "MR") -> preset names.
+_ALIASES = MappingProxyType({"mr": "mri"})
+
+
+def resolve_modality_name(name: str) -> str:
+    """The preset name of ``name`` (aliases such as "mr" resolved); unknown names raise ValueError."""
+    resolved = _ALIASES.get(name, name)
+    if resolved not in _PRESETS:
+        msg = f"unknown modality {name!r}; choose one of {list_modalities()} (or 'mr' for 'mri')"
+        raise ValueError(msg)
+    return resolved
+
+
 def list_modalities() -> list[str]:
     """Names of the built-in modality presets."""
     return sorted(_PRESETS)
@@ -45,10 +58,7 @@ def get_modality(name: str) -> dict:
     Raises:
         ValueError: unknown name; the message lists the choices.
     """
-    if name not in _PRESETS:
-        msg = f"unknown modality {name!r}; choose one of {list_modalities()}"
-        raise ValueError(msg)
-    return copy.deepcopy(dict(_PRESETS[name]))
+    return copy.deepcopy(dict(_PRESETS[resolve_modality_name(name)]))
 
 
 def _brighter_than(img: torch.Tensor, threshold: float) -> torch.Tensor:

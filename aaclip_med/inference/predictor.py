@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aaclip_med.data.modality import get_modality
+from aaclip_med.data.modality import get_modality, resolve_modality_name
 from aaclip_med.data.pipeline import inference_transforms
 from aaclip_med.inference.precision import autocast_context, resolve_precision
 from aaclip_med.keys import Domain, Keys
@@ -29,15 +29,9 @@ __all__ = ["Predictor", "SlicePredictions", "normalize_modality", "default_domai
 
 logger = logging.getLogger(__name__)
 
-# user-facing short names -> preset names of aaclip_med.data.modality
-_MODALITY_ALIASES = {"mr": "mri"}
-
-
 def normalize_modality(modality: str) -> str:
     """Preset name of ``modality`` ("mr" is accepted for "mri"); unknown names raise ValueError."""
-    name = _MODALITY_ALIASES.get(modality, modality)
-    get_modality(name)  # raises with the list of choices
-    return name
+    return resolve_modality_name(modality)
 
 
 def default_domain(modality: str) -> str:

@@ -8,9 +8,43 @@ from os import PathLike
 
 from aaclip_med.keys import Keys
 
-__all__ = ["manifest_training_data"]
+__all__ = ["manifest_training_data", "ModalityDispatch"]
 
 logger = logging.getLogger(__name__)
+
+
+class ModalityDispatch:
+    """Per-sample preprocessing by the record's ``modality`` field (else the default preset).
+
+    A manifest may mix CT slices, MR slices and photos; each needs its own intensity preset (HU
+    windows are meaningless for a photo). Pipelines are built once per modality and share the
+    random state set through :meth:`set_random_state`, so seeding per sample still works.
+
+    Args:
+        build: ``modality -> transform`` (e.g. a partial of ``training_transforms``).
+        default: the modality of records without one.
+    """
+
+    def __init__(self, build: Callable[[str], Callable], default: str | dict) -> None:
+        self.build, self.default = build, default
+        self._pipelines: dict[str, Callable] = {}
+        self._seed: int | None = None
+
+    def _pipeline(self, modality: str | dict) -> Callable:
+        key = modality if isinstance(modality, str) else repr(sorted(modality.items()))
+        if key not in self._pipelines:
+            self._pipelines[key] = self.build(modality)
+        return self._pipelines[key]
+
+    def set_random_state(self, seed: int | None = None, state=None) -> ModalityDispatch:
+        self._seed = seed
+        return self
+
+    def __call__(self, data: dict) -> dict:
+        pipeline = self._pipeline(data.get(Keys.MODALITY) or self.default)
+        if self._seed is not None and hasattr(pipeline, "set_random_state"):
+            pipeline.set_random_state(seed=self._seed)
+        return pipeline(data)
 
 
 def manifest_training_data(
@@ -29,7 +63,8 @@ def manifest_training_data(
         manifest: training manifest (JSON lines, paths relative to ``dataset_root``).
         dataset_root: root of the training images and masks.
         image_size: S, the network's input side in pixels.
-        modality: preprocessing preset (see ``aaclip_med.data.modality``).
+        modality: preprocessing preset (see ``aaclip_med.data.modality``) of records without a
+            ``modality`` field; records with one use their own.
         shot: keep k samples per class (half normal, half anomalous), drawn with ``seed``.
         seed: seed of the k-shot draw (augmentation is seeded by the training run).
         val_manifest: optional validation manifest (never the test set).
@@ -51,14 +86,14 @@ def manifest_training_data(
     train = ManifestDataset(records, dataset_root, transform=None, with_mask=True)
 
     def transform(stage: int) -> Callable:
-        return training_transforms(modality, image_size, stage=stage, seed=seed)
+        return ModalityDispatch(lambda name: training_transforms(name, image_size, stage=stage, seed=seed), modality)
 
     val = None
     if val_manifest is not None:
         val = ManifestDataset(
             val_manifest,
             val_root or dataset_root,
-            transform=inference_transforms(modality, image_size, mask_key=Keys.MASK),
+            transform=ModalityDispatch(lambda name: inference_transforms(name, image_size, mask_key=Keys.MASK), modality),
             with_mask=True,
         )
     return train, transform, val
