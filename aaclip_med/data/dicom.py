@@ -109,5 +109,5 @@ def find_dicom_series(folder: str | PathLike, recursive: bool = False) -> list[D
     if not groups:
         raise DataError(folder, "holds no readable DICOM file")
     series = [DicomSeries(uid, tuple(p for _, p in sorted(items))) for uid, items in sorted(groups.items())]
-    logger.info("found %d DICOM series in %s", len(series), folder)
+    logger.debug("found %d DICOM series in %s", len(series), folder)
     return series
