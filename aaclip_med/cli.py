@@ -39,8 +39,9 @@ def _build_parser() -> argparse.ArgumentParser:
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if verbosity == 0:
-        logging.getLogger("aaclip_med").setLevel(logging.INFO)
+    # Our own progress messages show by default; -v / -vv open the rest (set every time, since an
+    # earlier call in the same process may have set another level).
+    logging.getLogger("aaclip_med").setLevel(logging.INFO if verbosity < 2 else logging.DEBUG)
     # MONAI announces on every DICOM import that the optional GPU JPEG decoder is absent; that is
     # expected on CPU machines and hides the messages that matter.
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
