@@ -32,13 +32,16 @@ def _batch(model, batch: int, device: torch.device) -> dict:
             "label": torch.ones(batch, device=device), "class_name": ["object"] * batch}
 
 
-def _loss_fn(model, kind: str, batch: dict):
+def _loss_fn(model, kind: str, batch: dict, feature_chunk: int | None):
     from aaclip_med.training.objectives import fixed_anchor_table, stack_anchors, stage1_losses, stage2_losses
 
     if kind == "stage2":
         anchors = stack_anchors(fixed_anchor_table(model, ["object"]), ["object"] * len(batch["class_name"]))
         return lambda: stage2_losses(model, batch, anchors)["loss"]
-    return lambda: stage1_losses(model, batch, ["object"] * len(batch["class_name"]))["loss"]
+    # our Stage 1 runs the frozen image side in chunks (TrainConfig.stage1_feature_chunk); the
+    # public code's way (two-copies) runs the whole batch at once
+    chunk = feature_chunk if kind == "stage1" else None
+    return lambda: stage1_losses(model, batch, ["object"] * len(batch["class_name"]), feature_chunk=chunk)["loss"]
 
 
 def _child(args: argparse.Namespace) -> dict:
@@ -54,7 +57,8 @@ def _child(args: argparse.Namespace) -> dict:
     model.set_grad_checkpointing(args.grad_checkpointing)
     params = freeze_for_stage(model, 2 if args.kind == "stage2" else 1)
     optimizer = torch.optim.Adam(params, lr=1e-5, betas=(0.5, 0.999))
-    loss_fn, autocast = _loss_fn(model, args.kind, _batch(model, args.batch, device)), autocast_context(args.amp, device)
+    batch = _batch(model, args.batch, device)
+    loss_fn, autocast = _loss_fn(model, args.kind, batch, args.feature_chunk or None), autocast_context(args.amp, device)
     times = []
     for step in range(args.warmup + args.repeats):
         if device.type == "cuda":
@@ -73,6 +77,7 @@ def _child(args: argparse.Namespace) -> dict:
             times.append(time.perf_counter() - start)
     result = {"kind": args.kind, "batch": args.batch, "backbone": args.backbone, "image_size": model.config.image_size,
               "device": str(device), "amp": args.amp, "grad_checkpointing": args.grad_checkpointing,
+              "feature_chunk": (args.feature_chunk or None) if args.kind == "stage1" else None,
               "seconds_per_step": min(times), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "threads": torch.get_num_threads()}
     if device.type == "cuda":
@@ -87,6 +92,8 @@ def _parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none")
     parser.add_argument("--grad-checkpointing", action="store_true")
+    parser.add_argument("--feature-chunk", type=int, default=2,
+                        help="images per frozen Stage-1 image forward (training default 2; 0: whole batch)")
     parser.add_argument("--only", choices=["stage1", "stage2", "two-copies"], help="one kind of step")
     parser.add_argument("--batch", type=int, nargs="*", help="batch sizes for --only")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default 1 on GPU, 0 on CPU)")
@@ -107,7 +114,8 @@ def _runs(args: argparse.Namespace) -> list[tuple[str, int]]:
 
 def _spawn(args: argparse.Namespace, kind: str, batch: int) -> dict:
     argv = [sys.executable, __file__, "--child", kind, "--backbone", args.backbone, "--device", args.device,
-            "--amp", args.amp, "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--batch", str(batch)]
+            "--amp", args.amp, "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--batch", str(batch),
+            "--feature-chunk", str(args.feature_chunk)]
     argv += ["--grad-checkpointing"] if args.grad_checkpointing else []
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout, check=False)

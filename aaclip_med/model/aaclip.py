@@ -243,8 +243,12 @@ class AAClip(nn.Module):
         """CLIP's own normalised image embedding (standard attention, no adapters), (B, D)."""
         return F.normalize(self.clip.encode_image(images), dim=-1)
 
-    def surgery_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def surgery_features(self, images: torch.Tensor, chunk_size: int | None = None) -> list[torch.Tensor]:
         """Stage-1 image features per level from the frozen, un-adapted CLIP (spec section 7).
+
+        ``chunk_size`` runs the frozen forward on that many images at a time: the per-image
+        result is unchanged, but the activation peak no longer grows with the batch (Stage 1 runs
+        this without gradients, so nothing needs to be kept between chunks).
 
         Blocks from the first level on use value-value attention; each level's patch tokens go
         through ln_post and CLIP's ``proj``, are L2-normalised, and the normalised plain CLIP image
@@ -254,6 +258,11 @@ class AAClip(nn.Module):
         Returns:
             list of (B, L, D), one per level.
         """
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of images, got {chunk_size}.")
+        if chunk_size is not None and images.shape[0] > chunk_size:
+            parts = [self.surgery_features(chunk) for chunk in images.split(chunk_size)]
+            return [torch.cat(level) for level in zip(*parts)]
         visual = self.clip.visual
         start = self.config.levels[0] - 1  # 0-based index of the first value-value block
         x = visual._embeds(images.to(visual.conv1.weight.dtype))

@@ -60,6 +60,7 @@ class TrainConfig:
     device: str | None = None  # None: cuda:<local rank> when available, else cpu
     amp: str = "none"  # "none" | "bf16" | "fp16" (GPU only; fp16 uses a GradScaler)
     grad_checkpointing: bool = False  # recompute CLIP blocks in backward (less memory)
+    stage1_feature_chunk: int | None = 2  # images per frozen Stage-1 image forward (memory bound; None: whole batch)
     num_workers: int = 0  # DataLoader workers
     save_every: int = 200  # iterations between resumable states (also saved every epoch)
     stop_after_iterations: int | None = None  # stop (resumably) after this many iterations of a stage
@@ -78,6 +79,8 @@ class TrainConfig:
             raise ValueError(f"stage1_levels must be one of {STAGE1_LEVELS}, got {self.stage1_levels!r}.")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}.")
+        if self.stage1_feature_chunk is not None and self.stage1_feature_chunk < 1:
+            raise ValueError(f"stage1_feature_chunk must be >= 1 image or None, got {self.stage1_feature_chunk}.")
         if self.save_every < 1:
             raise ValueError(f"save_every must be >= 1 iteration, got {self.save_every}.")
         self.stage1.validate("stage1")

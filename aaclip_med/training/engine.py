@@ -62,7 +62,7 @@ def make_loss_fn(
     if stage == 1:
         def stage1(batch: dict) -> dict[str, torch.Tensor]:
             descs = [descriptions[c] for c in batch[Keys.CLASS_NAME]]
-            return stage1_losses(model, batch, descs, config.gamma, config.stage1_levels)
+            return stage1_losses(model, batch, descs, config.gamma, config.stage1_levels, config.stage1_feature_chunk)
 
         return stage1
     from aaclip_med.training.objectives import fixed_anchor_table

@@ -33,7 +33,12 @@ def fixed_anchor_table(model: AAClip, descriptions: Sequence[str]) -> dict[str, 
 
 
 def stage1_losses(
-    model: AAClip, batch: Mapping, descriptions: Sequence[str], gamma: float = 0.1, levels: str = "all"
+    model: AAClip,
+    batch: Mapping,
+    descriptions: Sequence[str],
+    gamma: float = 0.1,
+    levels: str = "all",
+    feature_chunk: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Stage 1: seg loss of ``100 * surgery_feature @ T`` per level + ``gamma * L_dis``.
 
@@ -46,13 +51,14 @@ def stage1_losses(
         descriptions: per-image class descriptions, length B.
         gamma: weight of the disentangle loss.
         levels: "all" sums the seg loss over levels; "last" uses the last level only (public code).
+        feature_chunk: images per frozen image forward (bounds activation memory; same result).
 
     Returns:
         ``loss`` (to back-propagate), ``seg`` and ``dis``.
     """
     images, masks = batch[Keys.IMAGE], batch[Keys.MASK]
     with torch.no_grad():
-        features = model.surgery_features(images)  # per level (B, L, D)
+        features = model.surgery_features(images, chunk_size=feature_chunk)  # per level (B, L, D)
     table = {d: model.compute_text_anchors(d) for d in sorted(set(descriptions))}
     anchors = stack_anchors(table, descriptions)  # (B, D, 2), with gradients
     logits = model.patch_logits(features, anchors)  # per level (B, 2, g, g)

@@ -212,3 +212,15 @@ def test_gradient_checkpointing_gives_same_gradients():
     ckpt = grads()
     for a, b in zip(plain, ckpt):
         torch.testing.assert_close(a, b)
+
+
+def test_chunked_surgery_features_equal_whole_batch(tiny_model):
+    images = torch.randn(5, 3, 112, 112)
+    with torch.no_grad():
+        whole = tiny_model.surgery_features(images)
+        chunked = tiny_model.surgery_features(images, chunk_size=2)
+    assert len(chunked) == len(whole)
+    for a, b in zip(whole, chunked):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="chunk_size"):
+        tiny_model.surgery_features(images, chunk_size=0)
