@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from aaclip_med.keys import Keys
 from aaclip_med.losses import classification_loss, disentangle_loss, segmentation_loss
@@ -24,6 +25,19 @@ def describe_classes(
 def stack_anchors(table: Mapping[str, torch.Tensor], descriptions: Sequence[str]) -> torch.Tensor:
     """Per-image anchors (B, D, 2) from a description -> (D, 2) table."""
     return torch.stack([table[d] for d in descriptions])
+
+
+def level_seg_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """:func:`segmentation_loss` of one level, recomputed in backward instead of stored.
+
+    The loss works at mask resolution (B, 2, H, W): upsampled logits, softmax and focal/dice terms
+    of every level would otherwise stay in memory until backward (about 1 GB for 4 levels at batch
+    16 and 518 px), more than the text side itself. Only the patch-grid logits are kept; the
+    value and the gradients are the same.
+    """
+    if not torch.is_grad_enabled() or not logits.requires_grad:
+        return segmentation_loss(logits, masks)
+    return checkpoint(segmentation_loss, logits, masks, use_reentrant=False)
 
 
 @torch.no_grad()
@@ -63,7 +77,7 @@ def stage1_losses(
     anchors = stack_anchors(table, descriptions)  # (B, D, 2), with gradients
     logits = model.patch_logits(features, anchors)  # per level (B, 2, g, g)
     used = logits if levels == "all" else logits[-1:]
-    seg = sum(segmentation_loss(level, masks) for level in used)
+    seg = sum(level_seg_loss(level, masks) for level in used)
     dis = disentangle_loss(anchors)
     return {"loss": seg + gamma * dis, "seg": seg, "dis": dis}
 
@@ -81,6 +95,6 @@ def stage2_losses(model: AAClip, batch: Mapping, anchors: torch.Tensor) -> dict[
     """
     feats = model.encode_image(batch[Keys.IMAGE])
     logits = model.patch_logits(feats.levels, anchors)
-    seg = sum(segmentation_loss(level, batch[Keys.MASK]) for level in logits)
+    seg = sum(level_seg_loss(level, batch[Keys.MASK]) for level in logits)
     ce = classification_loss(model.global_logits(feats.global_feature, anchors), batch[Keys.LABEL])
     return {"loss": seg + ce, "seg": seg, "ce": ce}

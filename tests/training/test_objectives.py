@@ -53,3 +53,20 @@ def test_stage2_loss_is_ce_plus_seg_and_trains_image_side(setup):
     out["loss"].backward()
     assert all(p.grad is not None for p in model.det_head.parameters())
     assert all(p.grad is None for p in model.text_proj.parameters())
+
+
+def test_recomputed_level_loss_matches_stored_one():
+    from aaclip_med.losses import segmentation_loss
+    from aaclip_med.training.objectives import level_seg_loss
+
+    torch.manual_seed(0)
+    base = torch.randn(2, 2, 8, 8)
+    masks = (torch.rand(2, 1, 32, 32) > 0.7).float()
+    stored = base.clone().requires_grad_(True)
+    recomputed = base.clone().requires_grad_(True)
+    a = segmentation_loss(stored, masks)
+    b = level_seg_loss(recomputed, masks)
+    a.backward()
+    b.backward()
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(stored.grad, recomputed.grad, rtol=0, atol=0)
