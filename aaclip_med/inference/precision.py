@@ -11,12 +11,13 @@ import logging
 
 import torch
 
+from aaclip_med.model.fast import autocast_dtype
+
 __all__ = ["PRECISIONS", "resolve_precision", "autocast_context"]
 
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -46,6 +47,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """A context manager running the forward pass in ``precision`` (already resolved) on ``device``."""
-    if precision == "fp32":
+    dtype = autocast_dtype(precision, device)  # the fast path's name -> dtype mapping, one place
+    if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
+    return torch.autocast(device_type=device.type, dtype=dtype)
