@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from os import PathLike
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from aaclip_med.files import write_text_atomic
 from aaclip_med.keys import Keys
 
 from .errors import DataError
@@ -118,11 +117,7 @@ def write_manifest(records: Iterable[Mapping], path: str | PathLike) -> Path:
     """Validate and write records as JSON lines, atomically (temporary file, then rename)."""
     path = Path(path)
     lines = [json.dumps(validate_record(r, f"record {n}"), ensure_ascii=False) for n, r in enumerate(records, 1)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + ("\n" if lines else ""))
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
     logger.info("wrote %d records to %s", len(lines), path)
     return path
 

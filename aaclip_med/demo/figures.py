@@ -19,8 +19,7 @@ from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
 from aaclip_med.data import load_image  # noqa: E402
 from aaclip_med.evaluation.predictions import Sample, load_map, load_mask, load_samples  # noqa: E402
-
-from .writers import write_bytes_atomic  # noqa: E402
+from aaclip_med.files import write_bytes_atomic  # noqa: E402
 
 __all__ = ["overlay_montage", "roc_figure"]
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from aaclip_med.data.manifest import read_manifest
+from aaclip_med.files import write_bytes_atomic
 from aaclip_med.keys import Keys
 from aaclip_med.model import AAClip, AAClipConfig, BackboneWeightsError, build_aaclip, load_adapters
 from aaclip_med.model.checkpoint import read_adapter_file
@@ -33,7 +34,6 @@ from aaclip_med.model.checkpoint import read_adapter_file
 from .figures import overlay_montage, roc_figure
 from .sample import generate_sample
 from .weights import DEMO_BACKBONE, DEMO_IMAGE_SIZE, WeightsChoice, choose_weights
-from .writers import write_bytes_atomic
 
 __all__ = ["DemoSettings", "DemoResult", "run_demo", "RANDOM_BANNER"]
 

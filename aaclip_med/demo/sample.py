@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from aaclip_med.data.manifest import write_manifest
+from aaclip_med.files import write_bytes_atomic
 from aaclip_med.keys import Domain, Keys
 
 from . import sources
 from .anomalies import TEXTURE_DEFECTS, Planted, plant_lesion
 from .writers import (
     series_affine_ras,
-    write_bytes_atomic,
     write_ct_series,
     write_json,
     write_nifti_gz,

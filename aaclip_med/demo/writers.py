@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
@@ -20,30 +17,16 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-__all__ = ["write_bytes_atomic", "write_json", "write_png", "write_nifti_gz", "write_ct_series", "series_affine_ras", "ANONYMOUS"]
+from aaclip_med.files import write_bytes_atomic, write_json_atomic
+
+__all__ = ["write_json", "write_png", "write_nifti_gz", "write_ct_series", "series_affine_ras", "ANONYMOUS"]
 
 ANONYMOUS = "ANON"  # PatientName and PatientID of every generated DICOM file
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared and opened by viewers
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_json(path: Path, obj) -> Path:
-    return write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    return write_json_atomic(path, obj, sort_keys=True)
 
 
 def write_png(path: Path, array: np.ndarray) -> Path:

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import math
-import os
-import tempfile
 from pathlib import Path
 
 from aaclip_med.evaluation.class_eval import METRIC_NAMES
+from aaclip_med.files import write_json_atomic, write_text_atomic
 
-__all__ = ["write_atomic", "write_json", "write_csv", "write_markdown", "percent"]
+__all__ = ["write_json", "write_csv", "write_markdown", "percent"]
 
 _LABELS = {
     "pixel_auroc": "Pixel AUROC",
@@ -29,34 +26,9 @@ _LABELS = {
 }
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and os.replace."""
-    path = Path(path)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8", "newline": ""})) as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _json_safe(value):
-    """Replace non-finite floats by None so the JSON is standard (no NaN/Infinity tokens)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def write_json(path: Path, report: dict) -> None:
     """Write the full report as indented standard JSON."""
-    write_atomic(path, json.dumps(_json_safe(report), indent=2, sort_keys=False) + "\n")
+    write_json_atomic(path, report)
 
 
 def percent(value: float | None, digits: int = 1) -> str:
@@ -75,7 +47,7 @@ def write_csv(path: Path, report: dict) -> None:
     mean_row["n_anomalous"] = sum(row["n_anomalous"] for row in report["classes"])
     for row in [*report["classes"], mean_row]:
         writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    write_atomic(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())
 
 
 def markdown_table(report: dict) -> list[str]:
@@ -135,4 +107,4 @@ def write_markdown(path: Path, report: dict) -> None:
         lines += ["", "## Not defined", ""] + [
             f"- {name}: {level} metrics {why}" for name, level, why in undefined
         ]
-    write_atomic(path, "\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")

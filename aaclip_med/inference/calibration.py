@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aaclip_med.inference.atomic import write_text_atomic
+from aaclip_med.files import write_text_atomic
 
 __all__ = ["ClassCalibration", "Calibration", "PixelStats", "save_calibration", "load_calibration"]
 

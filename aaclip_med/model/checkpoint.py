@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from aaclip_med.files import atomic_path, write_json_atomic
 from aaclip_med.model.aaclip import AAClip
 from aaclip_med.model.config import AAClipConfig
 
@@ -41,19 +41,6 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, unsafe, corrupt or does not fit the network."""
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_adapters(model: AAClip, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
     """Save adapter and head weights to ``path`` (``.safetensors``) and the config beside it (``.json``).
 
@@ -70,9 +57,9 @@ def save_adapters(model: AAClip, path: str | os.PathLike, extra: dict[str, Any] 
     meta = {"format_version": FORMAT_VERSION, "config": model.config.to_dict(), "extra": extra or {}}
     state = {k: v.detach().float().contiguous().cpu() for k, v in model.adapter_state_dict().items()}
     header = {_META_KEY: json.dumps(meta, sort_keys=True)}
-    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata=header))
-    sidecar = path.with_suffix(".json")
-    _atomic_write(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True)))
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=header)
+    write_json_atomic(path.with_suffix(".json"), meta, sort_keys=True)
     logger.info("Saved adapters (%d tensors) to %s", len(state), path)
     return path
 

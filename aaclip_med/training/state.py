@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aaclip_med.files import atomic_path
 from aaclip_med.model import safe_torch_load
 
 __all__ = ["STATE_FORMAT", "capture_rng", "restore_rng", "save_train_state", "load_train_state",
@@ -73,15 +73,8 @@ def load_scheduler_state(scheduler, state: dict[str, Any] | None) -> None:
 def save_train_state(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` to ``path`` through a temporary file and a rename (never half-written)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({**state, "format": STATE_FORMAT}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -81,15 +81,15 @@ def test_disk_full_mid_case_leaves_no_partial_file(tmp_path, cases, cli, monkeyp
 
 
 def test_disk_full_while_writing_a_report_keeps_no_partial_report(tmp_path, monkeypatch):
-    from aaclip_med.evaluation import report_files
+    from aaclip_med import files
 
     real_replace = os.replace
 
     def full_disk(src, dst):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
 
-    monkeypatch.setattr(report_files.os, "replace", full_disk)
+    monkeypatch.setattr(files.os, "replace", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        report_files.write_atomic(tmp_path / "report.json", '{"half": ')
-    monkeypatch.setattr(report_files.os, "replace", real_replace)
+        files.write_text_atomic(tmp_path / "report.json", '{"half": ')
+    monkeypatch.setattr(files.os, "replace", real_replace)
     assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aaclip_med.inference.atomic import atomic_path
+from aaclip_med.files import atomic_path
 from aaclip_med.inference.writers._dicom_sources import (
     DEVICE,
     frames,

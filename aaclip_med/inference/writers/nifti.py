@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from aaclip_med.inference.atomic import atomic_path
+from aaclip_med.files import atomic_path
 
 __all__ = ["affine_4x4", "write_nifti_overlay", "write_nifti_mask"]
 

@@ -10,7 +10,7 @@ import torch
 from matplotlib import colormaps
 from PIL import Image
 
-from aaclip_med.inference.atomic import atomic_path
+from aaclip_med.files import atomic_path
 
 __all__ = ["colorize", "write_heatmap_png", "write_blend_png", "image_to_rgb8"]
 

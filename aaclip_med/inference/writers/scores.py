@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aaclip_med.inference.atomic import write_text_atomic
+from aaclip_med.files import write_json_atomic, write_text_atomic
 
 __all__ = ["write_json", "write_csv", "write_score_tables", "SCORE_FILES"]
 
@@ -22,7 +21,7 @@ SCORE_FILES = {"slices_csv": "scores_slices.csv", "cases_csv": "scores_cases.csv
 
 def write_json(path: str | os.PathLike, data: object) -> Path:
     """Write ``data`` as indented JSON, atomically."""
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return write_json_atomic(path, data)
 
 
 def write_csv(path: str | os.PathLike, rows: Sequence[Mapping]) -> Path:

@@ -1,0 +1,95 @@
+"""Atomic output files, the one way this package writes a file that someone else reads.
+
+A file is written under a temporary name in its own folder and renamed when complete, so a crash
+or a killed job leaves a temporary file behind, never a truncated output under its final name.
+Temporary names start with ``.tmp-`` so that a resumed run can recognise and remove them.
+
+Files are created with ``open()``, so they get the umask's default permissions (usually 0644): a
+pipeline's service account can read every output alike (``tempfile.mkstemp`` would make 0600).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "TMP_PREFIX",
+    "atomic_path",
+    "json_safe",
+    "remove_stale_temporaries",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]
+
+TMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffixes, so writers pick the format); rename on success.
+
+    On any exception the temporary file is removed and the exception propagates.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of ``value`` with non-finite floats as None and tuples as lists, for standard JSON.
+
+    ``json.dumps`` would write NaN/Infinity tokens, which strict parsers (and most other languages)
+    reject.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any, sort_keys: bool = False) -> Path:
+    """Write ``data`` as indented standard JSON (see :func:`json_safe`) with a final newline, atomically."""
+    text = json.dumps(json_safe(data), indent=2, sort_keys=sort_keys, allow_nan=False)
+    return write_text_atomic(path, text + "\n")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete temporary files and staging folders left in ``folder`` by an interrupted run; returns the count."""
+    count = 0
+    for tmp in sorted(Path(folder).rglob(f"{TMP_PREFIX}*"), reverse=True):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+        count += 1
+    return count
