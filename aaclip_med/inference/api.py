@@ -15,10 +15,10 @@ import numpy as np
 from torch import nn
 
 from aaclip_med.data.manifest import read_manifest
+from aaclip_med.distributed import DistContext, init_distributed, shutdown_distributed
 from aaclip_med.inference.calibration import Calibration, ClassCalibration, PixelStats
 from aaclip_med.inference.case_outputs import OutputOptions
 from aaclip_med.inference.cohort import CohortSettings, load_case, run_cohort
-from aaclip_med.inference.distributed import DistInfo, init_distributed, rank_device, shutdown_distributed
 from aaclip_med.inference.predictions_dir import run_manifest
 from aaclip_med.inference.predictor import Predictor
 from aaclip_med.inference.run_info import run_record
@@ -87,11 +87,11 @@ def run_inference(
     Returns:
         The summary {"total", "done", "skipped", "failed", "out_dir"}.
     """
-    info = init_distributed()
+    info = init_distributed(device)
     try:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        predictor = Predictor(model, modality, domain, batch_size, precision, rank_device(device))
+        predictor = Predictor(model, modality, domain, batch_size, precision, info.device)
         calibration = calibration or calibration_from_model(model)
         settings = {"modality": predictor.modality, "domain": predictor.domain, "precision": predictor.precision,
                     "threshold": threshold, "calibration": calibration.to_dict() if calibration else None,
@@ -110,7 +110,7 @@ def run_inference(
         shutdown_distributed(info)
 
 
-def _run_manifest(predictor, manifest, dataset_root, out, description, descriptions, info: DistInfo, workers, settings) -> dict:
+def _run_manifest(predictor, manifest, dataset_root, out, description, descriptions, info: DistContext, workers, settings) -> dict:
     manifest = Path(manifest)
     root = Path(dataset_root) if dataset_root else manifest.parent
     records = read_manifest(manifest)

@@ -20,10 +20,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from aaclip_med.data.loading import load_image
-from aaclip_med.inference.atomic import TMP_PREFIX, remove_stale_temporaries
+from aaclip_med.distributed import DistContext, barrier, gather_objects, shard
+from aaclip_med.files import TMP_PREFIX, remove_stale_temporaries
 from aaclip_med.inference.calibration import Calibration
 from aaclip_med.inference.case_outputs import OutputOptions, score_rows, write_case_outputs
-from aaclip_med.inference.distributed import DistInfo, barrier, gather_objects, shard
 from aaclip_med.inference.errors import short_error
 from aaclip_med.inference.predictor import Predictor
 from aaclip_med.inference.prefetch import prefetch
@@ -79,7 +79,7 @@ def _process(predictor: Predictor, case: Case, image, out_dir: Path, settings: C
     write_json(_marker(out_dir, case), {"case": rows[0], "slices": rows[1], "files": [p.name for p in written]})
 
 
-def _run_shard(predictor: Predictor, cases: list[Case], out_dir: Path, settings: CohortSettings, info: DistInfo) -> dict:
+def _run_shard(predictor: Predictor, cases: list[Case], out_dir: Path, settings: CohortSettings, info: DistContext) -> dict:
     status = {"done": [], "skipped": [], "failed": []}
     todo = [c for c in cases if not _marker(out_dir, c).is_file()]
     status["skipped"] = [c.case_id for c in cases if c not in todo]
@@ -111,7 +111,7 @@ def _merge_tables(out_dir: Path, cases: list[Case]) -> None:
     write_score_tables(out_dir, slice_rows, case_rows)
 
 
-def run_cohort(predictor: Predictor, cases: list[Case], out_dir: Path, settings: CohortSettings, info: DistInfo) -> dict:
+def run_cohort(predictor: Predictor, cases: list[Case], out_dir: Path, settings: CohortSettings, info: DistContext) -> dict:
     """Process this rank's share of ``cases``; rank 0 merges tables and writes ``summary.json``.
 
     Returns:

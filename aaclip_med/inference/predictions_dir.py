@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 
 from aaclip_med.data.loading import load_image
 from aaclip_med.data.slicing import SliceVolume
-from aaclip_med.inference.atomic import atomic_path, remove_stale_temporaries, write_text_atomic
-from aaclip_med.inference.distributed import DistInfo, barrier, gather_objects, shard
+from aaclip_med.distributed import DistContext, barrier, gather_objects, shard
+from aaclip_med.files import atomic_path, remove_stale_temporaries, write_text_atomic
 from aaclip_med.inference.errors import short_error
 from aaclip_med.inference.predictor import Predictor
 from aaclip_med.inference.prefetch import prefetch
@@ -119,7 +119,7 @@ def _record_done(out_dir: Path, index: int) -> bool:
 
 def run_manifest(
     predictor: Predictor, records: list[dict], root: Path, out_dir: Path, descriptions: Mapping[str, str],
-    info: DistInfo, workers: int = 0,
+    info: DistContext, workers: int = 0,
 ) -> dict:
     """Predict every manifest line (this rank's share of sources); rank 0 writes predictions.jsonl.
 

@@ -1,8 +1,8 @@
 """Two-stage AA-CLIP training (spec sections 6-8) on Ignite engines, single or multi-process."""
 
+from aaclip_med.distributed import DistContext, init_distributed
 from aaclip_med.training.batches import EpochBatches, SeededSamples, collate_samples
 from aaclip_med.training.config import StageConfig, TrainConfig, default_stage_config
-from aaclip_med.training.distributed import DistContext, init_distributed
 from aaclip_med.training.engine import StageParts, build_stage_trainer, run_stage_engine
 from aaclip_med.training.freeze import freeze_for_stage
 from aaclip_med.training.objectives import stage1_losses, stage2_losses

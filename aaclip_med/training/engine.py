@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from ignite.engine import Engine, Events
 from torch import nn
 
+from aaclip_med.distributed import DistContext
 from aaclip_med.keys import Keys
 from aaclip_med.model import AAClip
 from aaclip_med.training.batches import EpochBatches
 from aaclip_med.training.config import StageConfig, TrainConfig
-from aaclip_med.training.distributed import DistContext, all_reduce_gradients
 from aaclip_med.training.freeze import freeze_for_stage
 from aaclip_med.training.objectives import stack_anchors, stage1_losses, stage2_losses
 
@@ -88,6 +89,21 @@ def _optimizer(params: list[nn.Parameter], cfg: StageConfig):
 
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def all_reduce_gradients(params: list[nn.Parameter], ctx: DistContext) -> None:
+    """Average the gradients of ``params`` over all processes (missing gradients count as zero)."""
+    if not ctx.distributed:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= ctx.world_size
+    offset = 0
+    for param in params:
+        n = param.numel()
+        param.grad = flat[offset : offset + n].view_as(param).clone()
+        offset += n
 
 
 def _step_fn(parts: StageParts, loss_fn: Callable, autocast: Callable) -> Callable[[Engine, Any], dict]:

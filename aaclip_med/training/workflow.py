@@ -24,11 +24,12 @@ from typing import Any
 import torch
 from ignite.engine import Events
 
+from aaclip_med.distributed import DistContext, barrier, broadcast_parameters, init_distributed
+from aaclip_med.files import write_json_atomic
 from aaclip_med.keys import Keys
 from aaclip_med.model import AAClip, save_adapters
 from aaclip_med.training.batches import EpochBatches, SeededSamples
 from aaclip_med.training.config import TrainConfig
-from aaclip_med.training.distributed import DistContext, barrier, broadcast_parameters, init_distributed
 from aaclip_med.training.engine import StageParts, build_stage_trainer, run_stage_engine
 from aaclip_med.training.handlers import (
     LossLogger,
@@ -227,10 +228,7 @@ def _previous_state(out: Path, config: TrainConfig) -> dict | None:
 
 
 def _write_config(out: Path, config: TrainConfig) -> None:
-    from aaclip_med.model.checkpoint import _atomic_write
-
-    text = json.dumps(config.to_dict(), indent=2, sort_keys=True)
-    _atomic_write(out / "train_config.json", lambda tmp: Path(tmp).write_text(text))
+    write_json_atomic(out / "train_config.json", config.to_dict(), sort_keys=True)
 
 
 def run_training(

@@ -1,0 +1,116 @@
+"""Several processes under ``torchrun``: the process group, each rank's device, and what ranks exchange.
+
+One module for training and inference. ``torchrun`` (one host or many) sets ``WORLD_SIZE``,
+``RANK``, ``LOCAL_RANK`` and the rendezvous variables; a plain ``python`` run is a world of one
+and every helper here is then a no-op. The backend is NCCL when the processes use CUDA devices
+and gloo otherwise, so the same code runs on CPU-only machines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = [
+    "DistContext",
+    "barrier",
+    "broadcast_parameters",
+    "gather_objects",
+    "init_distributed",
+    "shard",
+    "shutdown_distributed",
+]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands: its rank, how many there are, which device it uses."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+    created: bool = False  # this process started the process group (and so ends it)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _rank_device(device: str | torch.device | None, world: int, local_rank: int) -> torch.device:
+    if device is None:
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None and world > 1:
+        return torch.device(f"cuda:{local_rank}")  # one GPU per process
+    return device
+
+
+def init_distributed(device: str | torch.device | None = None) -> DistContext:
+    """Join the process group torchrun describes (``WORLD_SIZE`` > 1), else a world of one.
+
+    Args:
+        device: torch device; None picks ``cuda:<LOCAL_RANK>`` when CUDA is available, else cpu.
+            A bare ``cuda`` becomes ``cuda:<LOCAL_RANK>`` under torchrun.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    resolved = _rank_device(device, world, local_rank)
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
+    created = False
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if resolved.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+        created = True
+        logger.info("Joined process group (%s): rank %d of %d on %s", backend, dist.get_rank(), world, resolved)
+    if dist.is_available() and dist.is_initialized():
+        return DistContext(dist.get_rank(), dist.get_world_size(), resolved, created)
+    return DistContext(0, 1, resolved, False)
+
+
+def shutdown_distributed(ctx: DistContext) -> None:
+    """End the process group if this process started it."""
+    if ctx.created and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard(items: Sequence[T], ctx: DistContext) -> list[T]:
+    """This rank's share of ``items`` (round robin, so slow items spread evenly)."""
+    return list(items[ctx.rank :: ctx.world_size])
+
+
+def gather_objects(obj: object, ctx: DistContext) -> list:
+    """Every rank's ``obj`` (picklable, small), in rank order; a one-element list in a world of one."""
+    if not ctx.distributed:
+        return [obj]
+    out: list = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+@torch.no_grad()
+def broadcast_parameters(params: Sequence[nn.Parameter], ctx: DistContext) -> None:
+    """Copy rank 0's values of ``params`` to every process (identical start whatever the seeds)."""
+    if ctx.distributed:
+        for param in params:
+            dist.broadcast(param.data, src=0)
+
+
+def barrier(ctx: DistContext) -> None:
+    """Wait for every rank (no-op in a world of one)."""
+    if ctx.distributed:
+        dist.barrier()
