@@ -12,7 +12,7 @@ import warnings
 
 from aaclip_med.commands._common import add_model_arguments
 from aaclip_med.demo.sample import SIZES
-from aaclip_med.inference.precision import PRECISIONS
+from aaclip_med.precision import PRECISIONS
 
 __all__ = ["add_arguments", "run"]
 

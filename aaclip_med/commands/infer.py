@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from aaclip_med.commands._common import add_model_arguments, descriptions_from_args, model_from_args
-from aaclip_med.inference.precision import PRECISIONS
+from aaclip_med.precision import PRECISIONS
 
 __all__ = ["add_arguments", "run"]
 
@@ -64,9 +64,6 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.inputs and not args.manifest and not args.calibrate_normals:
         raise ValueError("give INPUT files/folders, --manifest FILE or --calibrate-normals DIR")
-    if (args.backbone_weights or "").lower() == "random":
-        logger.warning("!!! --backbone-weights random: the CLIP backbone has RANDOM weights; "
-                       "maps and scores are meaningless (smoke test only) !!!")
     torch.manual_seed(args.seed)
     model = model_from_args(args)
     overrides = descriptions_from_args(args.descriptions)

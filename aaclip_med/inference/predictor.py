@@ -20,23 +20,17 @@ from torch import nn
 
 from aaclip_med.data.modality import get_modality, resolve_modality_name
 from aaclip_med.data.pipeline import inference_transforms
-from aaclip_med.inference.precision import autocast_context, resolve_precision
 from aaclip_med.keys import Domain, Keys
-from aaclip_med.model import AAClip, Prediction
+from aaclip_med.model import Prediction
 from aaclip_med.model.fast import FastPredictor
 
-__all__ = ["Predictor", "SlicePredictions", "normalize_modality", "default_domain", "resize_map"]
+__all__ = ["Predictor", "SlicePredictions", "default_domain", "resize_map"]
 
 logger = logging.getLogger(__name__)
 
-def normalize_modality(modality: str) -> str:
-    """Preset name of ``modality`` ("mr" is accepted for "mri"); unknown names raise ValueError."""
-    return resolve_modality_name(modality)
-
-
 def default_domain(modality: str) -> str:
     """The domain a modality implies: photo -> industrial, every medical modality -> medical."""
-    return str(get_modality(normalize_modality(modality)).get("domain", Domain.MEDICAL))
+    return str(get_modality(resolve_modality_name(modality)).get("domain", Domain.MEDICAL))
 
 
 class SlicePredictions(NamedTuple):
@@ -62,12 +56,11 @@ class Predictor:
     """Runs an AA-CLIP network on 2D slices in batches.
 
     Args:
-        model: an :class:`aaclip_med.model.AAClip` (anything with ``predict``, ``text_anchors`` and
-            ``config.image_size`` works, e.g. a test double).
+        model: an :class:`aaclip_med.model.AAClip`.
         modality: modality preset ("ct", "mr"/"mri", "oct", "endoscopy", "photo", "ct-lung", ...).
         domain: "medical" or "industrial"; default from the modality.
         batch_size: slices per forward pass.
-        precision: "fp32", "bf16" or "fp16" (autocast; falls back where the device lacks it).
+        precision: "auto", "fp32", "bf16" or "fp16" (see :mod:`aaclip_med.precision`).
         device: torch device; default cuda when available, else cpu.
     """
 
@@ -82,18 +75,17 @@ class Predictor:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        self.modality = normalize_modality(modality)
+        self.modality = resolve_modality_name(modality)
         self.domain = str(Domain(domain)) if domain else default_domain(self.modality)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.precision = resolve_precision(precision, self.device)
         self.batch_size = batch_size
         self.model = model.to(self.device).eval()
         self.image_size = int(model.config.image_size)
         self._transforms = {self.modality: inference_transforms(self.modality, self.image_size)}
         self._anchors: dict[str, torch.Tensor] = {}
-        # An AAClip runs through the fast path (fused attention, autocast blocks with fp32 heads);
-        # anything else with a ``predict`` (e.g. a test double) runs as it is.
-        self._fast = FastPredictor(model, precision=self.precision) if isinstance(model, AAClip) else None
+        # fused attention, autocast blocks with fp32 heads (the reference is AAClip.predict in fp32)
+        self._fast = FastPredictor(model, precision=precision)
+        self.precision = self._fast.precision  # resolved: what actually runs
         logger.info("predictor: modality %s, domain %s, %s on %s, batch %d",
                     self.modality, self.domain, self.precision, self.device, batch_size)
 
@@ -106,7 +98,7 @@ class Predictor:
 
     def preprocess(self, image: torch.Tensor, modality: str | None = None) -> torch.Tensor:
         """(C, H, W) loaded slice -> (3, S, S) CLIP-normalised tensor (preset ``modality`` or the predictor's)."""
-        name = normalize_modality(modality) if modality else self.modality
+        name = resolve_modality_name(modality) if modality else self.modality
         if name not in self._transforms:
             self._transforms[name] = inference_transforms(name, self.image_size)
         out = self._transforms[name]({Keys.IMAGE: image})[Keys.IMAGE]
@@ -116,11 +108,7 @@ class Predictor:
         """Raw prediction for preprocessed ``images`` (B, 3, S, S); every field float32 on CPU."""
         anchors = self.anchors(description)
         domain = str(Domain(domain or self.domain))
-        if self._fast is not None:
-            pred = self._fast(images.to(self.device), anchors, domain)
-        else:
-            with torch.inference_mode(), autocast_context(self.precision, self.device):
-                pred = self.model.predict(images.to(self.device), anchors, domain)
+        pred = self._fast(images.to(self.device), anchors, domain)
         return Prediction(*(t.detach().float().cpu() for t in pred))
 
     def predict_slices(

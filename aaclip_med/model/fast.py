@@ -21,71 +21,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import nullcontext
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from aaclip_med.model.aaclip import AAClip, ImageFeatures, Prediction
+from aaclip_med.precision import autocast, resolve_precision
 
-__all__ = [
-    "PRECISIONS",
-    "FastPredictor",
-    "autocast_dtype",
-    "cpu_supports_bf16",
-    "fast_predict",
-    "fused_block_forward",
-]
+__all__ = ["FastPredictor", "fast_predict", "fused_block_forward"]
 
 logger = logging.getLogger(__name__)
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-# CPU feature flags (Linux /proc/cpuinfo) that mean bf16 matmuls run natively, not emulated.
-_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
-
-
-def cpu_supports_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
-    """True when the CPU has native bf16 dot products (x86 AVX512-BF16 or AMX, Arm BF16).
-
-    Without them oneDNN emulates bf16 through fp32 and the "fast" path is slower than fp32, so
-    ``auto`` precision must not choose it. Where the flags cannot be read (not Linux) the answer
-    is False: fp32 is always correct.
-    """
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return False
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features"):
-            return any(flag in value.split() for flag in _BF16_CPU_FLAGS)
-    return False
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device`` (None: run in fp32).
-
-    ``auto`` picks bf16 on GPUs that support it (fp16 otherwise) and on CPUs with native bf16,
-    else fp32. An explicit ``bf16`` on a CPU without native support is honoured, with a warning.
-
-    Raises:
-        ValueError: unknown precision, or fp16 requested on a CPU.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision {precision!r}; use one of {PRECISIONS}.")
-    cuda = device.type == "cuda"
-    if precision == "auto":
-        if cuda:
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if device.type == "cpu" and cpu_supports_bf16() else None
-    if precision == "fp16" and device.type == "cpu":
-        raise ValueError("fp16 autocast is for GPUs; on a CPU use precision 'bf16' or 'fp32'.")
-    if precision == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
-        logger.warning("This CPU has no native bf16 (avx512_bf16/amx_bf16): bf16 is emulated and slow.")
-    return _DTYPES[precision]
 
 
 def _fusable(block: nn.Module) -> bool:
@@ -141,7 +87,7 @@ class FastPredictor:
     ) -> None:
         self.model = model
         self.device = model.clip.visual.conv1.weight.device
-        self.dtype = autocast_dtype(precision, self.device)
+        self.precision = resolve_precision(precision, self.device)
         self.fused_attention = fused_attention
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be a positive number of images, got {batch_size}.")
@@ -152,15 +98,10 @@ class FastPredictor:
         logger.info(
             "Fast path on %s: autocast %s, fused attention %s, compile %s",
             self.device,
-            self.dtype or "off (fp32)",
+            self.precision,
             fused_attention,
             compile,
         )
-
-    def _autocast(self):
-        if self.dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
 
     def _block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return fused_block_forward(block, x) if self.fused_attention and _fusable(block) else block(x)
@@ -172,7 +113,7 @@ class FastPredictor:
     def encode_image(self, images: torch.Tensor) -> ImageFeatures:
         """As :meth:`AAClip.encode_image` (no gradients): blocks under autocast, heads in fp32."""
         with torch.inference_mode():
-            with self._autocast():
+            with autocast(self.precision, self.device):
                 taps = self._tokens(images.to(self.device, torch.float32))
             return self.model.features_from_tokens([t.float() for t in taps])
 

@@ -5,30 +5,36 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from aaclip_med.data.synthetic import write_nifti
-from aaclip_med.model import Prediction
+from aaclip_med.model import AAClip, ImageFeatures, Prediction
+from tests.conftest import make_tiny_model
 
 
-class IntensityModel(nn.Module):
-    """Stands in for AAClip: map = first channel of the preprocessed image, so its maximum lies where
-    the source is brightest. Counts ``predict`` calls (images seen) to check resume."""
+class IntensityModel(AAClip):
+    """A real :class:`AAClip` (tiny random CLIP) whose map is the first channel of the preprocessed
+    image, so its maximum lies where the source is brightest. Counts the images it predicted
+    (``images_seen``) to check resume. It goes through the same Predictor and fast path as any
+    AAClip: only the image-side quantities are replaced.
+    """
 
-    def __init__(self, image_size: int = 32) -> None:
-        super().__init__()
-        self.config = type("Config", (), {"image_size": image_size, "backbone": "fake", "pretrained": "random"})()
-        self.scale = nn.Parameter(torch.ones(()), requires_grad=False)
+    def __init__(self, image_size: int = 28) -> None:
+        tiny = make_tiny_model(seed=0, image_size=image_size)
+        super().__init__(tiny.clip, tiny.config, tiny.prompts)
         self.images_seen = 0
 
-    def text_anchors(self, description: str) -> torch.Tensor:
-        return torch.zeros(4, 2)
-
-    def predict(self, images: torch.Tensor, anchors: torch.Tensor, domain: str) -> Prediction:
+    def _vision_tokens(self, images: torch.Tensor, block_forward=None) -> list[torch.Tensor]:
         self.images_seen += images.shape[0]
-        amap = images[:, 0].float() * self.scale  # (B, S, S)
+        return [images.float()]
+
+    def features_from_tokens(self, taps: list[torch.Tensor]) -> ImageFeatures:
+        images = taps[0]
+        return ImageFeatures(levels=[images[:, 0]], global_feature=torch.sigmoid(images.mean((1, 2, 3)))[:, None])
+
+    def predict_from_features(self, feats: ImageFeatures, anchors, domain: str, size) -> Prediction:
+        amap = feats.levels[0]  # (B, S, S)
         peak = amap.flatten(1).amax(1)
-        return Prediction(amap, peak, torch.sigmoid(images.mean((1, 2, 3))), peak)
+        return Prediction(amap, peak, feats.global_feature[:, 0], peak)
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def test_predictions_dir_is_read_by_evaluation(tmp_path):
     assert np.load(pred / lines[4]["map_path"]).shape == (20, 18)  # a volume slice at its native size
     assert lines[1]["image_score"] > lines[0]["image_score"]  # the bright defect scores higher
     run = json.loads((pred / "run.json").read_text())
-    assert run["random_weights"] is True and run["image_size"] == 32 and run["domain"] == "medical"
+    assert run["random_weights"] is True and run["image_size"] == 28 and run["domain"] == "medical"
     report = evaluate_predictions(manifest, root, pred, tmp_path / "report", protocol="deployment")
     assert report  # evaluation consumed the directory without error
 

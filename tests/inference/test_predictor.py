@@ -8,7 +8,6 @@ import torch
 from monai.data import MetaTensor
 
 from aaclip_med.inference import Predictor, predict_volume
-from aaclip_med.inference.precision import resolve_precision
 
 
 def _slices(count=3):
@@ -36,12 +35,9 @@ def test_bf16_autocast_close_to_fp32(tiny_model):
     assert np.abs(bf16.maps[0] - fp32.maps[0]).max() < 0.1 * scale
 
 
-def test_precision_fallbacks_and_errors():
-    assert resolve_precision("fp16", torch.device("cpu")) == "bf16"
-    with pytest.raises(ValueError, match="fp32"):
-        resolve_precision("int8", torch.device("cpu"))
+def test_unknown_modality_lists_the_presets(tiny_model):
     with pytest.raises(ValueError, match="mri"):
-        Predictor(torch.nn.Linear(1, 1), modality="xray")
+        Predictor(tiny_model, modality="xray")
 
 
 def test_predict_volume_returns_map_on_source_grid(tiny_model):

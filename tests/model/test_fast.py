@@ -1,16 +1,10 @@
-"""Fast inference path: same numbers as the fp32 reference, float32 outputs, precision choice."""
+"""Fast inference path: same numbers as the fp32 reference, float32 outputs."""
 
 import pytest
 import torch
 
 from aaclip_med.keys import Domain
-from aaclip_med.model.fast import (
-    FastPredictor,
-    autocast_dtype,
-    cpu_supports_bf16,
-    fast_predict,
-    fused_block_forward,
-)
+from aaclip_med.model.fast import FastPredictor, fast_predict, fused_block_forward
 
 
 def _images(count: int, seed: int = 1) -> torch.Tensor:
@@ -61,29 +55,6 @@ def test_bf16_path_tracks_fp32(tiny_model):
     assert out.anomaly_map.shape == (6, 112, 112)
     assert _corr(out.anomaly_map, ref.anomaly_map) > 0.999
     assert _corr(out.image_score, ref.image_score) > 0.99
-
-
-def test_precision_choice(tmp_path):
-    cpu = torch.device("cpu")
-    assert autocast_dtype("fp32", cpu) is None
-    assert autocast_dtype("bf16", cpu) is torch.bfloat16
-    assert autocast_dtype("auto", cpu) == (torch.bfloat16 if cpu_supports_bf16() else None)
-    with pytest.raises(ValueError, match="fp16 autocast is for GPUs"):
-        autocast_dtype("fp16", cpu)
-    with pytest.raises(ValueError, match="Unknown precision 'int4'"):
-        autocast_dtype("int4", cpu)
-
-
-def test_cpu_bf16_detection_reads_flags(tmp_path):
-    native = tmp_path / "native"
-    native.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx2\n")
-    emulated = tmp_path / "emulated"
-    emulated.write_text("flags\t\t: fpu sse avx512f avx512bw avx2\n")
-    arm = tmp_path / "arm"
-    arm.write_text("Features\t: fp asimd bf16 i8mm\n")
-    assert cpu_supports_bf16(native) and cpu_supports_bf16(arm)
-    assert not cpu_supports_bf16(emulated)
-    assert not cpu_supports_bf16(tmp_path / "missing")
 
 
 def test_bad_batch_size(tiny_model):

@@ -1,0 +1,90 @@
+"""Numeric precision: one vocabulary for inference and training, and where each runs natively.
+
+Names: ``auto``, ``fp32``, ``bf16``, ``fp16``. ``auto`` resolves per device:
+
+- CUDA: bf16 where the GPU supports it (compute capability >= 8.0), else fp16;
+- CPU: bf16 where the processor has native bf16 dot products (x86 AVX512-BF16 or AMX, Arm BF16),
+  else fp32 — without them oneDNN emulates bf16 through fp32 and it is slower than fp32;
+- any other device: fp32.
+
+An explicit choice is honoured where it can run and refused where it cannot (fp16 on a CPU, bf16
+on a GPU without it), with a message naming the device; bf16 on a CPU without native support
+runs (the numbers are right) with a warning that it is slow. Reduced precision is autocast:
+parameters stay fp32 (training keeps fp32 master weights and losses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+import torch
+
+__all__ = ["PRECISIONS", "autocast", "cpu_supports_bf16", "precision_dtype", "resolve_precision"]
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# CPU feature flags (Linux /proc/cpuinfo) that mean bf16 matmuls run natively, not emulated.
+_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+def cpu_supports_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """True when the CPU has native bf16 dot products (x86 AVX512-BF16 or AMX, Arm BF16).
+
+    Where the flags cannot be read (not Linux) the answer is False: fp32 is always correct.
+    """
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            return any(flag in value.split() for flag in _BF16_CPU_FLAGS)
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """The precision that runs on ``device``: ``fp32``, ``bf16`` or ``fp16`` (``auto`` resolved).
+
+    Raises:
+        ValueError: unknown name, or a precision the device cannot run (the message says which to use).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}; choose one of {list(PRECISIONS)}.")
+    device = torch.device(device)
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if device.type == "cpu" and cpu_supports_bf16() else "fp32"
+    if precision == "fp32":
+        return precision
+    if device.type == "cpu":
+        if precision == "fp16":
+            raise ValueError("fp16 autocast is for GPUs; on a CPU use precision 'bf16', 'fp32' or 'auto'.")
+        if not cpu_supports_bf16():
+            logger.warning("This CPU has no native bf16 (avx512_bf16/amx_bf16): bf16 is emulated and slower than fp32.")
+        return precision
+    if device.type == "cuda":
+        if precision == "bf16" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"GPU {device} has no bf16 support; use precision 'fp16', 'fp32' or 'auto'.")
+        return precision
+    raise ValueError(f"No autocast on device {device}; use precision 'fp32' or 'auto'.")
+
+
+def precision_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a resolved precision (None for fp32)."""
+    if precision not in _DTYPES:
+        raise ValueError(f"{precision!r} is not a resolved precision; expected one of {list(_DTYPES)}.")
+    return _DTYPES[precision]
+
+
+def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
+    """Autocast context of a resolved ``precision`` on ``device`` (a no-op for fp32)."""
+    dtype = precision_dtype(precision)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
