@@ -10,7 +10,7 @@ path); ``fast-<precision>`` is :class:`aaclip_med.model.fast.FastPredictor` (fus
 autocast, fp32 heads). Every path sees the same fixed images, so the bf16 maps are compared with
 the fp32 ones (Pearson r over all pixels, Spearman of the image scores) in the same run. The
 square-matmul peak of each dtype is measured before and after the model runs, and achieved GFLOP/s
-use the analytic count of :mod:`aaclip_med.model.flops`.
+use the analytic count of benchmarks/flops.py.
 
 Prints one JSON line per measurement (``kind``: host, matmul_peak, forward, accuracy), then a table.
 """
@@ -27,11 +27,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from _common import PeakMemory, emit, host_info, matmul_peak, print_table, synchronize
+from flops import count_predict_flops
 from scipy.stats import spearmanr
 
 from aaclip_med.model import AAClipConfig, Prediction, build_aaclip
 from aaclip_med.model.fast import FastPredictor, cpu_supports_bf16
-from aaclip_med.model.flops import count_predict_flops
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

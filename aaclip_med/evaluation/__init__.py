@@ -7,18 +7,7 @@ predictions directory written by ``aaclip-med infer --manifest`` and writes the 
 from aaclip_med.evaluation.accumulator import ImageAccumulator, PixelAccumulator
 from aaclip_med.evaluation.binary_metrics import BinaryMetrics, Curves
 from aaclip_med.evaluation.evaluate import evaluate_predictions
-from aaclip_med.evaluation.metrics import (
-    image_ap,
-    image_auroc,
-    image_f1_max,
-    image_metrics,
-    pixel_and_image_auroc,
-    pixel_ap,
-    pixel_aupro,
-    pixel_auroc,
-    pixel_f1_max,
-    pixel_metrics,
-)
+from aaclip_med.evaluation.metrics import image_metrics, pixel_and_image_auroc, pixel_metrics
 
 __all__ = [
     "BinaryMetrics",
@@ -26,14 +15,7 @@ __all__ = [
     "evaluate_predictions",
     "ImageAccumulator",
     "PixelAccumulator",
-    "image_ap",
-    "image_auroc",
-    "image_f1_max",
     "image_metrics",
     "pixel_and_image_auroc",
-    "pixel_ap",
-    "pixel_aupro",
-    "pixel_auroc",
-    "pixel_f1_max",
     "pixel_metrics",
 ]

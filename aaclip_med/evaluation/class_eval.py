@@ -16,7 +16,8 @@ from tqdm import tqdm
 from aaclip_med.evaluation.accumulator import ImageAccumulator, PixelAccumulator
 from aaclip_med.evaluation.binary_metrics import BinaryMetrics
 from aaclip_med.evaluation.predictions import Sample, load_map, load_mask
-from aaclip_med.evaluation.protocol import MinMax, Protocol, paper_image_score
+from aaclip_med.evaluation.protocol import MinMax, Protocol
+from aaclip_med.scoring import combine_image_score
 
 __all__ = ["ClassResult", "Normaliser", "evaluate_class", "METRIC_NAMES"]
 
@@ -51,7 +52,7 @@ class Normaliser:
         """The image score as the metrics see it; ``score_map`` already went through :meth:`map`."""
         if self.protocol == Protocol.PAPER:
             s_g = float(self.global_scores.apply(sample.global_score))
-            return paper_image_score(float(score_map.max()), s_g, sample.domain)
+            return float(combine_image_score(float(score_map.max()), s_g, sample.domain))
         return sample.image_score
 
     def to_dict(self) -> dict | None:

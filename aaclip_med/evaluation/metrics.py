@@ -15,18 +15,7 @@ import numpy as np
 from aaclip_med.evaluation.accumulator import ImageAccumulator, PixelAccumulator
 from aaclip_med.evaluation.binary_metrics import BinaryMetrics
 
-__all__ = [
-    "pixel_metrics",
-    "image_metrics",
-    "pixel_auroc",
-    "pixel_ap",
-    "pixel_aupro",
-    "pixel_f1_max",
-    "image_auroc",
-    "image_ap",
-    "image_f1_max",
-    "pixel_and_image_auroc",
-]
+__all__ = ["pixel_metrics", "image_metrics", "pixel_and_image_auroc"]
 
 
 def _pairs(maps: Iterable, masks: Iterable) -> Iterable[tuple[np.ndarray, np.ndarray, str]]:
@@ -80,46 +69,6 @@ def image_metrics(
     for score, label in zip(scores.ravel(), labels.ravel(), strict=True):
         acc.update(score, label)
     return acc.compute()
-
-
-def _value(result: tuple[BinaryMetrics | None, str | None], name: str) -> float | None:
-    metrics, _ = result
-    return None if metrics is None else getattr(metrics, name)
-
-
-def pixel_auroc(maps: Iterable, masks: Iterable) -> float | None:
-    """Pixel AUROC (None when a pixel class is missing)."""
-    return _value(pixel_metrics(maps, masks, with_aupro=False), "auroc")
-
-
-def pixel_ap(maps: Iterable, masks: Iterable) -> float | None:
-    """Pixel average precision (scikit-learn's step-wise definition)."""
-    return _value(pixel_metrics(maps, masks, with_aupro=False), "ap")
-
-
-def pixel_aupro(maps: Iterable, masks: Iterable, fpr_limit: float = 0.3) -> float | None:
-    """Area under the per-region-overlap curve up to ``fpr_limit``, divided by ``fpr_limit``."""
-    return _value(pixel_metrics(maps, masks, fpr_limit=fpr_limit), "aupro")
-
-
-def pixel_f1_max(maps: Iterable, masks: Iterable) -> float | None:
-    """Best pixel F1 over all thresholds."""
-    return _value(pixel_metrics(maps, masks, with_aupro=False), "f1_max")
-
-
-def image_auroc(scores: Sequence[float], labels: Sequence[float]) -> float | None:
-    """Image AUROC; None (not 0) when all images carry the same label."""
-    return _value(image_metrics(scores, labels), "auroc")
-
-
-def image_ap(scores: Sequence[float], labels: Sequence[float]) -> float | None:
-    """Image average precision; None when all images carry the same label."""
-    return _value(image_metrics(scores, labels), "ap")
-
-
-def image_f1_max(scores: Sequence[float], labels: Sequence[float]) -> float | None:
-    """Best image F1 over all thresholds; None when all images carry the same label."""
-    return _value(image_metrics(scores, labels), "f1_max")
 
 
 def pixel_and_image_auroc(

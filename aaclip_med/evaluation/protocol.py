@@ -13,9 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from monai.utils import StrEnum
 
-from aaclip_med.keys import Domain
-
-__all__ = ["Protocol", "MinMax", "paper_image_score"]
+__all__ = ["Protocol", "MinMax"]
 
 
 class Protocol(StrEnum):
@@ -50,22 +48,3 @@ class MinMax:
     def to_dict(self) -> dict[str, float]:
         """The range as JSON-ready numbers."""
         return {"min": self.low, "max": self.high}
-
-
-def paper_image_score(map_max: float, global_score: float, domain: str) -> float:
-    """Image score of spec section 5 from already-normalised ``max(map)`` and ``s_g``.
-
-    Args:
-        map_max: normalised maximum of the anomaly map.
-        global_score: normalised global score s_g.
-        domain: ``industrial`` (mean of both) or ``medical`` (map maximum only).
-
-    Raises:
-        ValueError: for an unknown domain.
-    """
-    if domain == Domain.INDUSTRIAL:
-        return 0.5 * float(map_max) + 0.5 * float(global_score)
-    if domain == Domain.MEDICAL:
-        return float(map_max)
-    msg = f"unknown domain {domain!r}; expected one of {[d.value for d in Domain]}"
-    raise ValueError(msg)

@@ -1,6 +1,6 @@
 """The AA-CLIP network (pure modules) and its weights."""
 
-from aaclip_med.model.aaclip import AAClip, ImageFeatures, Prediction, build_aaclip, combine_image_score
+from aaclip_med.model.aaclip import AAClip, ImageFeatures, Prediction, build_aaclip
 from aaclip_med.model.adapters import ResidualAdapter, mix_adapter
 from aaclip_med.model.backbone import (
     BackboneWeightsError,
@@ -38,7 +38,6 @@ __all__ = [
     "ResidualAdapter",
     "build_aaclip",
     "build_clip",
-    "combine_image_score",
     "get_backbone_preset",
     "list_backbone_presets",
     "mix_adapter",

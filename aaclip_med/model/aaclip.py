@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from aaclip_med.keys import Domain
 from aaclip_med.model.adapters import ResidualAdapter, mix_adapter
 from aaclip_med.model.backbone import build_clip, resolve_config
 from aaclip_med.model.config import AAClipConfig
@@ -22,8 +21,9 @@ from aaclip_med.model.heads import ProjectionHead
 from aaclip_med.model.smoothing import SMOOTHING, gaussian_blur
 from aaclip_med.model.surgery import surgery_block_forward
 from aaclip_med.prompts import DEFAULT_PROMPTS, PromptSet
+from aaclip_med.scoring import combine_image_score
 
-__all__ = ["AAClip", "ImageFeatures", "Prediction", "build_aaclip", "combine_image_score"]
+__all__ = ["AAClip", "ImageFeatures", "Prediction", "build_aaclip"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +42,6 @@ class Prediction(NamedTuple):
     image_score: torch.Tensor  # (B,) industrial 0.5*max(map)+0.5*s_g, medical max(map)
     global_score: torch.Tensor  # (B,) s_g = (det @ T_A + 1) / 2
     map_max: torch.Tensor  # (B,) max of anomaly_map
-
-
-def combine_image_score(map_max: torch.Tensor, global_score: torch.Tensor, domain: str) -> torch.Tensor:
-    """Image score rule of spec section 5 (also used after the paper protocol's normalisation)."""
-    if domain == Domain.INDUSTRIAL:
-        return 0.5 * map_max + 0.5 * global_score
-    if domain == Domain.MEDICAL:
-        return map_max
-    raise ValueError(f"Unknown domain {domain!r}; use 'medical' or 'industrial'.")
 
 
 class AAClip(nn.Module):
@@ -238,10 +229,6 @@ class AAClip(nn.Module):
             images: (B, 3, S, S) CLIP-normalised images, S = config.image_size.
         """
         return self.features_from_tokens(self._vision_tokens(images))
-
-    def plain_image_embedding(self, images: torch.Tensor) -> torch.Tensor:
-        """CLIP's own normalised image embedding (standard attention, no adapters), (B, D)."""
-        return F.normalize(self.clip.encode_image(images), dim=-1)
 
     def surgery_features(self, images: torch.Tensor, chunk_size: int | None = None) -> list[torch.Tensor]:
         """Stage-1 image features per level from the frozen, un-adapted CLIP (spec section 7).

@@ -8,10 +8,11 @@ names the file to fetch and the argument to pass.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import warnings
+import pickle
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -28,7 +29,7 @@ __all__ = [
     "build_clip",
     "get_backbone_preset",
     "list_backbone_presets",
-    "read_backbone_state_dict",
+    "load_backbone_weights",
     "resolve_config",
 ]
 
@@ -155,37 +156,50 @@ def _is_torchscript_archive(path: Path) -> bool:
         return any(name.endswith("constants.pkl") for name in archive.namelist())
 
 
-def read_backbone_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read CLIP weights from a local file without executing pickled code.
+def _load_torchscript_weights(model: torch.nn.Module, path: Path) -> None:
+    """OpenAI's released ``.pt`` files are TorchScript archives.
 
-    OpenAI's ``.pt`` files are TorchScript archives: they are opened with ``torch.jit.load``, which
-    runs no Python pickle code. Everything else goes through ``safetensors`` or
-    ``torch.load(weights_only=True)``.
+    open_clip's ``load_checkpoint`` reads files with ``torch.load(weights_only=True)``, which refuses
+    TorchScript (and ``weights_only=False`` would unpickle arbitrary code). ``torch.jit.load`` reads
+    them with TorchScript's own unpickler, which cannot call Python functions; the state dict then
+    goes through open_clip's public position-embedding resize.
+    """
+    state = torch.jit.load(str(path), map_location="cpu").state_dict()
+    for key in ("input_resolution", "context_length", "vocab_size"):  # archive attributes, not weights
+        state.pop(key, None)
+    state = {k: v.float() if torch.is_floating_point(v) else v for k, v in state.items()}
+    resize_pos_embed(state, model)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k != "logit_bias"]
+    if missing or unexpected:
+        raise RuntimeError(f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+
+
+def load_backbone_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Load local CLIP weights into ``model`` without executing pickled code.
+
+    TorchScript archives (OpenAI ``.pt``) go through ``torch.jit.load``; everything else
+    (open_clip ``.bin``/``.pt`` state dicts, wrapped or not, ``.safetensors``) through open_clip's
+    ``load_checkpoint`` with ``weights_only=True``, which also resizes the position embedding.
+
+    Raises:
+        BackboneWeightsError: the file is missing, unreadable, unsafe, or does not fit the model.
     """
     path = Path(path)
     if not path.is_file():
         raise BackboneWeightsError(f"Backbone weights file {str(path)!r} does not exist.")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
-        elif _is_torchscript_archive(path):
-            state = torch.jit.load(str(path), map_location="cpu").state_dict()
-            for key in ("input_resolution", "context_length", "vocab_size"):
-                state.pop(key, None)
+        if _is_torchscript_archive(path):
+            _load_torchscript_weights(model, path)
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with the file name
-        msg = f"Could not read backbone weights {str(path)!r}: {err}"
+            open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - corrupt, unsafe or mismatched files raise many types
+        detail = " ".join(str(err).split())[:400] or type(err).__name__  # one line, bounded
+        if isinstance(err, pickle.UnpicklingError) or "weights_only" in detail:
+            # torch's own text goes on to suggest weights_only=False, i.e. running the file's code
+            detail = "it holds Python objects beyond tensors, which could run code when unpickled; refused"
+        msg = f"Could not read backbone weights {str(path)!r} into {type(model).__name__}: {detail}"
         raise BackboneWeightsError(msg) from err
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not state:
-        raise BackboneWeightsError(f"{str(path)!r} holds no state dict of CLIP weights.")
-    if next(iter(state)).startswith("module."):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return {k: v.float() if torch.is_floating_point(v) else v for k, v in state.items()}
 
 
 def _offline_hint(config: AAClipConfig) -> str:
@@ -232,7 +246,7 @@ def build_clip(config: AAClipConfig) -> torch.nn.Module:
         path = source if os.path.isfile(source) else _download_tag(config)
     # Random weights come from a fixed seed (without touching the caller's RNG), so smoke runs,
     # torchrun ranks and re-runs all see the same network.
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _quiet_random_init_notice(path is not None):
         if path is None:
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
         model = open_clip.create_model(
@@ -242,23 +256,31 @@ def build_clip(config: AAClipConfig) -> torch.nn.Module:
             force_quick_gelu=config.quick_gelu,
         )
     if path is None:
-        warnings.warn(
-            f"Backbone {config.backbone} has RANDOM weights: anomaly maps and scores are meaningless.",
-            stacklevel=2,
-        )
+        logger.warning("Backbone %s has RANDOM weights: anomaly maps and scores are meaningless.", config.backbone)
     else:
-        state = read_backbone_state_dict(path)
-        resize_pos_embed(state, model)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if k != "logit_bias"]
-        if missing or unexpected:
-            msg = (
-                f"Weights {path!r} do not fit {config.backbone}: missing {missing[:5]}, "
-                f"unexpected {unexpected[:5]}."
-            )
-            raise BackboneWeightsError(msg)
+        load_backbone_weights(model, path)
         logger.info("Loaded CLIP weights %s into %s at %d px", path, config.backbone, config.image_size)
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)
     return model
+
+
+class _DropRandomInitNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_random_init_notice(weights_follow: bool):
+    """Hide open_clip's "Model initialized randomly" while building a model whose weights are loaded next."""
+    if not weights_follow:
+        yield
+        return
+    notice = _DropRandomInitNotice()
+    root = logging.getLogger()
+    root.addFilter(notice)
+    try:
+        yield
+    finally:
+        root.removeFilter(notice)

@@ -1,4 +1,7 @@
-"""Analytic FLOP count vs torch's FlopCounterMode, and the size of the paper's configuration."""
+"""Analytic FLOP count of benchmarks/flops.py vs torch's FlopCounterMode, and the paper configuration's size."""
+
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,7 +10,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from aaclip_med.model import AAClipConfig
 from aaclip_med.model.fast import FastPredictor
-from aaclip_med.model.flops import count_predict_flops, vision_dims
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from flops import count_predict_flops, vision_dims  # noqa: E402
 
 
 def _counted(run) -> int:

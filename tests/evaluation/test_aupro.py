@@ -7,6 +7,7 @@ import pytest
 from scipy import ndimage
 
 from aaclip_med.evaluation import metrics
+from tests.evaluation._values import pixel_value
 
 
 def _brute_force_aupro(maps, masks, limit):
@@ -48,7 +49,7 @@ def test_aupro_matches_brute_force(seed, limit):
     maps = (rng.integers(0, 4 + 6 * seed, masks.shape) / 5).astype(np.float32)  # ties
     maps[masks != 0] += np.float32(rng.random())
     expected = _brute_force_aupro(maps, masks, limit)
-    assert metrics.pixel_aupro(maps, masks, fpr_limit=limit) == pytest.approx(expected, abs=1e-3)
+    assert pixel_value(maps, masks, "aupro", fpr_limit=limit) == pytest.approx(expected, abs=1e-3)
 
 
 def test_aupro_of_constant_map_is_analytic():
@@ -57,7 +58,7 @@ def test_aupro_of_constant_map_is_analytic():
     masks = np.zeros((2, 6, 6), np.uint8)
     masks[0, 1:3, 1:3] = 1
     masks[1, 4:6, 0:5] = 1
-    assert metrics.pixel_aupro(np.ones((2, 6, 6)), masks) == pytest.approx(0.15, abs=1e-12)
+    assert pixel_value(np.ones((2, 6, 6)), masks, "aupro") == pytest.approx(0.15, abs=1e-12)
 
 
 def test_regions_counted_per_connected_component():

@@ -9,6 +9,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from aaclip_med.evaluation import metrics
 from aaclip_med.evaluation.accumulator import PixelAccumulator
+from tests.evaluation._values import image_value, pixel_value
 
 
 def _tied_data(seed: int, shape=(5, 16, 20), levels: int = 12):
@@ -56,11 +57,11 @@ def test_maps_of_different_sizes_and_torch_inputs():
     masks = [rng.random((8, 10)) < 0.3, rng.random((5, 7)) < 0.3]
     y = np.concatenate([m.ravel() for m in masks])
     s = np.concatenate([m.ravel() for m in maps])
-    assert metrics.pixel_auroc(maps, masks) == pytest.approx(roc_auc_score(y, s), abs=1e-6)
+    assert pixel_value(maps, masks, "auroc") == pytest.approx(roc_auc_score(y, s), abs=1e-6)
     tmaps = torch.from_numpy(np.stack([maps[0]] * 2))[:, None]
     tmasks = torch.from_numpy(np.stack([masks[0]] * 2))[:, None]
     expected = roc_auc_score(np.tile(masks[0].ravel(), 2), np.tile(maps[0].ravel(), 2))
-    assert metrics.pixel_auroc(tmaps, tmasks) == pytest.approx(expected, abs=1e-6)
+    assert pixel_value(tmaps, tmasks, "auroc") == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -85,16 +86,16 @@ def test_perfect_ranking_gives_one():
     result, _ = metrics.pixel_metrics(maps, masks)
     assert (result.auroc, result.ap, result.f1_max, result.aupro) == (1.0, 1.0, 1.0, 1.0)
     assert result.n_regions == 3
-    assert metrics.image_auroc([0.1, 0.2, 0.9, 0.8], [0, 0, 1, 1]) == 1.0
-    assert metrics.image_ap([0.1, 0.2, 0.9, 0.8], [0, 0, 1, 1]) == 1.0
+    assert image_value([0.1, 0.2, 0.9, 0.8], [0, 0, 1, 1], "auroc") == 1.0
+    assert image_value([0.1, 0.2, 0.9, 0.8], [0, 0, 1, 1], "ap") == 1.0
 
 
 def test_single_label_image_metrics_are_undefined_not_zero():
     result, reason = metrics.image_metrics([0.3, 0.9, 0.5], [1, 1, 1])
     assert result is None and "single label" in reason
-    assert metrics.image_auroc([0.3, 0.9], [0, 0]) is None
-    assert metrics.image_ap([0.3, 0.9], [1, 1]) is None
-    assert metrics.image_f1_max([0.3, 0.9], [1, 1]) is None
+    assert image_value([0.3, 0.9], [0, 0], "auroc") is None
+    assert image_value([0.3, 0.9], [1, 1], "ap") is None
+    assert image_value([0.3, 0.9], [1, 1], "f1_max") is None
 
 
 def test_pixel_metrics_undefined_without_anomalous_pixels():

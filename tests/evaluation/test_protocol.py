@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aaclip_med.evaluation.protocol import MinMax, paper_image_score
+from aaclip_med.evaluation.protocol import MinMax
+from aaclip_med.scoring import combine_image_score
 
 
 def test_minmax_maps_range_to_unit_interval_and_constant_to_zero():
@@ -19,7 +20,7 @@ def test_minmax_maps_range_to_unit_interval_and_constant_to_zero():
 
 
 def test_image_score_rule():
-    assert paper_image_score(0.8, 0.4, "industrial") == pytest.approx(0.6)
-    assert paper_image_score(0.8, 0.4, "medical") == 0.8
+    assert combine_image_score(0.8, 0.4, "industrial") == pytest.approx(0.6)
+    assert combine_image_score(0.8, 0.4, "medical") == 0.8
     with pytest.raises(ValueError, match="domain"):
-        paper_image_score(0.8, 0.4, "dental")
+        combine_image_score(0.8, 0.4, "dental")

@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from aaclip_med.keys import Domain
-from aaclip_med.model import AAClipConfig, combine_image_score, resolve_config
+from aaclip_med.model import AAClipConfig, resolve_config
 from aaclip_med.model.smoothing import gaussian_blur
+from aaclip_med.scoring import combine_image_score
 from tests.conftest import make_tiny_model
 
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from aaclip_med.model import AAClipConfig, BackboneWeightsError, build_aaclip, build_clip, resolve_config
-from aaclip_med.model.backbone import read_backbone_state_dict
+from aaclip_med.model.backbone import load_backbone_weights
 from tests.conftest import make_tiny_model
 from tests.model._weights import CodeRunningPayload, save_torchscript_archive
 
@@ -69,26 +69,27 @@ def test_unknown_tag_lists_tags():
 
 
 def test_corrupt_and_empty_weight_files_name_the_file(tmp_path):
+    model = make_tiny_model(seed=0).clip
     bad = tmp_path / "broken.bin"
     bad.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(BackboneWeightsError, match="broken.bin"):
-        read_backbone_state_dict(bad)
+    with pytest.raises(BackboneWeightsError, match="Could not read backbone weights .*broken.bin"):
+        load_backbone_weights(model, bad)
     with pytest.raises(BackboneWeightsError, match="does not exist"):
-        read_backbone_state_dict(tmp_path / "missing.pt")
+        load_backbone_weights(model, tmp_path / "missing.pt")
 
 
 def test_code_running_pickle_is_refused(tmp_path):
     path = tmp_path / "evil.bin"
     torch.save({"visual.proj": CodeRunningPayload()}, path)
     with pytest.raises(BackboneWeightsError, match="evil.bin"):
-        read_backbone_state_dict(path)
+        load_backbone_weights(make_tiny_model(seed=0).clip, path)
 
 
 def test_weights_of_another_architecture_are_rejected(tmp_path, tiny_state):
     state = dict(tiny_state)
     state.pop("visual.proj")
     torch.save(state, tmp_path / "partial.bin")
-    with pytest.raises(BackboneWeightsError, match="do not fit.*visual.proj"):
+    with pytest.raises(BackboneWeightsError, match="partial.bin.*visual.proj"):
         build_clip(resolve_config(AAClipConfig(backbone="aaclip-tiny", pretrained=str(tmp_path / "partial.bin"))))
 
 
