@@ -27,6 +27,7 @@ PLANTED = {"PatientName": "Doe^Planted", "PatientID": "PLANTED123", "PatientBirt
 
 def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore:.*RANDOM weights.*:UserWarning")
+    config.addinivalue_line("filterwarnings", "ignore:.*nvImageCodec.*:UserWarning")
 
 
 @pytest.fixture(scope="session")

@@ -140,8 +140,8 @@ class Orthanc:
         return self._request(path)
 
     def post(self, path: str, body: object) -> object:
-        """POST JSON to a REST resource of Orthanc."""
-        return self._request(path, json.dumps(body).encode())
+        """POST to a REST resource of Orthanc: a str as it is (e.g. /tools/lookup), anything else as JSON."""
+        return self._request(path, (body if isinstance(body, str) else json.dumps(body)).encode())
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
