@@ -72,8 +72,11 @@ def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="pacs_command", metavar="{run,listen}", required=True)
-    _add_run_arguments(sub.add_parser("run", help="DICOMweb: retrieve series, infer, store SEG / Parametric Map back"))
-    _add_listen_arguments(sub.add_parser("listen", help="DIMSE: receive series, infer each when complete, forward results"))
+    # no abbreviations: "--password SECRET" must be an error, not the prefix of --password-file
+    _add_run_arguments(sub.add_parser("run", allow_abbrev=False,
+                                      help="DICOMweb: retrieve series, infer, store SEG / Parametric Map back"))
+    _add_listen_arguments(sub.add_parser("listen", allow_abbrev=False,
+                                         help="DIMSE: receive series, infer each when complete, forward results"))
 
 
 def _options(args: argparse.Namespace):
