@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
@@ -70,14 +71,15 @@ def _expected_pixel_bytes(ds: pydicom.Dataset) -> int:
 def _check_pixels(path: Path, ds: pydicom.Dataset, series_uid: str) -> None:
     """Refuse an instance without pixel data, or whose uncompressed pixel data is short."""
     sop = getattr(ds, "SOPInstanceUID", "?")
-    raw = ds.get_item(_PIXEL_DATA)
-    if raw is None or not all(k in ds for k in ("Rows", "Columns", "BitsAllocated")):
+    elem = ds.get_item(_PIXEL_DATA, keep_deferred=True)  # a deferred value stays on disk: only its length
+    if elem is None or not all(k in ds for k in ("Rows", "Columns", "BitsAllocated")):
         raise SeriesError(f"series {series_uid}: instance {sop} has no pixel data")
-    length = raw.length
-    if length == _UNDEFINED_LENGTH:  # encapsulated (compressed): the decoder checks it
+    raw = isinstance(elem, RawDataElement)
+    length = elem.length if raw else len(elem.value or b"")
+    if length == _UNDEFINED_LENGTH or getattr(elem, "is_undefined_length", False):  # encapsulated: the decoder checks it
         return
     expected = _expected_pixel_bytes(ds)
-    if length < expected or raw.value_tell + length > os.path.getsize(path):
+    if length < expected or raw and elem.value_tell + length > os.path.getsize(path):
         raise SeriesError(f"series {series_uid}: instance {sop} is corrupt (pixel data {length} bytes of {expected} "
                           "expected); re-send the series")
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pydicom
 import pytest
 
+from aaclip_med.data.synthetic import write_dicom_series
 from aaclip_med.pacs import NotAnImageSeries, SeriesError
 from aaclip_med.pacs.series import inspect_series, is_image_sop_class, preset_for_modality
 from tests.pacs.conftest import corrupt_copy, write_ct, write_mr, write_sr
@@ -29,6 +31,19 @@ def test_corrupt_instance_names_series_and_instance(tmp_path):
         inspect_series(tmp_path / "bad")
     assert str(info.value) == (f"series {broken.SeriesInstanceUID}: instance {broken.SOPInstanceUID} is corrupt "
                                "(pixel data 100 bytes of 960 expected); re-send the series")
+
+
+@pytest.mark.parametrize("side", [16, 64])  # below and above the size whose reading is deferred
+def test_large_instances_are_checked_without_reading_pixels(tmp_path, side):
+    volume = np.zeros((3, side, side), np.int16)
+    files = [item["path"] for item in write_dicom_series(tmp_path / "ct", volume)]
+    assert inspect_series(tmp_path / "ct").instances == 3
+    bad = corrupt_copy(files, tmp_path / "bad")
+    with pytest.raises(SeriesError, match=f"pixel data 100 bytes of {side * side * 2} expected"):
+        inspect_series(bad[0].parent)
+    files[0].write_bytes(files[0].read_bytes()[:-200])  # a file cut short inside its pixel data
+    with pytest.raises(SeriesError, match="is corrupt|not readable DICOM"):
+        inspect_series(tmp_path / "ct")
 
 
 def test_truncated_file_is_refused(tmp_path):
