@@ -136,6 +136,8 @@ class SeriesProcessor:
             status = "failed" if non_image_fails else "ignored"
             logger.log(logging.ERROR if non_image_fails else logging.WARNING, "%s; skipped", err)
             self.state.update(key, status=status, series_uid=label, error=str(err))
+            if not self.keep_sources:
+                self.remove_incoming(key)
             return status
         except SeriesError as err:
             return self._fail(key, label, str(err))
