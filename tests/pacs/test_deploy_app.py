@@ -17,6 +17,7 @@ pytest.importorskip("monai.deploy.core", reason="MONAI Deploy App SDK not instal
 from aaclip_med.cli import main  # noqa: E402
 from aaclip_med.pacs import InferOptions, series_key  # noqa: E402
 from aaclip_med.pacs.deploy_app import AAClipDeployApp  # noqa: E402
+from aaclip_med.pacs.deploy_app import main as deploy_main  # noqa: E402
 from tests.conftest import make_tiny_model  # noqa: E402
 from tests.pacs.conftest import THRESHOLD, TINY, write_ct, write_mr, write_sr  # noqa: E402
 
@@ -41,3 +42,11 @@ def test_app_writes_the_objects_of_infer(tmp_path, capsys):
             assert ours.ReferencedSeriesSequence[0].SeriesInstanceUID == pydicom.dcmread(files[0]).SeriesInstanceUID
             np.testing.assert_array_equal(ours.pixel_array, reference.pixel_array)
     capsys.readouterr()
+
+
+def test_app_command_line(tmp_path, capsys):
+    write_ct(tmp_path / "in" / "ct", seed=23, depth=2)
+    code = deploy_main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--threshold", str(THRESHOLD), *TINY])
+    assert code == 0
+    assert "1 series done or ignored, 0 failed" in capsys.readouterr().out
+    assert len(list((tmp_path / "out" / "results").glob("*/*_seg.dcm"))) == 1
