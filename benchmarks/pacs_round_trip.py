@@ -27,17 +27,31 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import torch
+from _common import emit, host_info, print_table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from aaclip_med.data.synthetic import write_dicom_series
+from aaclip_med.model import AAClipConfig, build_aaclip
+from aaclip_med.pacs import (
+    Credentials,
+    DicomWebServer,
+    DimseNode,
+    InferOptions,
+    dicomweb,
+    listen,
+    run_pacs,
+    series_key,
+)
+from aaclip_med.pacs.processing import infer_series
 
-from aaclip_med.data.synthetic import write_dicom_series  # noqa: E402
-from aaclip_med.model import AAClipConfig, build_aaclip  # noqa: E402
-from aaclip_med.pacs import Credentials, DicomWebServer, DimseNode, InferOptions, listen, run_pacs, series_key  # noqa: E402
-from aaclip_med.pacs import dicomweb  # noqa: E402
-from aaclip_med.pacs.processing import infer_series  # noqa: E402
-from benchmarks._common import emit, host_info, print_table  # noqa: E402
-from tests.pacs.orthanc import Orthanc, free_port  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
+
+def _orthanc_class():
+    """The tests' Orthanc launcher (tests/pacs/orthanc.py: temp config, free ports, stop by PID)."""
+    sys.path.insert(0, str(REPO))
+    from tests.pacs.orthanc import Orthanc, free_port
+
+    return Orthanc, free_port
 
 def _series(root: Path, count: int, slices: int, side: int) -> list[list[Path]]:
     rng = np.random.default_rng(0)
@@ -111,9 +125,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        orthanc_class, free_port = _orthanc_class()
         listen_port = free_port()
-        orthanc = Orthanc(root / "orthanc").start()
-        orthanc.modalities = {}
+        orthanc = orthanc_class(root / "orthanc").start()
         try:
             server = DicomWebServer(orthanc.dicomweb_url, Credentials(orthanc.user, orthanc.password))
             client = dicomweb.connect(server)

@@ -32,7 +32,7 @@ class _FakeServer(http.server.ThreadingHTTPServer):
         self.status, self.body, self.content_type = status, body, content_type
         self.requests: list[dict] = []
         super().__init__(("127.0.0.1", 0), _FakeHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     @property
     def url(self) -> str:
