@@ -131,7 +131,9 @@ def main() -> None:
         try:
             server = DicomWebServer(orthanc.dicomweb_url, Credentials(orthanc.user, orthanc.password))
             client = dicomweb.connect(server)
-            for n, files in enumerate(_series(root, args.series, args.slices, args.side)):
+            series = _series(root, args.series + 1, args.slices, args.side)
+            infer_series(model, options, "ct", series[0][0].parent, root / "warmup")  # one-time costs out of the figures
+            for n, files in enumerate(series[1:]):
                 datasets = [pydicom.dcmread(p) for p in files]
                 client.store_instances(datasets)
                 uid = str(datasets[0].SeriesInstanceUID)

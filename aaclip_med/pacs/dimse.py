@@ -102,6 +102,11 @@ class SeriesReceiver:
         with self._lock:
             return [k for k, t in sorted(self._last.items(), key=lambda kv: kv[1]) if now - t >= seconds]
 
+    def last(self, key: str) -> float | None:
+        """Monotonic time of the last instance of series ``key`` (None when not tracked)."""
+        with self._lock:
+            return self._last.get(key)
+
     def forget(self, key: str) -> None:
         """Stop tracking a series (it was processed); a later instance starts tracking it again."""
         with self._lock:

@@ -88,6 +88,7 @@ class _Listener:
                     self.processor.remove_incoming(key)
                 self.receiver.forget(key)
                 continue
+            started = self.receiver.last(key)
             try:
                 status = self.processor.process(key)
             except PacsError as err:  # destination down or refusing: keep the outputs, retry later
@@ -98,6 +99,10 @@ class _Listener:
                 logger.exception("series key %s: unexpected %s; skipped", key, type(err).__name__)
                 status = "failed"
             self.counts[status] = self.counts.get(status, 0) + 1
+            if self.receiver.last(key) != started:
+                record = self.processor.state.get(key) or {}
+                logger.warning("series %s: instances arrived while it was processed and are not in its results; "
+                               "raise --quiet-seconds if senders pause inside a series", record.get("series_uid", key))
             self.receiver.forget(key)
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pydicom
 
-from aaclip_med.pacs import DimseNode, InferOptions, listen, series_key
+from aaclip_med.pacs import DimseNode, InferOptions, SeriesState, ServerError, listen, series_key
+from aaclip_med.pacs.listener import _Listener
 from tests.pacs.conftest import LISTENER_AE, PLANTED, THRESHOLD, TINY, corrupt_copy, write_ct, write_mr
 from tests.pacs.orthanc import free_port
 
@@ -166,19 +167,19 @@ def test_destination_down_keeps_results_and_sends_them_later(orthanc, client, ti
     options = InferOptions(threshold=THRESHOLD, device="cpu")
 
     def run(forward: DimseNode, until) -> None:
-        stop = threading.Event()
+        stop, ready = threading.Event(), threading.Event()
         thread = threading.Thread(target=listen, args=(tiny_model, out), daemon=True, kwargs=dict(
             ae_title=LISTENER_AE, port=port, host="127.0.0.1", forward=forward, options=options, quiet_seconds=0.3,
-            resend_seconds=0.3, poll_seconds=0.05, timeout=3, stop=stop))
+            resend_seconds=0.3, poll_seconds=0.05, timeout=3, stop=stop, on_ready=ready.set))
         thread.start()
         try:
+            assert ready.wait(30), "the listener did not start"
             until()
         finally:
             stop.set()
             thread.join(30)
 
     def send_and_wait_inferred():
-        time.sleep(0.3)
         _send_scu(files, port)
         _wait_for(out, {key: "inferred"}, 30)
         time.sleep(1.0)  # a few resend attempts against the dead node
@@ -191,3 +192,42 @@ def test_destination_down_keeps_results_and_sends_them_later(orthanc, client, ti
     assert done["output_uids"] == inferred["output_uids"]  # sent, not inferred again
     assert sorted(sum(_derived(client, ds.StudyInstanceUID).values(), [])) == sorted(done["output_uids"])
 
+
+
+class _FakeProcessor:
+    """Stands in for SeriesProcessor in the listen loop: ``action(key)`` is what processing does."""
+
+    def __init__(self, out_dir: Path, action) -> None:
+        self.out_dir, self.state, self.action = out_dir, SeriesState(out_dir), action
+
+    def process(self, key: str) -> str:
+        return self.action(key)
+
+    def remove_incoming(self, key: str) -> None:
+        pass
+
+
+def test_instances_arriving_during_processing_are_reported(tmp_path, caplog):
+    def action(key):  # an instance of the series arrives while it is inferred
+        loop.receiver.track(key)
+        fake.state.update(key, status="done", series_uid="1.2.3")
+        return "done"
+
+    fake = _FakeProcessor(tmp_path, action)
+    loop = _Listener(fake, keep_sources=False)
+    loop.receiver.track("s1", age=10)
+    with caplog.at_level(logging.WARNING, logger="aaclip_med"):
+        loop.step(quiet_seconds=1, resend_seconds=5)
+    assert "series 1.2.3: instances arrived while it was processed" in caplog.text
+    assert loop.counts["done"] == 1 and loop.receiver.pending() == 0
+
+
+def test_destination_error_postpones_the_series(tmp_path):
+    def action(key):
+        raise ServerError("results of series 1.2.3: NOBODY@127.0.0.1:9 is unreachable")
+
+    loop = _Listener(_FakeProcessor(tmp_path, action), keep_sources=False)
+    loop.receiver.track("s1", age=10)
+    loop.step(quiet_seconds=1, resend_seconds=60)
+    assert loop.receiver.pending() == 1 and loop.receiver.quiet(1) == []  # tried again in a minute, not now
+    assert loop.counts == {"done": 0, "failed": 0, "ignored": 0}
