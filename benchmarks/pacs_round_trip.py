@@ -9,7 +9,8 @@ private Orthanc (Debian packages orthanc + orthanc-dicomweb, started here on fre
 - ``dimse``: the series C-STOREd to an in-process ``listen``; from the first instance sent until its
   SEG / Parametric Map are stored on Orthanc, minus the configured quiet period.
 
-Prints one JSON line per measurement, then a table of medians with the round trip / local ratio.
+Prints one JSON line per measurement, then a table of medians with the round trip / local ratio and
+``io_share``, the part of the timed DICOMweb phases spent retrieving and storing.
 The model is built once (default the tiny test backbone with random weights: the figures are the
 plumbing around inference, which a real backbone dwarfs).
 """
@@ -17,6 +18,7 @@ plumbing around inference, which a real backbone dwarfs).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -143,13 +145,16 @@ def main() -> None:
                 row["dicomweb_s"] = _timed(lambda u=uid, n=n: run_pacs(server, model, root / f"run{n}", series=[u], options=options))
                 row |= _phases(server, client, ref, model, options, root / f"phases{n}")
                 row["dimse_s"] = _dimse(orthanc, model, options, files, root / f"listen{n}", listen_port, args.quiet)
+                row["io_share"] = (row["retrieve_s"] + row["store_s"]) / (row["retrieve_s"] + row["infer_s"] + row["store_s"])
+                row["load_avg_1m"] = round(os.getloadavg()[0], 2)
                 row["dicomweb_over_local"] = row["dicomweb_s"] / row["local_s"]
                 row["dimse_over_local"] = row["dimse_s"] / row["local_s"]
                 emit(row)
                 rows.append(row)
         finally:
             orthanc.stop()
-    columns = ["local_s", "dicomweb_s", "retrieve_s", "infer_s", "store_s", "dimse_s", "dicomweb_over_local", "dimse_over_local"]
+    columns = ["local_s", "dicomweb_s", "retrieve_s", "infer_s", "store_s", "io_share", "dimse_s", "dicomweb_over_local",
+               "dimse_over_local", "load_avg_1m"]
     median = {"series": "median", **{c: statistics.median(r[c] for r in rows) for c in columns}}
     print_table([*rows, median], ["series", *columns])
 
