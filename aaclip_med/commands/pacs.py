@@ -1,0 +1,135 @@
+"""``aaclip-med pacs run | listen``: inference on series of a PACS, results stored back (see docs/pacs.md).
+
+Thin layer over :func:`aaclip_med.pacs.run_pacs` (DICOMweb) and :func:`aaclip_med.pacs.listen`
+(DIMSE). Secrets are never options: a password or token comes from ``$AACLIP_PACS_PASSWORD`` /
+``$AACLIP_PACS_TOKEN`` or from ``--password-file`` / ``--token-file``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+import torch
+
+from aaclip_med.commands._common import add_model_arguments, descriptions_from_args, model_from_args
+from aaclip_med.inference.precision import PRECISIONS
+
+__all__ = ["add_arguments", "run"]
+
+logger = logging.getLogger(__name__)
+
+
+def _add_infer_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("inference (as in 'aaclip-med infer')")
+    group.add_argument("--modality", default="auto",
+                       help="preset (ct, mr, oct, endoscopy, ct-<window>) or 'auto': from each series' Modality")
+    group.add_argument("--domain", choices=("medical", "industrial"), help="default: from the preset")
+    group.add_argument("--class-name", default="scan", help="class of the series (picks the description)")
+    group.add_argument("--description", help="class description text (overrides the registry)")
+    group.add_argument("--descriptions", help="JSON file or inline JSON: class name -> description")
+    group.add_argument("--threshold", type=float, help="raw map value of the DICOM SEG (without it: Parametric Map only)")
+    group.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32, or bf16/fp16 autocast")
+    group.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
+    group.add_argument("--seed", type=int, default=0, help="seed for building untrained/random parts identically")
+    group.add_argument("--calibration", help="calibration JSON to apply (written by 'aaclip-med infer --calibrate-normals')")
+    add_model_arguments(parser)
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", required=True, help="DICOMweb root, e.g. http://pacs:8042/dicom-web")
+    parser.add_argument("--study", action="append", default=[], metavar="UID", help="a Study Instance UID (repeatable)")
+    parser.add_argument("--series", action="append", default=[], metavar="UID", help="a Series Instance UID (repeatable)")
+    parser.add_argument("--query", help="QIDO-RS series filters, e.g. 'Modality=MR&StudyDate=20240101-20240131'")
+    parser.add_argument("--out", required=True, help="output folder (the only place written to)")
+    auth = parser.add_argument_group("connection (secrets from $AACLIP_PACS_PASSWORD / $AACLIP_PACS_TOKEN or files)")
+    auth.add_argument("--user", help="HTTP basic user (default $AACLIP_PACS_USER)")
+    auth.add_argument("--password-file", help="file holding the HTTP basic password on one line")
+    auth.add_argument("--token-file", help="file holding a bearer token on one line")
+    auth.add_argument("--ca-bundle", help="PEM file of the CA(s) to trust for https")
+    auth.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (test servers only)")
+    auth.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server (default 30)")
+    auth.add_argument("--retries", type=int, default=3, help="retries after a refused connection, timeout, 429/502/503/504")
+    parser.add_argument("--keep-sources", action="store_true", help="keep the retrieved instances in OUT/incoming")
+    _add_infer_arguments(parser)
+
+
+def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ae-title", required=True, help="our AE title (senders call it)")
+    parser.add_argument("--port", type=int, required=True, help="TCP port to listen on")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default all)")
+    parser.add_argument("--forward", required=True, metavar="HOST:PORT:AE", help="where SEG / Parametric Map go (C-STORE)")
+    parser.add_argument("--out", required=True, help="output folder (the only place written to)")
+    parser.add_argument("--quiet-seconds", type=float, default=30.0, help="a series is complete after this long without news")
+    parser.add_argument("--resend-seconds", type=float, default=60.0, help="wait before re-sending to a destination that was down")
+    parser.add_argument("--accept-from", action="append", default=[], metavar="AE", help="accept only these calling AEs")
+    parser.add_argument("--timeout", type=float, default=30.0, help="network timeout of associations (s)")
+    parser.add_argument("--keep-sources", action="store_true", help="keep received instances in OUT/incoming")
+    _add_infer_arguments(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="pacs_command", metavar="{run,listen}", required=True)
+    # no abbreviations: "--password SECRET" must be an error, not the prefix of --password-file
+    _add_run_arguments(sub.add_parser("run", allow_abbrev=False,
+                                      help="DICOMweb: retrieve series, infer, store SEG / Parametric Map back"))
+    _add_listen_arguments(sub.add_parser("listen", allow_abbrev=False,
+                                         help="DIMSE: receive series, infer each when complete, forward results"))
+
+
+def _options(args: argparse.Namespace):
+    from aaclip_med.inference import load_calibration
+    from aaclip_med.pacs import InferOptions
+
+    return InferOptions(
+        modality=args.modality, domain=args.domain, class_name=args.class_name, description=args.description,
+        descriptions=descriptions_from_args(args.descriptions), threshold=args.threshold,
+        calibration=load_calibration(args.calibration) if args.calibration else None, precision=args.precision,
+        batch_size=args.batch_size, device=args.device, weights=args.weights,
+    )
+
+
+def _model(args: argparse.Namespace):
+    if (args.backbone_weights or "").lower() == "random":
+        logger.warning("!!! --backbone-weights random: the CLIP backbone has RANDOM weights; "
+                       "maps and scores are meaningless (smoke test only) !!!")
+    torch.manual_seed(args.seed)
+    return model_from_args(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from aaclip_med.pacs import DicomWebServer, read_credentials, run_pacs
+
+    credentials = read_credentials(args.user, args.password_file, args.token_file)
+    server = DicomWebServer(args.url, credentials, args.ca_bundle, not args.insecure, args.timeout, args.retries)
+    record = run_pacs(server, _model(args), args.out, studies=args.study, series=args.series, query=args.query,
+                      options=_options(args), keep_sources=args.keep_sources)
+    counts = record["counts"]
+    print(f"done {counts['done']}, skipped {counts['skipped']}, ignored {counts['ignored']}, "
+          f"failed {counts['failed']} -> {args.out}")
+    for item in [*record["request_errors"], *(s for s in record["series"] if s["status"] == "failed")]:
+        print(f"  failed: {item['error']}")
+    return 1 if counts["failed"] else 0
+
+
+def _listen(args: argparse.Namespace) -> int:
+    from aaclip_med.pacs import DimseNode, listen
+
+    forward = DimseNode.parse(args.forward)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    counts = listen(_model(args), args.out, ae_title=args.ae_title, port=args.port, forward=forward,
+                    options=_options(args), host=args.host, quiet_seconds=args.quiet_seconds,
+                    resend_seconds=args.resend_seconds, accept_from=args.accept_from, keep_sources=args.keep_sources,
+                    timeout=args.timeout, stop=stop)
+    print(f"stopped: done {counts['done']}, ignored {counts['ignored']}, failed {counts['failed']}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    # pynetdicom logs whole PDUs at debug level; its info lines are enough for network problems
+    logging.getLogger("pynetdicom").setLevel(max(logging.getLogger("pynetdicom").getEffectiveLevel(), logging.INFO))
+    return _run(args) if args.pacs_command == "run" else _listen(args)
