@@ -24,7 +24,7 @@ import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.errors import InvalidDicomError
 
-from aaclip_med.inference.atomic import atomic_path
+from aaclip_med.files import atomic_path
 from aaclip_med.pacs.errors import PacsError, SeriesError, ServerError, one_line
 from aaclip_med.pacs.settings import ENV_PASSWORD, ENV_TOKEN, ENV_USER, DicomWebServer
 from aaclip_med.pacs.state import instance_name

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pydicom
 
-from aaclip_med.inference.atomic import atomic_path
+from aaclip_med.files import atomic_path
 from aaclip_med.pacs.errors import SeriesError, ServerError
 from aaclip_med.pacs.settings import DimseNode
 from aaclip_med.pacs.state import instance_name, series_key

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from torch import nn
 
-from aaclip_med.inference.atomic import remove_stale_temporaries
+from aaclip_med.files import remove_stale_temporaries
 from aaclip_med.pacs.dimse import SeriesReceiver, import_pynetdicom, send_files
 from aaclip_med.pacs.errors import PacsError
 from aaclip_med.pacs.processing import SeriesProcessor

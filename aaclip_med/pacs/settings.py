@@ -191,7 +191,7 @@ class InferOptions:
     descriptions: Mapping[str, str] | None = None
     threshold: float | None = None
     calibration: object | None = None
-    precision: str = "fp32"
+    precision: str = "auto"
     batch_size: int = 8
     device: str | None = None
     weights: str | None = None
