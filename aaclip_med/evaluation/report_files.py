@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from aaclip_med.evaluation.class_eval import METRIC_NAMES
+from aaclip_med.evaluation.provenance import provenance_rows
 
 __all__ = ["write_atomic", "write_json", "write_csv", "write_markdown", "percent"]
 
@@ -124,6 +125,7 @@ def write_markdown(path: Path, report: dict) -> None:
         lines += ["> **WARNING: the backbone weights were random; these numbers mean nothing.**", ""]
     if report.get("dataset"):
         lines += [f"Dataset: {report['dataset']}", ""]
+    lines += ["## Provenance", ""] + [f"- {label}: {value}" for label, value in provenance_rows(report)] + [""]
     lines += ["Metrics in percent, per class and averaged over classes.", "", *markdown_table(report), ""]
     lines += comparison_lines(report)
     undefined = [

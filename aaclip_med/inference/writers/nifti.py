@@ -31,7 +31,7 @@ import torch
 
 from aaclip_med.inference.atomic import atomic_path
 
-__all__ = ["affine_4x4", "overlay_header", "write_nifti_overlay", "write_nifti_mask"]
+__all__ = ["affine_4x4", "overlay_header", "write_nifti_overlay", "write_nifti_mask", "write_nifti_volume"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,13 @@ def _save(array: np.ndarray, affine: np.ndarray, path: Path, source: str | os.Pa
         nib.save(image, str(tmp))
     logger.debug("wrote %s %s (sform %d, qform %d)", path, array.shape, header["sform_code"], header["qform_code"])
     return path
+
+
+def write_nifti_volume(
+    array: np.ndarray, affine: torch.Tensor | np.ndarray, path: str | os.PathLike, source: str | os.PathLike | None = None
+) -> Path:
+    """Write an (X, Y, Z) array of the source's grid as is (its dtype), with the source's spatial header."""
+    return _save(np.asarray(array), affine_4x4(affine), Path(path), source)
 
 
 def write_nifti_overlay(
