@@ -70,8 +70,9 @@ def to_base64(fig) -> str:
 
 def curves_figure(class_name: str, pixel: BinaryMetrics | None, image: BinaryMetrics | None):
     """ROC and precision-recall curves of one class, pixel and image level."""
-    fig = _figure(8.0, 3.6)
+    fig = _figure(8.0, 3.6, layout=None)  # two plain panels: savefig's tight box is enough (and 3x faster)
     roc, pr = fig.subplots(1, 2)
+    fig.subplots_adjust(wspace=0.3)
     for level, metrics, style in (("pixel", pixel, "-"), ("image", image, "--")):
         if metrics is None:
             continue
