@@ -202,3 +202,18 @@ def test_the_report_folder_needs_no_network(sample_report):
     assert referenced and all((report_dir / ref).is_file() for ref in referenced if not ref.startswith("data:"))
     licence = (report_dir / "viewer" / "LICENSE-niivue").read_text()
     assert "BSD 2-Clause" in licence and "Niivue" in licence
+
+
+def test_vendored_niivue_is_the_documented_file():
+    """The file, its version, its hash and its licence text are what resources/niivue/README.md says."""
+    import hashlib
+    from importlib import resources
+
+    from aaclip_med.evaluation.viewer import NIIVUE_VERSION
+
+    folder = resources.files("aaclip_med") / "resources" / "niivue"
+    script = (folder / "niivue.umd.js").read_bytes()
+    readme = (folder / "README.md").read_text()
+    assert f"sha256: `{hashlib.sha256(script).hexdigest()}`" in readme
+    assert f'{{version:"{NIIVUE_VERSION}"}}'.encode() in script and f"@niivue/niivue` {NIIVUE_VERSION}" in readme
+    assert (folder / "LICENSE").read_text().startswith("BSD 2-Clause License")
