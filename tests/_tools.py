@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
-__all__ = ["require_program", "on_ci"]
+__all__ = ["require_program", "on_ci", "dciodvfy"]
 
 
 def on_ci() -> bool:
@@ -30,3 +31,11 @@ def require_program(names: str | tuple[str, ...], install: str) -> str:
     if on_ci():
         pytest.fail(f"CI is set but {msg} (.ci/run installs it)", pytrace=False)
     pytest.skip(msg)
+
+
+def dciodvfy(path) -> tuple[list[str], list[str]]:
+    """(errors, warnings) that dicom3tools' dciodvfy reports for one DICOM file."""
+    program = require_program("dciodvfy", "apt-get install dicom3tools")
+    report = subprocess.run([program, str(path)], capture_output=True, text=True, timeout=60)
+    lines = (report.stdout + report.stderr).splitlines()
+    return [x for x in lines if x.startswith("Error")], [x for x in lines if x.startswith("Warning")]

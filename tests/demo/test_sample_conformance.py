@@ -7,7 +7,7 @@ import pydicom
 
 from aaclip_med.inference.writers.dicom_pmap import write_parametric_map
 from aaclip_med.inference.writers.dicom_seg import write_segmentation
-from tests.inference.test_dicom_conformance import dciodvfy
+from tests._tools import dciodvfy
 
 
 def _series(small_sample):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 import pydicom
 import pytest
@@ -11,17 +9,9 @@ import pytest
 from aaclip_med.data.synthetic import write_dicom_series
 from aaclip_med.inference.writers.dicom_pmap import MAX_WINDOW_WIDTH, display_window, write_parametric_map
 from aaclip_med.inference.writers.dicom_seg import write_segmentation
-from tests._tools import require_program
+from tests._tools import dciodvfy
 
 SHAPE = (16, 18, 4)  # rows, columns, slices
-
-
-def dciodvfy(path) -> tuple[list[str], list[str]]:
-    """(errors, warnings) that dciodvfy reports for one file."""
-    program = require_program("dciodvfy", "apt-get install dicom3tools")
-    report = subprocess.run([program, str(path)], capture_output=True, text=True, timeout=60)
-    lines = (report.stdout + report.stderr).splitlines()
-    return [x for x in lines if x.startswith("Error")], [x for x in lines if x.startswith("Warning")]
 
 
 @pytest.fixture(scope="module")
