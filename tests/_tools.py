@@ -23,11 +23,12 @@ def on_ci() -> bool:
 
 def require_program(names: str | tuple[str, ...], install: str) -> str:
     """Path of the first of ``names`` on PATH; else skip (locally) or fail (CI) naming ``install``."""
-    for name in (names,) if isinstance(names, str) else names:
+    names = (names,) if isinstance(names, str) else names
+    for name in names:
         path = shutil.which(name)
         if path:
             return path
-    msg = f"{names} not found on PATH; install it with: {install}"
+    msg = f"{' or '.join(names)} not found on PATH; install it with: {install}"
     if on_ci():
         pytest.fail(f"CI is set but {msg} (.ci/run installs it)", pytrace=False)
     pytest.skip(msg)
