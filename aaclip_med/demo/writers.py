@@ -63,6 +63,23 @@ def series_affine_ras(
     return _LPS_TO_RAS @ lps
 
 
+# Type 2 attributes of the CT Image IOD (present, may be empty) that the synthetic series has no
+# value for: written empty rather than invented (no date, no referring physician, no kVp).
+_EMPTY_TYPE2 = ("PatientBirthDate", "StudyDate", "StudyTime", "ReferringPhysicianName", "AccessionNumber",
+                "PositionReferenceIndicator", "KVP", "AcquisitionNumber")
+
+
+def _type2_attributes(ds: Dataset) -> None:
+    """Fill what dciodvfy requires of a CT image beyond the pixels and geometry."""
+    for keyword in _EMPTY_TYPE2:
+        setattr(ds, keyword, "")
+    ds.Manufacturer = "aaclip-med (synthetic sample)"
+    # the pixels are an axial slice through the spine of pydicom's CT_small.dcm; the spine is an
+    # unpaired body part, so General Series Laterality is absent (as the standard asks)
+    ds.BodyPartExamined = "SPINE"
+    ds.PatientPosition = "HFS"  # type 2C for CT: the usual head-first supine of an axial series
+
+
 def _ct_slice(pixels: np.ndarray, number: int, position: np.ndarray, geometry: dict, uids: dict) -> Dataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
@@ -77,6 +94,7 @@ def _ct_slice(pixels: np.ndarray, number: int, position: np.ndarray, geometry: d
     ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", 1, number
     ds.Modality, ds.StudyDescription = "CT", "aaclip-med sample (synthetic lesion)"
     ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
+    _type2_attributes(ds)
     ds.ImagePositionPatient = [round(float(v), 4) for v in position]
     ds.ImageOrientationPatient = [float(v) for v in np.concatenate([geometry["row_dir"], geometry["col_dir"]])]
     ds.PixelSpacing = [float(v) for v in geometry["spacing"]]

@@ -19,8 +19,7 @@ from aaclip_med.evaluation.predictions import load_samples, read_run
 from aaclip_med.evaluation.protocol import Protocol
 from aaclip_med.evaluation.published import get_published
 from aaclip_med.evaluation.report_files import write_csv, write_json, write_markdown
-from aaclip_med.evaluation.report_html import render_html
-from aaclip_med.files import write_text_atomic
+from aaclip_med.evaluation.report_html import write_report_pages
 from aaclip_med.keys import Domain
 
 __all__ = ["evaluate_predictions", "REPORT_FILES"]
@@ -186,9 +185,6 @@ def evaluate_predictions(
     write_json(out_dir / "report.json", report)
     write_csv(out_dir / "metrics.csv", report)
     write_markdown(out_dir / "report.md", report)
-    write_text_atomic(
-        out_dir / "report.html",
-        render_html(report, results, predictions_dir, dataset_root, examples_per_group),
-    )
+    write_report_pages(out_dir, report, results, predictions_dir, dataset_root, Path(manifest), examples_per_group)
     logger.info("wrote %s to %s", ", ".join(REPORT_FILES), out_dir)
     return report

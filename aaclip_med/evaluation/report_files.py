@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 
 from aaclip_med.evaluation.class_eval import METRIC_NAMES
+from aaclip_med.evaluation.provenance import provenance_rows
 from aaclip_med.files import write_json_atomic, write_text_atomic
 
 __all__ = ["write_json", "write_csv", "write_markdown", "percent"]
@@ -96,6 +97,7 @@ def write_markdown(path: Path, report: dict) -> None:
         lines += ["> **WARNING: the backbone weights were random; these numbers mean nothing.**", ""]
     if report.get("dataset"):
         lines += [f"Dataset: {report['dataset']}", ""]
+    lines += ["## Provenance", ""] + [f"- {label}: {value}" for label, value in provenance_rows(report)] + [""]
     lines += ["Metrics in percent, per class and averaged over classes.", "", *markdown_table(report), ""]
     lines += comparison_lines(report)
     undefined = [

@@ -95,10 +95,12 @@ def write_case_outputs(
     if case.kind == "image":
         written = _write_png(case, image, np.asarray(score_map[0]), out_dir)
     else:
-        written = [write_nifti_overlay(score_map, score_map.affine, out_dir / f"{case.case_id}_anomaly.nii.gz")]
+        source = case.path if case.kind == "nifti" else None  # overlays keep a NIfTI source's codes and units
+        overlay = out_dir / f"{case.case_id}_anomaly.nii.gz"
+        written = [write_nifti_overlay(score_map, score_map.affine, overlay, source=source)]
         if options.threshold is not None:
             path = out_dir / f"{case.case_id}_anomaly_mask.nii.gz"
-            written.append(write_nifti_mask(score_map, score_map.affine, options.threshold, path))
+            written.append(write_nifti_mask(score_map, score_map.affine, options.threshold, path, source=source))
         if options.dicom and case.kind in ("dicom", "dicom_series"):
             written += _write_dicom(case, score_map, options, out_dir)
     case_row, slice_rows = rows

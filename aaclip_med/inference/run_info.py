@@ -26,9 +26,13 @@ def sha256_file(path: str | os.PathLike | None) -> str | None:
     return digest.hexdigest()
 
 
-def _version() -> str | None:
+# the packages whose versions change what inference computes (recorded for the report's provenance)
+_PACKAGES = ("aaclip-med", "torch", "open_clip_torch", "monai", "numpy", "highdicom")
+
+
+def _version(name: str = "aaclip-med") -> str | None:
     try:
-        return metadata.version("aaclip-med")
+        return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
 
@@ -46,6 +50,7 @@ def run_record(model: nn.Module, weights: str | None, settings: dict) -> dict:
         "weights": str(weights) if weights else None,
         "weights_sha256": sha256_file(weights),
         "aaclip_med_version": _version(),
+        "package_versions": {name: _version(name) for name in _PACKAGES},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **settings,
     }

@@ -25,7 +25,8 @@ PLACEHOLDERS = {
 
 COMMANDS = {
     "verify_metadata": (
-        "python -m monai.bundle verify_metadata --meta_file configs/metadata.json --filepath eval/meta_schema.json"
+        "python -m monai.bundle verify_metadata --meta_file configs/metadata.json"
+        " --filepath docs/meta_schema_20240725.json"
     ),
     "verify_net_in_out": (
         "python -m monai.bundle verify_net_in_out network_def --meta_file configs/metadata.json"

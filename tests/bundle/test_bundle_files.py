@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -25,8 +26,37 @@ def _load(name: str) -> dict:
     return json.loads((CONFIGS / name).read_text())
 
 
+# md5 of MONAI's meta_schema_20240725.json (MONAI-extra-test-data release 0.8.1), as published
+SCHEMA_MD5 = "76e1add273836515d0bbb3bc71962474"
+
+
+def _validator():
+    schema = json.loads(SCHEMA.read_text())
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def test_the_shipped_schema_is_monais_file_unchanged():
+    assert hashlib.md5(SCHEMA.read_bytes()).hexdigest() == SCHEMA_MD5
+    assert json.loads(SCHEMA.read_text())["$schema"] == "https://json-schema.org/draft/2019-09/schema"
+    assert _load("metadata.json")["schema"].endswith("/" + SCHEMA.name)  # the file metadata.json names
+
+
 def test_metadata_validates_against_the_meta_schema():
-    jsonschema.validate(_load("metadata.json"), json.loads(SCHEMA.read_text()))
+    errors = [f"{list(e.path)}: {e.message}" for e in _validator().iter_errors(_load("metadata.json"))]
+    assert errors == []
+
+
+def test_verify_metadata_never_downloads(monkeypatch):
+    """MONAI's own verify_metadata with the README's --filepath: the shipped file is used, no network."""
+    import monai.apps.utils
+    from monai.bundle import verify_metadata
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"verify_metadata tried to download {args[:1]}")
+
+    monkeypatch.setattr(monai.apps.utils, "urlretrieve", no_network)
+    monkeypatch.setattr(monai.apps.utils, "_download_with_progress", no_network)
+    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA), hash_val=SCHEMA_MD5)
 
 
 def test_metadata_has_every_field_and_the_network_format():
@@ -42,8 +72,11 @@ def test_metadata_has_every_field_and_the_network_format():
 def test_metadata_schema_rejects_a_missing_field():
     meta = _load("metadata.json")
     del meta["network_data_format"]["inputs"]["image"]["dtype"]
-    with pytest.raises(jsonschema.ValidationError, match="dtype"):
-        jsonschema.validate(meta, json.loads(SCHEMA.read_text()))
+    errors = list(_validator().iter_errors(meta))
+    assert errors and all(list(e.path) == ["network_data_format", "inputs", "image"] for e in errors)
+    for error in errors:  # the real schema: the input is anyOf(tensor, number, ...)
+        reasons = [sub.message for sub in error.context]
+        assert "'dtype' is a required property" in reasons, reasons
 
 
 def _targets(node):

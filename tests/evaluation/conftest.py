@@ -73,3 +73,32 @@ def predictions_factory(tmp_path):
         return write_predictions(tmp_path, classes, **kwargs)
 
     return make
+
+
+# classes of the sample kept for the report tests: a DICOM CT series, a NIfTI MR volume, fundus
+# photos (medical images) and brick tiles (industrial images)
+REPORT_CLASSES = ("ct", "mri", "retina", "brick")
+
+
+@pytest.fixture(scope="session")
+def sample_report(tmp_path_factory):
+    """The small sample run through the tiny random-weight model, evaluated: (report dir, manifest, predictions dir).
+
+    Shared by the report and browser tests; they must not modify it.
+    """
+    from aaclip_med.demo import generate_sample
+    from aaclip_med.evaluation.evaluate import evaluate_predictions
+    from aaclip_med.inference import run_inference
+    from tests.conftest import make_tiny_model
+
+    root = tmp_path_factory.mktemp("sample_report")
+    full = generate_sample(root / "sample", size="small", seed=0)
+    lines = [json.loads(x) for x in full.read_text().splitlines() if x.strip()]
+    manifest = full.with_name("report_manifest.jsonl")
+    manifest.write_text("".join(json.dumps(x) + "\n" for x in lines if x["class_name"] in REPORT_CLASSES))
+    descriptions = json.loads((full.parent / "descriptions.json").read_text())
+    model = make_tiny_model().eval()
+    run_inference([], root / "pred", model, modality="ct", manifest=manifest, dataset_root=manifest.parent,
+                  descriptions=descriptions, device="cpu", weights=None)
+    evaluate_predictions(manifest, manifest.parent, root / "pred", root / "report", examples_per_group=2)
+    return root / "report", manifest, root / "pred"

@@ -19,10 +19,13 @@ def test_reports_written_and_self_contained(predictions_factory, tmp_path):
     manifest, data, preds = predictions_factory(CLASSES, random_weights=True)
     out = tmp_path / "out"
     report = evaluate_predictions(manifest, data, preds, out, protocol="paper", dataset="CVC-ClinicDB")
-    assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)  # no temp files left
+    # the reports, and the viewer of the example images; no temporary file left
+    assert sorted(p.name for p in out.iterdir()) == sorted([*REPORT_FILES, "viewer.html", "viewer"])
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]
     page = (out / "report.html").read_text()
-    assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:)?//", page)
-    assert "http://" not in page and "https://" not in page
+    for text in (page, (out / "viewer.html").read_text(), (out / "viewer" / "viewer.js").read_text()):
+        assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:)?//", text)
+        assert "http://" not in text and "https://" not in text
     assert "WARNING" in page and "random" in page
     for name in CLASSES:
         assert f"Class {name}" in page

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import highdicom as hd
 import nibabel as nib
 import numpy as np
 import pydicom
-import pytest
 
 from aaclip_med.data.synthetic import write_dicom_series
 from aaclip_med.inference import run_inference
+from tests._tools import dciodvfy
 from tests.inference.conftest import blob_volume
 
 
@@ -49,13 +46,12 @@ def test_seg_and_parametric_map_reference_the_source(tmp_path, fake_model):
         np.testing.assert_allclose(frame, overlay[..., slice_of[uid]], rtol=1e-6)
 
 
-@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (Debian dicom3tools) not installed")
 def test_dicom_outputs_pass_dciodvfy(tmp_path, fake_model):
+    """Through run_inference (what users call); test_dicom_conformance.py covers extreme map ranges."""
     volume = blob_volume(shape=(16, 18, 4), center=(6, 11, 2))
     write_dicom_series(tmp_path / "in" / "ser", np.moveaxis(volume, -1, 0).round().astype(np.int16))
     out = tmp_path / "out"
     run_inference([tmp_path / "in"], out, fake_model, modality="ct", threshold=0.5, dicom=True, device="cpu")
     for name in ("ser_seg.dcm", "ser_pmap.dcm"):
-        report = subprocess.run(["dciodvfy", str(out / name)], capture_output=True, text=True)
-        errors = [line for line in (report.stdout + report.stderr).splitlines() if line.startswith("Error")]
+        errors, _ = dciodvfy(out / name)
         assert errors == [], f"{name}: {errors}"

@@ -1,0 +1,181 @@
+"""Cases of an evaluation (the manifest lines of one source), their labels, and their sources for display.
+
+A manifest lists plain images one per line and volumes one line per slice; a *case* is one source:
+an image, or a volume with the slices the manifest lists. The report's score table, its example
+tiles and the viewer are organised by case.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from aaclip_med.evaluation.class_eval import ClassResult
+from aaclip_med.evaluation.predictions import Sample, load_image
+
+__all__ = ["Case", "group_cases", "sample_label", "case_rows", "SourceVolumes", "Volume"]
+
+logger = logging.getLogger(__name__)
+
+_DISPLAY_PERCENTILES = (1.0, 99.5)  # display range of a volume, over all its voxels
+
+
+@dataclass(frozen=True)
+class Case:
+    """The samples of one source within one class.
+
+    Attributes:
+        class_name: the class.
+        image_path: the source, relative to the dataset root (a file, or a DICOM series folder).
+        positions: positions of its samples in ``ClassResult.samples``, in manifest order.
+        volume: whether the samples are slices of a volume (they carry a ``slice_index``).
+    """
+
+    class_name: str
+    image_path: str
+    positions: tuple[int, ...]
+    volume: bool
+
+
+def group_cases(result: ClassResult) -> list[Case]:
+    """The cases of one class, in order of first appearance in the manifest."""
+    groups: dict[str, list[int]] = {}
+    for position, sample in enumerate(result.samples):
+        groups.setdefault(sample.image_path, []).append(position)
+    return [
+        Case(result.class_name, path, tuple(positions),
+             any(result.samples[p].slice_index is not None for p in positions))
+        for path, positions in groups.items()
+    ]
+
+
+def short_path(image_path: str) -> str:
+    """The last two parts of a source path: the (defect) folder and the file, e.g. ``broken_large/000.png``."""
+    parts = PurePosixPath(str(image_path).replace("\\", "/")).parts
+    return "/".join(parts[-2:])
+
+
+def sample_label(sample: Sample, n_slices: int | None = None) -> str:
+    """What a tile shows about its sample: class, folder/file and, for a volume, the slice index."""
+    label = f"{sample.class_name} · {short_path(sample.image_path)}"
+    if sample.slice_index is not None:
+        label += f" · slice {sample.slice_index}" + (f" of {n_slices}" if n_slices else "")
+    return label
+
+
+def case_rows(results: list[ClassResult], modalities: dict[int, str], default_modality: str | None) -> list[dict]:
+    """One row per case for the report's score table.
+
+    Args:
+        results: the evaluated classes.
+        modalities: manifest line index -> modality preset named on that line.
+        default_modality: the run's preset, used where the line names none.
+
+    Returns:
+        Rows {class_name, image_path, kind, n_samples, n_anomalous, label, score, top_slice, modality}:
+        ``score`` is the highest evaluated image score of the case's samples (the score the metrics
+        used) and ``top_slice`` the slice reaching it (None for images).
+    """
+    rows = []
+    for result in results:
+        for case in group_cases(result):
+            scores = [result.image_scores[p] for p in case.positions]
+            best = case.positions[int(np.argmax(scores))]
+            samples = [result.samples[p] for p in case.positions]
+            presets = sorted({modalities.get(s.index) or default_modality or "" for s in samples} - {""})
+            rows.append({
+                "class_name": case.class_name,
+                "image_path": case.image_path,
+                "kind": "volume" if case.volume else "image",
+                "n_samples": len(samples),
+                "n_anomalous": sum(1 for s in samples if s.label),
+                "label": "anomalous" if any(s.label for s in samples) else "normal",
+                "score": float(max(scores)),
+                "top_slice": result.samples[best].slice_index,
+                "modality": ", ".join(presets) or "not recorded",
+            })
+    return rows
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A source volume as inference loaded it.
+
+    Attributes:
+        array: (X, Y, Z) float32 voxels; the manifest's slice_index indexes the last axis.
+        affine: (4, 4) voxel -> RAS mm.
+        nifti: the source file when it is a NIfTI file (its header is kept by copies), else None.
+        display_range: (low, high) intensity window for display (percentiles of all voxels).
+    """
+
+    array: np.ndarray
+    affine: np.ndarray
+    nifti: Path | None
+    display_range: tuple[float, float]
+
+
+class SourceVolumes:
+    """Loads sources for display and for the viewer, keeping the last ``keep`` volumes in memory.
+
+    Volumes are loaded exactly as inference loads them (:func:`aaclip_med.data.load_image`: DICOM
+    series and NIfTI), so slice ``k`` of the array is the slice whose map is ``maps/NNNNNN.npy``.
+    """
+
+    def __init__(self, dataset_root: Path, keep: int = 2) -> None:
+        self.dataset_root = Path(dataset_root)
+        self.keep = keep
+        self._volumes: OrderedDict[str, Volume] = OrderedDict()
+
+    def volume(self, image_path: str) -> Volume:
+        """The volume of ``image_path`` (relative to the dataset root)."""
+        if image_path in self._volumes:
+            self._volumes.move_to_end(image_path)
+            return self._volumes[image_path]
+        # MONAI's readers, exactly as inference loaded the source
+        from aaclip_med.data.loading import load_image as load_source
+
+        path = self.dataset_root / image_path
+        image = load_source(path)
+        array = np.asarray(image[0], dtype=np.float32)
+        if array.ndim != 3:
+            msg = f"{path}: expected a volume, got an image of shape {tuple(image.shape)}"
+            raise ValueError(msg)
+        low, high = (float(v) for v in np.percentile(array, _DISPLAY_PERCENTILES))
+        nifti = path if path.name.lower().endswith((".nii", ".nii.gz")) else None
+        volume = Volume(array, np.asarray(image.affine, dtype=np.float64), nifti, (low, max(high, low + 1e-6)))
+        self._volumes[image_path] = volume
+        while len(self._volumes) > self.keep:
+            self._volumes.popitem(last=False)
+        return volume
+
+    def display(self, sample: Sample) -> np.ndarray | None:
+        """The sample's image for a tile: (H, W) in [0, 1] for a slice or a 2D DICOM/NIfTI image,
+        (H, W, 3) uint8 for a plain image; None when it cannot be read (logged)."""
+        if sample.slice_index is None:
+            image = load_image(self.dataset_root, sample)  # plain images (PNG, JPEG, ...)
+            if image is not None:
+                return image
+        try:
+            if sample.slice_index is None:
+                return _scaled(self._image2d(sample.image_path))
+            volume = self.volume(sample.image_path)
+        except Exception as err:  # noqa: BLE001 - a tile without its image is still worth showing
+            logger.warning("cannot read %s for the example tiles (%s)", sample.image_path, err)
+            return None
+        low, high = volume.display_range
+        return np.clip((volume.array[..., sample.slice_index] - low) / (high - low), 0.0, 1.0)
+
+    def _image2d(self, image_path: str) -> np.ndarray:
+        from aaclip_med.data.loading import load_image as load_source
+
+        image = np.asarray(load_source(self.dataset_root / image_path), dtype=np.float32)
+        return image[0] if image.ndim == 3 else np.squeeze(image)
+
+
+def _scaled(array: np.ndarray) -> np.ndarray:
+    low, high = (float(v) for v in np.percentile(array, _DISPLAY_PERCENTILES))
+    return np.clip((array - low) / max(high - low, 1e-6), 0.0, 1.0)
