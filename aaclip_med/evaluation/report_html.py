@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aaclip_med.evaluation.class_eval import METRIC_NAMES, ClassResult
+from aaclip_med.evaluation.class_eval import METRIC_NAMES, ClassResult, scored_map_and_mask
 from aaclip_med.evaluation.plots import Example, bars_png, curves_png, overlays_png
-from aaclip_med.evaluation.predictions import load_image, load_map, load_mask
+from aaclip_med.evaluation.predictions import load_overlay_image
 from aaclip_med.evaluation.report_files import comparison_lines, percent
 
 __all__ = ["render_html", "example_groups"]
@@ -51,10 +51,9 @@ def _examples(result: ClassResult, predictions_dir: Path, dataset_root: Path, pe
         tiles = []
         for pos in positions:
             sample = result.samples[pos]
-            raw = load_map(predictions_dir, sample)
-            mask = load_mask(dataset_root, sample, raw.shape)
+            raw, mask = scored_map_and_mask(sample, predictions_dir, dataset_root, result.normaliser.protocol)
             caption = f"{Path(sample.image_path).name}\nscore {result.image_scores[pos]:.3g}"
-            tiles.append(Example(load_image(dataset_root, sample), result.normaliser.map(raw), mask, caption))
+            tiles.append(Example(load_overlay_image(dataset_root, sample), result.normaliser.map(raw), mask, caption))
         groups.append((title, tiles))
     return groups
 

@@ -40,15 +40,22 @@ def test_volume_slice_record(tmp_path):
     assert item["image"].meta["slice_index"] == 2
 
 
-@pytest.mark.parametrize(
-    ("mask", "problem"),
-    [(np.zeros((5, 8)), "mask size"), (np.arange(48).reshape(6, 8), "mask is not binary")],
-)
-def test_bad_masks(tmp_path, mask, problem):
+def test_mask_of_another_size(tmp_path):
+    _png(tmp_path / "a.png", np.zeros((6, 8)))
+    _png(tmp_path / "m.png", np.zeros((5, 8)))
+    with pytest.raises(DataError, match=r"m.png: mask size \(5, 8\) differs from image size \(6, 8\)"):
+        ManifestDataset([_rec("a.png", 1, "m.png")], tmp_path)[0]
+
+
+def test_mask_with_several_defect_ids_is_valid(tmp_path):
+    # VisA masks hold one id per defect ({0, 1, 3}); every non-zero id is anomalous
+    mask = np.zeros((6, 8))
+    mask[0, :2], mask[3, 4:7] = 1, 3
     _png(tmp_path / "a.png", np.zeros((6, 8)))
     _png(tmp_path / "m.png", mask)
-    with pytest.raises(DataError, match=f"m.png: {problem}"):
-        ManifestDataset([_rec("a.png", 1, "m.png")], tmp_path)[0]
+    out = ManifestDataset([_rec("a.png", 1, "m.png")], tmp_path)[0]["mask"]
+    assert tuple(out.shape) == (1, 6, 8)
+    np.testing.assert_array_equal(out[0].numpy(), (mask != 0).astype(np.float32))
 
 
 def test_missing_mask_and_unknown_class(tmp_path):
