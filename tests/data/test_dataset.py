@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from aaclip_med.data.channels import CLIP_MEAN, CLIP_STD
 from aaclip_med.data.dataset import ManifestDataset
 from aaclip_med.data.errors import DataError
 from aaclip_med.data.manifest import write_manifest
@@ -28,7 +30,12 @@ def test_images_masks_and_transform(tmp_path):
     ds = ManifestDataset(path, tmp_path, transform=inference_transforms("photo", 16, mask_key="mask"), known_classes={"skin"})
     normal, anomalous = ds[0], ds[1]
     assert tuple(normal["image"].shape) == (3, 16, 16) and float(normal["mask"].max()) == 0
-    assert float(anomalous["mask"].max()) == 1 and anomalous["class_name"] == "skin"
+    for c in range(3):  # a flat 8-bit gray 100: 100 / 255 in every channel, then CLIP statistics
+        value = (100 / 255 - CLIP_MEAN[c]) / CLIP_STD[c]
+        torch.testing.assert_close(torch.as_tensor(normal["image"][c]), torch.full((16, 16), value), rtol=0, atol=1e-6)
+    expected = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize((16, 16), Image.NEAREST)) != 0
+    np.testing.assert_array_equal(anomalous["mask"][0].numpy(), expected.astype(np.float32))
+    assert float(anomalous["mask"].sum()) == 6 and anomalous["class_name"] == "skin"  # pixel (2, 3) -> 3 rows x 2 columns
 
 
 def test_volume_slice_record(tmp_path):
