@@ -87,18 +87,21 @@ def make_btad(root: Path) -> list[tuple]:
     return expected
 
 
+VISA_NORMALS, VISA_ANOMALIES = {"train": 8, "test": 4}, 5  # per class
+
+
 def make_visa(root: Path) -> dict[str, list[tuple]]:
     """VisA_20220922: split_csv/1cls.csv (CRLF), CLASS/Data/Images/{Normal,Anomaly}/*.JPG,
     CLASS/Data/Masks/Anomaly/NNN.png holding defect ids. Returns the expected records per split."""
     rows, expected = ["object,split,label,image,mask"], {"train": [], "test": []}
     for class_name in ("candle", "pcb1"):
-        for n in range(3):
+        for n in range(VISA_NORMALS["train"] + VISA_NORMALS["test"]):
             path = f"{class_name}/Data/Images/Normal/{n:04d}.JPG"
             image(root / path, seed=n)
-            split = "train" if n < 2 else "test"
+            split = "train" if n < VISA_NORMALS["train"] else "test"
             rows.append(f"{class_name},{split},normal,{path},")
             expected[split].append(_row(path, 0, "", class_name))
-        for n in range(2):
+        for n in range(VISA_ANOMALIES):
             path, mask_path = f"{class_name}/Data/Images/Anomaly/{n:03d}.JPG", f"{class_name}/Data/Masks/Anomaly/{n:03d}.png"
             image(root / path, seed=10 + n)
             mask(root / mask_path, values=(1, 3))
@@ -135,7 +138,7 @@ def make_bmad(root: Path) -> dict[str, dict[str, list[tuple]]]:
     return expected
 
 
-POLYP_SETS = {"Kvasir": 3, "CVC-ClinicDB": 2, "CVC-ColonDB": 2, "CVC-300": 1}
+POLYP_SETS = {"Kvasir": 5, "CVC-ClinicDB": 4, "CVC-ColonDB": 4, "CVC-300": 4}
 
 
 def make_polyp(root: Path) -> dict[str, list[tuple]]:

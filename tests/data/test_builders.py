@@ -51,7 +51,8 @@ def test_visa_test_split_is_the_training_set(tmp_path, caplog):
     expected = layouts.make_visa(tmp_path)
     records = build_manifest("visa", tmp_path)  # default split: test
     assert as_rows(records) == expected["test"]
-    assert sum(r["label"] for r in records) == 4 and all(r["mask_path"] for r in records if r["label"])
+    assert sum(r["label"] for r in records) == 2 * layouts.VISA_ANOMALIES
+    assert all(r["mask_path"] for r in records if r["label"])
     with caplog.at_level(logging.WARNING):
         train = build_manifest("visa", tmp_path, split="train")
     assert as_rows(train) == expected["train"]
@@ -95,6 +96,7 @@ def test_polyp_single_set_and_test_dataset_parent(tmp_path):
     assert sorted({r["class_name"] for r in parent}) == sorted(layouts.POLYP_SETS)
     assert len(parent) == sum(layouts.POLYP_SETS.values()) and all(r["label"] == 1.0 for r in parent)
     assert parent[0]["image_path"] == "CVC-300/images/1.png" and parent[0]["mask_path"] == "CVC-300/masks/1.png"
+    assert {r["class_name"] for r in build_manifest("polyp", tmp_path / "TestDataset", class_name="colon")} == {"colon"}
     named = build_manifest("polyp", tmp_path / "TestDataset" / "Kvasir", class_name="colon")
     assert {r["class_name"] for r in named} == {"colon"}
     with pytest.raises(DataError, match="no images/ folder"):
