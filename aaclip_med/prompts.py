@@ -1,8 +1,9 @@
 """Prompt ensemble of spec section 4: templates, state descriptors and class descriptions, as data.
 
-A class description is free text ("dark glass bottle seen from above", "scan"). Descriptions live in
-``aaclip_med/configs/descriptions/<dataset>.json`` and can be overridden by the user; templates and
-descriptors can be replaced too (the paper's Tables 6 and 7 test unseen ones).
+A class description is free text ("dark bottle", "scan"). Descriptions live in
+``aaclip_med/configs/descriptions/<dataset>.json``, which hold the exact strings of the published
+runs (every zero-shot number depends on them, through the text anchors), and can be overridden by
+the user; templates and descriptors can be replaced too (the paper's Tables 6 and 7 test unseen ones).
 """
 
 from __future__ import annotations

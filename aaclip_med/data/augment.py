@@ -3,6 +3,12 @@
 Geometry (image and mask together, each with p = 0.5): rotation up to 30 degrees, translation up
 to 15 % of the size, horizontal flip, vertical flip. Stage 2 adds colour jitter on the image only
 (brightness, contrast, saturation 0.5, each applied with p = 0.7).
+
+Where each step sits follows the published runs (see :func:`aaclip_med.data.pipeline.training_transforms`):
+colour jitter on the source image before resizing; geometry on the CLIP-normalised S x S image
+and mask, with nearest-neighbour sampling and zero padding. A zero of a normalised image is the
+CLIP mean colour, so rotated and shifted images are padded with the mean colour, not black, and
+nearest sampling keeps every image pixel a source pixel (and the mask binary).
 """
 
 from __future__ import annotations
@@ -16,7 +22,24 @@ from monai.transforms import MapTransform, RandAffined, RandFlipd, RandomizableT
 from monai.utils import TransformBackends, convert_to_dst_type
 from torchvision.transforms.v2 import functional as tvf
 
-__all__ = ["RandColorJitter", "RandColorJitterd", "augmentation_transforms"]
+__all__ = [
+    "RandColorJitter",
+    "RandColorJitterd",
+    "colour_transforms",
+    "geometric_transforms",
+    "ROTATION_DEGREES",
+    "TRANSLATION_FRACTION",
+    "GEOMETRY_PROB",
+    "JITTER_STRENGTH",
+    "JITTER_PROB",
+]
+
+# spec sections 7 and 8 (the published runs' torchvision settings)
+ROTATION_DEGREES = 30.0
+TRANSLATION_FRACTION = 0.15
+GEOMETRY_PROB = 0.5  # of the rotation, the translation and each flip
+JITTER_STRENGTH = 0.5  # brightness, contrast and saturation
+JITTER_PROB = 0.7  # of each of the three adjustments
 
 
 class RandColorJitter(RandomizableTransform):
@@ -100,26 +123,43 @@ class RandColorJitterd(RandomizableTransform, MapTransform):
         return d
 
 
-def augmentation_transforms(stage: int, image_size: int, image_key: str = "image", mask_key: str = "mask") -> list:
-    """The random transforms of Stage 1 or 2 for (3, S, S) images in [0, 1] and (1, S, S) masks.
+def colour_transforms(stage: int, image_key: str = "image") -> list:
+    """Stage 2's colour jitter on a (3, H, W) image in [0, 1]; nothing for Stage 1.
 
     Args:
-        stage: 1 (geometry only) or 2 (geometry + colour jitter).
-        image_size: S, the side in pixels (translation is 15 % of it).
-        image_key: key of the image.
-        mask_key: key of the mask, moved with the image with nearest interpolation.
+        stage: 1 or 2.
+        image_key: key of the image (the mask is never jittered).
     """
+    _check_stage(stage)
+    if stage == 1:
+        return []
+    s = JITTER_STRENGTH
+    return [RandColorJitterd(image_key, brightness=s, contrast=s, saturation=s, prob=JITTER_PROB)]
+
+
+def geometric_transforms(image_size: int, image_key: str = "image", mask_key: str = "mask") -> list:
+    """Rotation, translation and flips of a normalised (3, S, S) image and its (1, S, S) mask.
+
+    Both keys are sampled nearest-neighbour and padded with zeros (the CLIP mean colour of a
+    normalised image), as the published runs' torchvision transforms on the stacked tensor.
+
+    Args:
+        image_size: S, the side in pixels (the translation is 15 % of it).
+        image_key: key of the image.
+        mask_key: key of the mask, moved with the image.
+    """
+    keys, shift = [image_key, mask_key], TRANSLATION_FRACTION * image_size
+    p = GEOMETRY_PROB
+    return [
+        RandRotated(keys, range_x=math.radians(ROTATION_DEGREES), prob=p, mode="nearest", padding_mode="zeros",
+                    keep_size=True),
+        RandAffined(keys, prob=p, translate_range=(shift, shift), mode="nearest", padding_mode="zeros"),
+        RandFlipd(keys, prob=p, spatial_axis=1),  # horizontal: flips W
+        RandFlipd(keys, prob=p, spatial_axis=0),  # vertical: flips H
+    ]
+
+
+def _check_stage(stage: int) -> None:
     if stage not in (1, 2):
         msg = f"stage must be 1 or 2, got {stage}"
         raise ValueError(msg)
-    keys, modes = [image_key, mask_key], ("bilinear", "nearest")
-    shift = 0.15 * image_size
-    steps = [
-        RandRotated(keys, range_x=math.radians(30), prob=0.5, mode=modes, padding_mode="zeros", keep_size=True),
-        RandAffined(keys, prob=0.5, translate_range=(shift, shift), mode=modes, padding_mode="zeros"),
-        RandFlipd(keys, prob=0.5, spatial_axis=1),  # horizontal: flips W
-        RandFlipd(keys, prob=0.5, spatial_axis=0),  # vertical: flips H
-    ]
-    if stage == 2:
-        steps.append(RandColorJitterd(image_key, brightness=0.5, contrast=0.5, saturation=0.5, prob=0.7))
-    return steps

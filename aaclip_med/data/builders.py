@@ -1,9 +1,12 @@
-"""Manifest builders for the standard folder layouts of public anomaly-detection datasets.
+"""Manifest builders for the folder layouts of the public releases of anomaly-detection datasets.
 
 Each builder is a pure function `root -> list of records` (paths relative to `root`); the CLI
 `aaclip-med prepare DATASET ROOT --out MANIFEST` writes them with
-:func:`aaclip_med.data.manifest.write_manifest`. Only test splits are built by default, as in the
-paper's protocol; `split="train"` gives the normal training images where the layout has them.
+:func:`aaclip_med.data.manifest.write_manifest`. The default split is `test` everywhere: it is
+what the paper tests on, and for VisA it is also what AA-CLIP trains on (the `split_csv/1cls.csv`
+test split, 2162 images of which 1200 anomalous, with masks; VisA's own `train` split holds normal
+images only and cannot train AA-CLIP). `split="train"` (and `"valid"` for BMAD) gives the other
+splits where the release has them. A layout that yields no record is an error naming the folder.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from aaclip_med.keys import Domain, Keys
 from .cohort import build_cohort
 from .errors import DataError
 
-__all__ = ["build_manifest", "list_dataset_layouts", "IMAGE_SUFFIXES"]
+__all__ = ["build_manifest", "list_dataset_layouts", "IMAGE_SUFFIXES", "VISA_1CLS_TEST", "BMAD_SPLITS"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +62,19 @@ def _class_dirs(root: Path) -> list[Path]:
     return classes
 
 
+def _split_dir(class_dir: Path, split: str) -> Path:
+    folder = class_dir / split
+    if not folder.is_dir():
+        found = sorted(p.name for p in class_dir.iterdir() if p.is_dir())
+        raise DataError(folder, f"split folder not found; {class_dir.name} has {found} (choose --split among them)")
+    return folder
+
+
 def build_mvtec(root: Path, split: str = "test", good: str = "good", domain: str = Domain.INDUSTRIAL) -> list[dict]:
     """MVTec-AD / MPDD: CLASS/{train,test}/DEFECT/*.png, masks CLASS/ground_truth/DEFECT/NAME_mask.png."""
     records = []
     for class_dir in _class_dirs(root):
-        for defect_dir in sorted(p for p in (class_dir / split).iterdir() if p.is_dir()):
+        for defect_dir in sorted(p for p in _split_dir(class_dir, split).iterdir() if p.is_dir()):
             normal = defect_dir.name == good
             for image in _images(defect_dir):
                 mask = None if normal else _find_mask(class_dir / "ground_truth" / defect_dir.name, image.stem, image, True)
@@ -76,14 +87,23 @@ def build_btad(root: Path, split: str = "test") -> list[dict]:
     return build_mvtec(root, split=split, good="ok")
 
 
+# VisA's split_csv/1cls.csv "test" split: AA-CLIP's training set (spec section 9)
+VISA_1CLS_TEST = {"images": 2162, "anomalous": 1200}
+
+
 def build_visa(root: Path, split: str = "test", csv_name: str = "split_csv/1cls.csv") -> list[dict]:
-    """VisA: rows `object,split,label,image,mask` of its split csv (label normal | anomaly)."""
+    """VisA: rows `object,split,label,image,mask` of its split csv (label normal | anomaly).
+
+    `split="test"` (default) is the published training set of AA-CLIP as well as VisA's test set:
+    2162 images, 1200 anomalous, with masks. `split="train"` is VisA's normal-only training split.
+    """
     table = root / csv_name
     if not table.is_file():
         raise DataError(table, "VisA split csv not found (expected ROOT/split_csv/1cls.csv)")
-    records = []
+    records, splits = [], set()
     with table.open(newline="", encoding="utf-8") as handle:
         for n, row in enumerate(csv.DictReader(handle), 2):
+            splits.add(row.get("split"))
             if row.get("split") != split:
                 continue
             if row.get("label") not in ("normal", "anomaly"):
@@ -92,33 +112,81 @@ def build_visa(root: Path, split: str = "test", csv_name: str = "split_csv/1cls.
                 Keys.IMAGE_PATH: row["image"], Keys.LABEL: float(row["label"] == "anomaly"),
                 Keys.CLASS_NAME: row["object"], Keys.MASK_PATH: row.get("mask") or "", Keys.DOMAIN: str(Domain.INDUSTRIAL),
             })
+    if not records:
+        raise DataError(table, f"has no row of split {split!r}; its splits are {sorted(str(x) for x in splits)}")
+    anomalous = sum(int(r[Keys.LABEL]) for r in records)
+    logger.info("VisA %s split: %d images, %d anomalous", split, len(records), anomalous)
+    if split == "train" and not anomalous:
+        logger.warning("VisA's train split holds normal images only: AA-CLIP trains on the 1cls test split "
+                       "(--split test: %d images, %d anomalous)", VISA_1CLS_TEST["images"], VISA_1CLS_TEST["anomalous"])
     return records
 
 
-def build_bmad(root: Path, class_name: str | None = None) -> list[dict]:
-    """BMAD (Brain MRI, Liver CT, Retina OCT): test/good/img, test/Ungood/img, test/Ungood/label.
+BMAD_SPLITS = ("train", "valid", "test")
 
-    `root` is one BMAD set (class = its folder name) or a folder holding several.
+
+def _bmad_set(folder: Path, split: str, name: str, root: Path) -> list[dict]:
+    """Records of one BMAD set: SPLIT/good/img (normal), SPLIT/Ungood/img + SPLIT/Ungood/label."""
+    base = folder / split
+    if not base.is_dir():
+        raise DataError(base, f"split folder not found; BMAD sets hold {list(BMAD_SPLITS)}")
+    if not (base / "good" / "img").is_dir() and (_images(base / "good") or _images(base / "Ungood")):
+        msg = ("is an image-level BMAD set (images directly in good/ and Ungood/, no img/ and label/ folders, "
+               "no pixel masks), which the bmad layout does not build; AA-CLIP's BMAD benchmarks are the "
+               "pixel-level sets Brain_AD, Liver_AD and Retina_RESC_AD")
+        raise DataError(folder, msg)
+    records = [_record(root, image, 0.0, name, None, Domain.MEDICAL) for image in _images(base / "good" / "img")]
+    for image in _images(base / "Ungood" / "img"):
+        mask = _find_mask(base / "Ungood" / "label", image.stem, image, True)
+        records.append(_record(root, image, 1.0, name, mask, Domain.MEDICAL))
+    if not records:
+        raise DataError(base, "no images in good/img or Ungood/img")
+    return records
+
+
+def build_bmad(root: Path, class_name: str | None = None, split: str = "test") -> list[dict]:
+    """BMAD (Brain_AD, Liver_AD, Retina_RESC_AD): SPLIT/good/img, SPLIT/Ungood/img, SPLIT/Ungood/label.
+
+    `root` is one set (class = its folder name, or `class_name`) or the folder holding several;
+    there, image-level sets without masks (Retina_OCT2017_AD, Chest_RSNA_AD, ...) are skipped with
+    a warning. Splits: `test` (default), `valid` (normal and anomalous, with masks), `train`
+    (normal only).
     """
-    sets = [root] if (root / "test").is_dir() else _class_dirs(root)
+    if split not in BMAD_SPLITS:
+        raise DataError(root, f"unknown BMAD split {split!r}; choose one of {list(BMAD_SPLITS)}")
+    if (root / split).is_dir() or (root / "test").is_dir():
+        return _bmad_set(root, split, class_name or root.name, root)
+    sets = sorted(p for p in root.iterdir() if (p / "test").is_dir()) if root.is_dir() else []
+    if not sets:
+        raise DataError(root, "no BMAD set here: expected test/ (one set) or folders holding test/ (e.g. Brain_AD)")
     records = []
     for folder in sets:
-        name, test = class_name or folder.name, folder / "test"
-        for image in _images(test / "good" / "img"):
-            records.append(_record(root, image, 0.0, name, None, Domain.MEDICAL))
-        for image in _images(test / "Ungood" / "img"):
-            mask = _find_mask(test / "Ungood" / "label", image.stem, image, True)
-            records.append(_record(root, image, 1.0, name, mask, Domain.MEDICAL))
+        try:
+            records += _bmad_set(folder, split, class_name or folder.name, root)
+        except DataError as err:
+            logger.warning("skipping %s", err)
+    if not records:
+        raise DataError(root, f"none of the BMAD sets {[p.name for p in sets]} has pixel-level {split} data")
     return records
+
+
+def _polyp_set(folder: Path, name: str, root: Path) -> list[dict]:
+    images = _images(folder / "images")
+    return [_record(root, p, 1.0, name, _find_mask(folder / "masks", p.stem, p, True), Domain.MEDICAL) for p in images]
 
 
 def build_polyp(root: Path, class_name: str | None = None) -> list[dict]:
-    """Polyp sets (Kvasir, CVC-ClinicDB, CVC-ColonDB, CVC-300): images/ and masks/, all anomalous."""
-    images = _images(root / "images")
-    if not images:
-        raise DataError(root, "no images/ folder with images (polyp layout: images/ and masks/)")
-    name = class_name or root.name
-    return [_record(root, p, 1.0, name, _find_mask(root / "masks", p.stem, p, True), Domain.MEDICAL) for p in images]
+    """Polyp sets (Kvasir, CVC-ClinicDB, CVC-ColonDB, CVC-300): images/ and masks/, all anomalous.
+
+    `root` is one set (class = its folder name, or `class_name`) or the folder holding several,
+    such as the benchmark's `TestDataset/` (one class per set).
+    """
+    if _images(root / "images"):
+        return _polyp_set(root, class_name or root.name, root)
+    sets = sorted(p for p in root.iterdir() if p.is_dir() and _images(p / "images"))
+    if not sets:
+        raise DataError(root, "no images/ folder with images here or in its sub-folders (polyp layout: images/ and masks/)")
+    return [r for folder in sets for r in _polyp_set(folder, class_name or folder.name, root)]
 
 
 def build_folder(root: Path, class_name: str | None = None, domain: str = Domain.MEDICAL) -> list[dict]:
@@ -176,5 +244,7 @@ def build_manifest(dataset_name: str, root: str | PathLike, **options) -> list[d
     if not root.is_dir():
         raise DataError(root, "dataset root is not a folder")
     records = builder(root, **options)
+    if not records:
+        raise DataError(root, f"the {dataset_name} layout found no image here (options {options}); is this the dataset root?")
     logger.info("%s layout at %s: %d records", dataset_name, root, len(records))
     return records

@@ -15,35 +15,30 @@ from aaclip_med.keys import Keys
 from .errors import DataError
 from .loading import load_image
 from .manifest import check_classes, read_manifest, validate_record
+from .masks import read_mask
 from .slicing import SliceVolume
 
 __all__ = ["LoadSampled", "ManifestDataset", "check_mask"]
 
 
-def check_mask(mask: torch.Tensor, image: torch.Tensor, mask_path: Path, image_path: Path) -> MetaTensor:
-    """Validate a mask against its image and return it as (1, H, W) {0, 1} float32.
-
-    A mask may store its foreground as any single value (1, 255); several distinct non-zero
-    values (a label map, JPEG artefacts) are refused rather than silently merged.
+def check_mask(mask: torch.Tensor, image: torch.Tensor, mask_path: Path, image_path: Path) -> torch.Tensor:
+    """Check that a (1, H, W) mask read by :func:`aaclip_med.data.masks.read_mask` fits its image.
 
     Raises:
-        DataError: sizes differ or the values are not binary.
+        DataError: the mask's size differs from the image's.
     """
     if tuple(mask.shape[1:]) != tuple(image.shape[1:]):
         msg = f"mask size {tuple(mask.shape[1:])} differs from image size {tuple(image.shape[1:])} of {image_path}"
         raise DataError(mask_path, msg)
-    values = torch.unique(mask)
-    if len(values[values != 0]) > 1:
-        shown = values[:6].tolist()
-        raise DataError(mask_path, f"mask is not binary: values {shown}{'...' if len(values) > 6 else ''}")
-    return (mask.amax(0, keepdim=True) != 0).float()
+    return mask
 
 
 class LoadSampled(MapTransform):
     """Load the image (and mask) of a manifest record; volumes are cut at `slice_index`.
 
-    Adds `image` (C, H, W) and `mask` (1, H, W) (zeros when the record has no mask and
-    `with_mask` is set); other record fields pass through.
+    Adds `image` (C, H, W) and `mask` (1, H, W) {0, 1} (zeros when the record has no mask and
+    `with_mask` is set); other record fields pass through. Masks follow the one mask rule of
+    :mod:`aaclip_med.data.masks` (non-zero, or > 127 in JPEG files).
 
     Args:
         root: dataset root the record paths are relative to.
@@ -71,7 +66,7 @@ class LoadSampled(MapTransform):
             mask_path = self.root / str(d[Keys.MASK_PATH])
             if not mask_path.exists():
                 raise DataError(mask_path, f"mask file not found (mask_path of {image_path})")
-            mask, _ = self._load(str(d[Keys.MASK_PATH]), slice_index)
+            mask = read_mask(mask_path, slice_index)
             d[Keys.MASK] = MetaTensor(check_mask(mask, image, mask_path, image_path), meta=dict(image.meta))
         elif self.with_mask:
             d[Keys.MASK] = MetaTensor(torch.zeros((1, *image.shape[1:])), meta=dict(image.meta))

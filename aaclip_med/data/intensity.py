@@ -1,5 +1,11 @@
 """Intensity transforms of the modality presets; every one maps its input to [0, 1].
 
+Images read from 8-bit files (PNG/JPEG/BMP/TIFF, 0-255, e.g. the BMAD brain MRI, liver CT and
+retina OCT slices) are divided by 255 by every preset, CT and MRI included, as the published runs
+did: their values are display grey levels, not Hounsfield units or MR signal, so an HU window or
+a percentile stretch would only distort them (an abdomen window maps 0-255 to 0.40-1.0). DICOM,
+NIfTI and 16-bit images get the preset's own step.
+
 CT windows are in Hounsfield units (HU), given as (level, width): the window keeps
 [level - width / 2, level + width / 2] and maps it linearly to [0, 1].
 
@@ -27,6 +33,7 @@ from .loading import INTENSITY_MAX
 from .twin import ArrayTwind
 
 __all__ = [
+    "is_8bit_source",
     "CT_WINDOWS",
     "CTWindow",
     "CTWindowd",
@@ -47,6 +54,17 @@ CT_WINDOWS = MappingProxyType(
         "soft_tissue": (50.0, 350.0),
     }
 )
+
+
+def is_8bit_source(img: torch.Tensor) -> bool:
+    """Whether `img` was loaded from an 8-bit plain image file (meta `intensity_max` 255)."""
+    meta = getattr(img, "meta", None) or {}
+    value = meta.get(INTENSITY_MAX)
+    return value is not None and float(value) == 255.0
+
+
+def _unit_8bit(img: torch.Tensor) -> torch.Tensor:
+    return (img.float() / 255.0).clamp(0.0, 1.0)
 
 
 class CTWindow(Transform):
@@ -72,7 +90,9 @@ class CTWindow(Transform):
         self.scaler = ScaleIntensityRange(a_min=level - width / 2, a_max=level + width / 2, b_min=0.0, b_max=1.0, clip=True)
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        """Args: img: (C, H, W) or (C, X, Y, Z) in HU."""
+        """Args: img: (C, H, W) or (C, X, Y, Z) in HU (an 8-bit image file: divided by 255 instead)."""
+        if is_8bit_source(img):
+            return _unit_8bit(img)
         return self.scaler(img)
 
 
@@ -97,7 +117,9 @@ class MRINormalize(Transform):
         self.lower, self.upper, self.background = lower, upper, background
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        """Args: img: (C, H, W) or (C, X, Y, Z), any unit."""
+        """Args: img: (C, H, W) or (C, X, Y, Z), any unit (an 8-bit image file: divided by 255 instead)."""
+        if is_8bit_source(img):
+            return _unit_8bit(img)
         data = img.as_tensor() if isinstance(img, MetaTensor) else torch.as_tensor(img)
         data = data.float()
         background = float(data.min()) if self.background is None else self.background

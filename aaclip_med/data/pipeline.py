@@ -1,32 +1,31 @@
 """The whole preprocessing of one loaded slice, for inference and for training.
 
-Order: modality preset -> 3 channels -> resize to S x S (bicubic image, nearest mask, then
-mask != 0) -> [augmentation] -> CLIP normalisation. Input: a dict with a (C, H, W) MetaTensor
-image (and a (1, H, W) mask), e.g. from :class:`aaclip_med.data.slicing.SliceVolumed` or
-:class:`aaclip_med.data.dataset.ManifestDataset`.
+Inference: modality preset -> 3 channels -> resize to S x S -> CLIP normalisation.
+Training adds the augmentation where the published runs applied it: colour jitter (Stage 2) on
+the source image before resizing, rotation / translation / flips after the normalisation.
+Resizing (:mod:`aaclip_med.data.resize`): images from 8-bit files with PIL BICUBIC on uint8 (the
+published pipeline), others with MONAI's bicubic; masks with PIL NEAREST. Input: a dict with a
+(C, H, W) MetaTensor image (and a (1, H, W) binary mask), e.g. from
+:class:`aaclip_med.data.slicing.SliceVolumed` or :class:`aaclip_med.data.dataset.ManifestDataset`.
 """
 
 from __future__ import annotations
 
-from monai.transforms import Compose, Resized
+from monai.transforms import Compose
 
 from aaclip_med.keys import Keys
 
-from .augment import augmentation_transforms
-from .channels import BinarizeMaskd, ClipNormalized, ToThreeChannelsd
+from .augment import colour_transforms, geometric_transforms
+from .channels import ClipNormalized, ToThreeChannelsd
 from .modality import preset_transforms
+from .resize import ResizeImaged, ResizeMaskd
 
 __all__ = ["inference_transforms", "training_transforms"]
 
 
 def _resize(image_size: int, image_key: str, mask_key: str | None) -> list:
-    if image_size < 1:
-        msg = f"image_size must be >= 1 pixel, got {image_size}"
-        raise ValueError(msg)
-    steps = [ToThreeChannelsd(image_key), Resized(image_key, (image_size, image_size), mode="bicubic")]
-    if mask_key:
-        steps += [Resized(mask_key, (image_size, image_size), mode="nearest"), BinarizeMaskd(mask_key)]
-    return steps
+    steps = [ResizeImaged(image_key, image_size)]
+    return steps + ([ResizeMaskd(mask_key, image_size)] if mask_key else [])
 
 
 def inference_transforms(
@@ -43,8 +42,8 @@ def inference_transforms(
         image_key: key of the image.
         mask_key: key of a mask to resize alongside (for evaluation), or None.
     """
-    steps = preset_transforms(modality, image_key, mask_key) + _resize(image_size, image_key, mask_key)
-    return Compose([*steps, ClipNormalized(image_key)])
+    steps = preset_transforms(modality, image_key, mask_key) + [ToThreeChannelsd(image_key)]
+    return Compose([*steps, *_resize(image_size, image_key, mask_key), ClipNormalized(image_key)])
 
 
 def training_transforms(
@@ -65,7 +64,8 @@ def training_transforms(
         image_key: key of the image.
         mask_key: key of the (1, H, W) mask (all zeros for normal images).
     """
-    steps = preset_transforms(modality, image_key, mask_key) + _resize(image_size, image_key, mask_key)
-    steps += augmentation_transforms(stage, image_size, image_key, mask_key)
-    steps += [BinarizeMaskd(mask_key), ClipNormalized(image_key)]
+    steps = preset_transforms(modality, image_key, mask_key) + [ToThreeChannelsd(image_key)]
+    steps += colour_transforms(stage, image_key)
+    steps += _resize(image_size, image_key, mask_key) + [ClipNormalized(image_key)]
+    steps += geometric_transforms(image_size, image_key, mask_key)
     return Compose(steps).set_random_state(seed=seed)

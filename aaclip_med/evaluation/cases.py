@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from aaclip_med.evaluation.class_eval import ClassResult
-from aaclip_med.evaluation.predictions import Sample, load_image
+from aaclip_med.evaluation.predictions import Sample, load_overlay_image
 
 __all__ = ["Case", "group_cases", "sample_label", "case_rows", "SourceVolumes", "Volume"]
 
@@ -153,29 +153,13 @@ class SourceVolumes:
         return volume
 
     def display(self, sample: Sample) -> np.ndarray | None:
-        """The sample's image for a tile: (H, W) in [0, 1] for a slice or a 2D DICOM/NIfTI image,
-        (H, W, 3) uint8 for a plain image; None when it cannot be read (logged)."""
-        if sample.slice_index is None:
-            image = load_image(self.dataset_root, sample)  # plain images (PNG, JPEG, ...)
-            if image is not None:
-                return image
+        """The sample's image for a tile: (H, W) or (H, W, 3) in [0, 1]; None when it cannot be read (logged)."""
+        if sample.slice_index is None:  # plain images and 2D DICOM/NIfTI, read by the data layer
+            return load_overlay_image(self.dataset_root, sample)
         try:
-            if sample.slice_index is None:
-                return _scaled(self._image2d(sample.image_path))
             volume = self.volume(sample.image_path)
         except Exception as err:  # noqa: BLE001 - a tile without its image is still worth showing
             logger.warning("cannot read %s for the example tiles (%s)", sample.image_path, err)
             return None
         low, high = volume.display_range
         return np.clip((volume.array[..., sample.slice_index] - low) / (high - low), 0.0, 1.0)
-
-    def _image2d(self, image_path: str) -> np.ndarray:
-        from aaclip_med.data.loading import load_image as load_source
-
-        image = np.asarray(load_source(self.dataset_root / image_path), dtype=np.float32)
-        return image[0] if image.ndim == 3 else np.squeeze(image)
-
-
-def _scaled(array: np.ndarray) -> np.ndarray:
-    low, high = (float(v) for v in np.percentile(array, _DISPLAY_PERCENTILES))
-    return np.clip((array - low) / max(high - low, 1e-6), 0.0, 1.0)

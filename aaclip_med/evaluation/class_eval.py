@@ -1,7 +1,11 @@
 """Streaming evaluation of one class: maps are read from disk, never all held at once.
 
-The paper protocol needs per-class minima and maxima before any score can be normalised, so it
-reads the maps twice (a cheap min/max pass, then the metric pass) instead of keeping them.
+``deployment`` scores the maps at the source's size against the masks at their own size.
+``paper`` computes what the published runs computed: the S x S maps the model produced
+(``model_maps/``) against masks resized to S x S with PIL NEAREST, both map and global score
+min-max normalised per class in float32, then the image score rule on the normalised values. It
+needs the per-class minima and maxima before any score can be normalised, so it reads the maps
+twice (a cheap min/max pass, then the metric pass) instead of keeping them.
 """
 
 from __future__ import annotations
@@ -15,11 +19,11 @@ from tqdm import tqdm
 
 from aaclip_med.evaluation.accumulator import ImageAccumulator, PixelAccumulator
 from aaclip_med.evaluation.binary_metrics import BinaryMetrics
-from aaclip_med.evaluation.predictions import Sample, load_map, load_mask
+from aaclip_med.evaluation.predictions import Sample, load_map, load_mask, load_model_map
 from aaclip_med.evaluation.protocol import MinMax, Protocol
 from aaclip_med.scoring import combine_image_score
 
-__all__ = ["ClassResult", "Normaliser", "evaluate_class", "METRIC_NAMES"]
+__all__ = ["ClassResult", "Normaliser", "evaluate_class", "scored_map_and_mask", "METRIC_NAMES"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +52,22 @@ class Normaliser:
             return self.maps.apply(score_map)
         return np.asarray(score_map, dtype=np.float32)
 
-    def image_score(self, sample: Sample, score_map: np.ndarray) -> float:
-        """The image score as the metrics see it; ``score_map`` already went through :meth:`map`."""
-        if self.protocol == Protocol.PAPER:
-            s_g = float(self.global_scores.apply(sample.global_score))
-            return float(combine_image_score(float(score_map.max()), s_g, sample.domain))
-        return sample.image_score
+    def image_scores(self, samples: list[Sample], map_maxima: list[float]) -> np.ndarray:
+        """The image scores as the metrics see them (float32).
+
+        Args:
+            samples: the class's samples.
+            map_maxima: max of each sample's map after :meth:`map`, in the same order.
+        """
+        if self.protocol != Protocol.PAPER:
+            return np.asarray([s.image_score for s in samples], dtype=np.float32)
+        peaks = np.asarray(map_maxima, dtype=np.float32)
+        s_g = self.global_scores.apply(np.asarray([s.global_score for s in samples], dtype=np.float32))
+        out = np.empty(len(samples), dtype=np.float32)
+        for domain in {s.domain for s in samples}:  # float32 arrays: the published float32 arithmetic
+            rows = np.asarray([s.domain == domain for s in samples])
+            out[rows] = combine_image_score(peaks[rows], s_g[rows], domain)
+        return out
 
     def to_dict(self) -> dict | None:
         """The normalisation ranges for the report (None for ``deployment``)."""
@@ -93,16 +107,31 @@ class ClassResult:
         return out
 
 
+def scored_map_and_mask(
+    sample: Sample, predictions_dir: Path, dataset_root: Path, protocol: Protocol
+) -> tuple[np.ndarray, np.ndarray]:
+    """The raw map and binary mask that ``protocol`` scores for ``sample``.
+
+    ``paper``: the (S, S) model map and the mask resized to (S, S) with PIL NEAREST;
+    ``deployment``: the map at the source's size and the mask at its own (equal) size.
+    """
+    if protocol == Protocol.PAPER:
+        raw = load_model_map(predictions_dir, sample)
+        return raw, load_mask(dataset_root, sample, raw.shape, resize=True)
+    raw = load_map(predictions_dir, sample)
+    return raw, load_mask(dataset_root, sample, raw.shape)
+
+
 def _fit_normaliser(samples: list[Sample], predictions_dir: Path, protocol: Protocol) -> Normaliser:
     normaliser = Normaliser(protocol)
     if protocol != Protocol.PAPER:
         return normaliser
     for sample in tqdm(samples, desc="min/max pass", leave=False, disable=None):
-        normaliser.maps.update(load_map(predictions_dir, sample))
+        normaliser.maps.update(load_model_map(predictions_dir, sample))
         if not np.isfinite(sample.global_score):
             msg = f"prediction {sample.index} ({sample.image_path}) has no global_score, needed by the paper protocol"
             raise ValueError(msg)
-        normaliser.global_scores.update(sample.global_score)
+        normaliser.global_scores.update(np.float32(sample.global_score))
     return normaliser
 
 
@@ -129,17 +158,18 @@ def evaluate_class(
     """
     normaliser = _fit_normaliser(samples, predictions_dir, protocol)
     pixels, images = PixelAccumulator(fpr_limit=fpr_limit), ImageAccumulator()
-    scores = []
+    maxima = []
     for sample in tqdm(samples, desc=f"evaluating {class_name}", leave=False, disable=None):
-        raw = load_map(predictions_dir, sample)
-        mask = load_mask(dataset_root, sample, raw.shape)
+        raw, mask = scored_map_and_mask(sample, predictions_dir, dataset_root, protocol)
         score_map = normaliser.map(raw)
         pixels.update(score_map, mask, source=str(Path(predictions_dir) / sample.map_path))
-        scores.append(normaliser.image_score(sample, score_map))
-        images.update(scores[-1], sample.label)
+        maxima.append(float(score_map.max()))
+    scores = normaliser.image_scores(samples, maxima)
+    for score, sample in zip(scores, samples, strict=True):
+        images.update(float(score), sample.label)
     pixel, pixel_reason = pixels.compute()
     image, image_reason = images.compute()
     for level, reason in (("pixel", pixel_reason), ("image", image_reason)):
         if reason:
             logger.info("class %s: %s metrics %s", class_name, level, reason)
-    return ClassResult(class_name, samples, scores, normaliser, pixel, pixel_reason, image, image_reason)
+    return ClassResult(class_name, samples, scores.tolist(), normaliser, pixel, pixel_reason, image, image_reason)

@@ -1,8 +1,12 @@
 """Reading what evaluation needs: manifest, predictions directory, maps, masks, source images.
 
 The predictions directory follows docs/dev/interfaces.md: ``predictions.jsonl`` (one line per
-manifest line, in manifest order), ``maps/NNNNNN.npy`` (float32 (H, W), raw) and ``run.json``.
-Ground truth always comes from the manifest and the dataset root, never from the predictions.
+manifest line, in manifest order), ``maps/NNNNNN.npy`` (float32 (H, W) at the source's size, raw),
+``model_maps/NNNNNN.npy`` (float32 (S, S), the map at the model's input size, raw; the ``paper``
+protocol scores these, as the published runs did) and ``run.json``. Ground truth always comes
+from the manifest and the dataset root, never from the predictions; masks and images are read by
+the data layer (:func:`aaclip_med.data.masks.read_mask`, :func:`aaclip_med.data.loading.load_image`),
+so evaluation counts exactly the mask pixels that training and inference see.
 """
 
 from __future__ import annotations
@@ -10,15 +14,21 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Sample", "read_jsonl", "read_run", "load_samples", "load_map", "load_mask", "load_image"]
+from aaclip_med.data.errors import DataError
+from aaclip_med.data.loading import INTENSITY_MAX, load_image
+from aaclip_med.data.manifest import check_relative_path
+from aaclip_med.data.masks import read_mask, resize_mask
+from aaclip_med.data.slicing import SliceVolume
+
+__all__ = [
+    "Sample", "read_jsonl", "read_run", "load_samples", "load_map", "load_model_map", "load_mask", "load_overlay_image",
+]
 
 logger = logging.getLogger(__name__)
-
-_PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,7 @@ class Sample:
     mask_path: str
     slice_index: int | None
     map_path: str
+    model_map_path: str  # "" when the predictions directory has no S x S maps
     image_score: float
     global_score: float
     map_max: float
@@ -82,23 +93,6 @@ def _field(row: dict, key: str, where: str):
     return row[key]
 
 
-def _inside_root(value: str, where: str) -> str:
-    """``value`` if it is a relative path that stays inside the dataset root, else a ValueError.
-
-    Ground truth is read from ``dataset_root / path``; an absolute path or ``..`` would read a
-    file outside the folder the user named. (Same rule as ``aaclip_med.data.manifest``, kept here
-    so that evaluation does not import torch/MONAI.)
-    """
-    posix, windows = PurePosixPath(value), PureWindowsPath(value)
-    if posix.is_absolute() or windows.is_absolute() or windows.drive:
-        msg = f"{where}: path {value!r} is absolute; manifest paths must be relative to the dataset root"
-        raise ValueError(msg)
-    if ".." in posix.parts or ".." in windows.parts:
-        msg = f"{where}: path {value!r} escapes the dataset root ('..')"
-        raise ValueError(msg)
-    return value
-
-
 def _sample(entry: dict, pred: dict, where: str, default_domain: str) -> Sample:
     slice_index = entry.get("slice_index")
     return Sample(
@@ -109,6 +103,7 @@ def _sample(entry: dict, pred: dict, where: str, default_domain: str) -> Sample:
         mask_path=str(entry.get("mask_path") or ""),
         slice_index=None if slice_index is None else int(slice_index),
         map_path=str(_field(pred, "map_path", where)),
+        model_map_path=str(pred.get("model_map_path") or ""),
         image_score=float(_field(pred, "image_score", where)),
         global_score=float(pred.get("global_score", float("nan"))),
         map_max=float(pred.get("map_max", float("nan"))),
@@ -141,7 +136,7 @@ def load_samples(manifest: Path, predictions_dir: Path, default_domain: str) -> 
         where = f"{pred_file}:{number}"
         for key in ("image_path", "mask_path"):
             if entry.get(key):
-                _inside_root(str(entry[key]), f"{manifest}:{number}")
+                check_relative_path(str(entry[key]), f"{manifest}:{number}")
         if str(pred.get("image_path", entry.get("image_path"))) != str(entry.get("image_path")):
             msg = f"{where}: image_path {pred.get('image_path')!r} differs from line {number} of {manifest}"
             raise ValueError(msg)
@@ -149,9 +144,7 @@ def load_samples(manifest: Path, predictions_dir: Path, default_domain: str) -> 
     return samples
 
 
-def load_map(predictions_dir: Path, sample: Sample) -> np.ndarray:
-    """Load the raw (H, W) anomaly map of ``sample`` (memory-mapped, read-only)."""
-    path = Path(predictions_dir) / sample.map_path
+def _read_map(path: Path) -> np.ndarray:
     try:
         score_map = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -163,40 +156,43 @@ def load_map(predictions_dir: Path, sample: Sample) -> np.ndarray:
     return score_map
 
 
-def _read_array(path: Path, slice_index: int | None) -> np.ndarray:
-    suffix = (
-        "".join(path.suffixes[-2:]).lower() if path.name.lower().endswith(".nii.gz") else path.suffix.lower()
-    )
-    if suffix in _PIL_SUFFIXES:
-        from PIL import Image
-
-        with Image.open(path) as img:
-            return np.asarray(img)
-    if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    if suffix in {".nii", ".nii.gz"}:
-        import nibabel
-
-        data = np.asarray(nibabel.load(path).dataobj)
-        # A volume is sliced along its last spatial axis, the axis manifests index slices on.
-        if data.ndim == 3 and slice_index is not None:
-            return data[..., slice_index]
-        return np.squeeze(data)
-    msg = f"{path}: unsupported file type {suffix!r} (use PNG/JPEG/TIFF/BMP, .npy or NIfTI)"
-    raise ValueError(msg)
+def load_map(predictions_dir: Path, sample: Sample) -> np.ndarray:
+    """Load the raw (H, W) anomaly map of ``sample`` at the source's size (memory-mapped, read-only)."""
+    return _read_map(Path(predictions_dir) / sample.map_path)
 
 
-def load_mask(dataset_root: Path, sample: Sample, shape: tuple[int, int]) -> np.ndarray:
+def load_model_map(predictions_dir: Path, sample: Sample) -> np.ndarray:
+    """Load the raw (S, S) anomaly map of ``sample`` at the model's input size (memory-mapped).
+
+    Raises:
+        ValueError: the predictions line has no ``model_map_path`` (written by an older
+            ``aaclip-med infer``), or the file is unreadable.
+    """
+    if not sample.model_map_path:
+        msg = (f"{Path(predictions_dir) / 'predictions.jsonl'}: line {sample.index} ({sample.image_path}) has no "
+               "'model_map_path': the paper protocol scores the S x S maps the model produced, which this "
+               "predictions directory does not hold; re-run `aaclip-med infer --manifest` to write model_maps/, "
+               "or use --protocol deployment")
+        raise ValueError(msg)
+    return _read_map(Path(predictions_dir) / sample.model_map_path)
+
+
+def load_mask(dataset_root: Path, sample: Sample, shape: tuple[int, int], resize: bool = False) -> np.ndarray:
     """Binary (H, W) ground truth of ``sample``; all zeros for a normal image without mask.
+
+    The mask is read and binarised by the data layer (one mask rule for training, inference and
+    evaluation: non-zero, or > 127 in JPEG files).
 
     Args:
         dataset_root: root the manifest paths are relative to.
         sample: the sample.
-        shape: shape of the prediction map, which must equal the mask's.
+        shape: shape of the prediction map.
+        resize: resize the mask to ``shape`` with PIL NEAREST (the paper protocol's S x S masks);
+            otherwise the mask must already have that shape.
 
     Raises:
-        ValueError: when the mask is unreadable, missing for an anomalous image, or of another
-            shape than the map.
+        ValueError: when the mask is unreadable (a DataError naming the file), or of another shape
+            than the map (``resize`` off).
     """
     if not sample.mask_path:
         if sample.label:
@@ -205,29 +201,35 @@ def load_mask(dataset_root: Path, sample: Sample, shape: tuple[int, int]) -> np.
             )
         return np.zeros(shape, dtype=bool)
     path = Path(dataset_root) / sample.mask_path
-    try:
-        mask = _read_array(path, sample.slice_index)
-    except (OSError, FileNotFoundError) as err:
-        msg = f"{path}: cannot read the ground-truth mask ({err})"
-        raise ValueError(msg) from err
-    if mask.ndim == 3:  # RGB(A) masks: anomalous where any channel is set
-        mask = (mask != 0).any(axis=-1)
+    mask = read_mask(path, sample.slice_index)[0]  # a DataError (a ValueError) names the file
+    if resize:
+        mask = resize_mask(mask, shape)
+    mask = mask.numpy() != 0
     if mask.shape != tuple(shape):
         msg = f"{path}: mask shape {mask.shape} differs from the prediction map shape {tuple(shape)}"
         raise ValueError(msg)
-    return mask != 0
+    return mask
 
 
-def load_image(dataset_root: Path, sample: Sample) -> np.ndarray | None:
-    """The source image as (H, W) or (H, W, 3) for overlays, or None when not a plain image."""
+def load_overlay_image(dataset_root: Path, sample: Sample) -> np.ndarray | None:
+    """The source image (or the manifest line's slice) for overlays: (H, W) or (H, W, 3) in [0, 1].
+
+    Read by the data layer's :func:`aaclip_med.data.loading.load_image`; 8-bit images are divided
+    by 255, others stretched between their 1st and 99.5th percentiles. None (with a warning) when
+    the source cannot be read: the report is still written, without this picture.
+    """
     path = Path(dataset_root) / sample.image_path
-    if path.suffix.lower() not in _PIL_SUFFIXES:
-        return None
     try:
-        from PIL import Image
-
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except OSError as err:
+        image = load_image(path)
+    except DataError as err:
         logger.warning("cannot read %s for the example overlays (%s)", path, err)
         return None
+    scale = image.meta.get(INTENSITY_MAX)
+    if image.ndim == 4:
+        image = SliceVolume()(image, indices=[int(sample.slice_index or 0)])[0]
+    array = np.moveaxis(image.as_tensor().numpy(), 0, -1)  # (H, W, C)
+    array = array[..., 0] if array.shape[-1] == 1 else array[..., :3]
+    if scale:
+        return np.clip(array / float(scale), 0.0, 1.0)
+    low, high = np.percentile(array, [1, 99.5])
+    return np.clip((array - low) / max(float(high - low), 1e-6), 0.0, 1.0)

@@ -78,7 +78,7 @@ class AAClip(nn.Module):
         self.seg_heads = nn.ModuleList(
             ProjectionHead(vision_width, embed_dim, config.head_activation, slope) for _ in config.levels
         )
-        self.det_head = ProjectionHead(vision_width, embed_dim, activation=False, negative_slope=slope)
+        self.det_head = ProjectionHead(vision_width, embed_dim, config.det_head_activation, slope)
         self._anchor_cache: dict[str, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ bookkeeping

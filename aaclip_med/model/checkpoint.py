@@ -171,7 +171,8 @@ def convert_public_checkpoints(
 
     Their text file holds ``{"text_adapter": {"i.fc.0.weight" (i < K_T), "K_T.fc.0.weight" (the
     projection)}}``; the image file ``{"image_adapter": {"layer_adapters.i.fc.0.weight",
-    "seg_proj.j.fc[.0].weight", "det_proj.fc.weight"}}``. Both are read with ``weights_only=True``.
+    "seg_proj.j.fc[.0].weight", "det_proj.fc[.0].weight"}}`` (``fc.0`` where their ``--relu`` put a
+    LeakyReLU after the head). Both are read with ``weights_only=True``.
     """
     from aaclip_med.model.backbone import resolve_config
 
@@ -187,14 +188,17 @@ def load_public_checkpoints(
 ) -> AAClip:
     """Build the network and load the authors' public checkpoints into it.
 
-    ``head_activation`` is read off the files (their ``--relu`` option stores ``seg_proj.j.fc.0``).
+    ``head_activation`` and ``det_head_activation`` are read off the files: their ``--relu`` option
+    puts a LeakyReLU after every seg head and after the det head, stored as ``seg_proj.j.fc.0`` and
+    ``det_proj.fc.0``.
     """
     from aaclip_med.model.aaclip import build_aaclip
 
     config = config or AAClipConfig()
     state = convert_public_checkpoints(text_adapter, image_adapter, config)
     relu_heads = any(k.startswith("seg_heads.") and ".fc.0." in k for k in state)
-    model = build_aaclip(config.replace(head_activation=relu_heads))
+    relu_det = any(k.startswith("det_head.fc.0.") for k in state)
+    model = build_aaclip(config.replace(head_activation=relu_heads, det_head_activation=relu_det))
     try:
         model.load_adapter_state_dict(state)
     except ValueError as err:

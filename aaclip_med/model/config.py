@@ -31,6 +31,7 @@ class AAClipConfig:
     image_lambda: float = 0.1  # residual mixing ratio of image adapters
     levels: tuple[int, ...] | None = None  # 1-based vision blocks whose tokens feed the patch heads
     head_activation: bool = False  # LeakyReLU after each seg head (public code's --relu)
+    det_head_activation: bool = False  # LeakyReLU after the det (global) head (public --relu sets both)
     leaky_slope: float = 0.01  # slope of every LeakyReLU in adapters and heads
     logit_scale: float = 100.0  # S = logit_scale * f @ T (spec section 5)
     descriptions: dict[str, str] = field(default_factory=dict)  # class name -> description used

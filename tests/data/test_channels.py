@@ -6,8 +6,12 @@ from aaclip_med.data.channels import CLIP_MEAN, CLIP_STD, BinarizeMask, ClipNorm
 
 
 def test_three_channels():
-    assert ToThreeChannels()(torch.zeros(1, 4, 5)).shape == (3, 4, 5)
-    assert ToThreeChannels()(torch.zeros(4, 4, 5)).shape == (3, 4, 5)
+    gray = torch.arange(20.0).reshape(1, 4, 5)
+    torch.testing.assert_close(ToThreeChannels()(gray), torch.cat([gray, gray, gray]), rtol=0, atol=0)
+    rgba = torch.arange(80.0).reshape(4, 4, 5)
+    torch.testing.assert_close(ToThreeChannels()(rgba), rgba[:3], rtol=0, atol=0)  # alpha dropped
+    rgb = torch.rand(3, 4, 5)
+    assert ToThreeChannels()(rgb) is rgb
     with pytest.raises(ValueError, match="2 "):
         ToThreeChannels()(torch.zeros(2, 4, 5))
 

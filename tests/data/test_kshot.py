@@ -29,3 +29,21 @@ def test_not_enough():
         sample_k_shot(_records(), 24)
     with pytest.raises(ValueError, match="k must be"):
         sample_k_shot(_records(), 0)
+
+
+def test_single_label_classes_take_all_k_from_that_label():
+    polyp = [{"image_path": f"p/{n}.png", "label": 1.0, "class_name": "Kvasir", "mask_path": f"m/{n}.png"}
+             for n in range(10)]
+    normal_only = [{"image_path": f"v/{n}.png", "label": 0.0, "class_name": "candle", "mask_path": ""}
+                   for n in range(10)]
+    out = sample_k_shot(polyp + normal_only + _records(), 4, seed=2)
+    counts = Counter((r["class_name"], r["label"]) for r in out)
+    assert counts == {("Kvasir", 1.0): 4, ("candle", 0.0): 4, ("a", 0.0): 2, ("a", 1.0): 2, ("b", 0.0): 2, ("b", 1.0): 2}
+    with pytest.raises(DataError, match="class 'Kvasir' has 10 anomalous samples, 16-shot needs 16"):
+        sample_k_shot(polyp, 16)
+
+
+def test_draw_of_mixed_classes_is_unchanged_by_single_label_classes():
+    mixed = sample_k_shot(_records(), 4, seed=9)
+    polyp = [{"image_path": f"p/{n}.png", "label": 1.0, "class_name": "zz", "mask_path": ""} for n in range(5)]
+    assert [r for r in sample_k_shot(_records() + polyp, 4, seed=9) if r["class_name"] != "zz"] == mixed

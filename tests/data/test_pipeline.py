@@ -1,5 +1,7 @@
+import numpy as np
 import torch
 from monai.data import MetaTensor
+from PIL import Image
 
 from aaclip_med.data.channels import CLIP_MEAN, CLIP_STD
 from aaclip_med.data.pipeline import inference_transforms, training_transforms
@@ -14,9 +16,12 @@ def _sample():
 def test_inference_ct_to_clip_input():
     out = inference_transforms("ct-brain", image_size=16, mask_key="mask")(_sample())
     assert tuple(out["image"].shape) == (3, 16, 16) and tuple(out["mask"].shape) == (1, 16, 16)
-    expected = (0.5 - CLIP_MEAN[0]) / CLIP_STD[0]  # 40 HU is the centre of the brain window
-    assert abs(float(out["image"][0, 8, 8]) - expected) < 1e-4
-    assert set(out["mask"].unique().tolist()) == {0.0, 1.0}
+    for c in range(3):  # 40 HU is the centre of the brain window: 0.5 everywhere, then CLIP statistics
+        expected = torch.full((16, 16), (0.5 - CLIP_MEAN[c]) / CLIP_STD[c])
+        torch.testing.assert_close(torch.as_tensor(out["image"][c]), expected, rtol=0, atol=1e-5)
+    rectangle = _sample()["mask"][0].numpy().astype(np.uint8)
+    expected_mask = np.asarray(Image.fromarray(rectangle).resize((16, 16), Image.NEAREST)).astype(np.float32)
+    np.testing.assert_array_equal(out["mask"][0].numpy(), expected_mask)
 
 
 def test_training_is_seeded():
@@ -25,3 +30,6 @@ def test_training_is_seeded():
     torch.testing.assert_close(a["image"].as_tensor(), b["image"].as_tensor())
     torch.testing.assert_close(a["mask"].as_tensor(), b["mask"].as_tensor())
     assert set(a["mask"].unique().tolist()) <= {0.0, 1.0}
+    masks = {tuple(training_transforms("ct", 16, stage=1, seed=s)(_sample())["mask"].flatten().tolist())
+             for s in range(8)}
+    assert len(masks) > 1  # the seed drives the augmentation

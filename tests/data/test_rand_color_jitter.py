@@ -24,3 +24,17 @@ def test_probability_per_adjustment():
     torch.testing.assert_close(jitter(img), img)
     with pytest.raises(ValueError, match="prob"):
         RandColorJitter(prob=2)
+
+
+def test_values_are_torchvision_adjustments_in_published_order():
+    from torchvision.transforms.v2 import functional as tvf
+
+    img = torch.rand(3, 8, 8)
+    jitter = RandColorJitter(prob=1.0).set_random_state(11)
+    jitter.randomize()
+    factors = dict(jitter.factors)
+    assert list(factors) == ["brightness", "contrast", "saturation"]
+    assert all(0.5 <= f <= 1.5 for f in factors.values())  # strength 0.5: factor in [1 - 0.5, 1 + 0.5]
+    expected = tvf.adjust_saturation(
+        tvf.adjust_contrast(tvf.adjust_brightness(img, factors["brightness"]), factors["contrast"]), factors["saturation"])
+    torch.testing.assert_close(jitter(img, randomize=False), expected, rtol=0, atol=0)

@@ -6,14 +6,32 @@ import json
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 
-def write_predictions(root, classes, random_weights=False, size=(20, 24), seed=0):
-    """Write dataset_root/, manifest.jsonl and preds/ for ``classes`` = {name: (n_normal, n_anomalous, domain)}."""
+def pytest_configure(config):
+    # masks and images are read through MONAI, which probes for an optional GPU DICOM decoder
+    config.addinivalue_line("filterwarnings", "ignore:.*nvImageCodec.*:UserWarning")
+
+
+def _bilinear(model_map, size):
+    """The native-size map from the S x S one, as inference resizes it."""
+    tensor = torch.from_numpy(model_map)[None, None]
+    return F.interpolate(tensor, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def write_predictions(root, classes, random_weights=False, size=(20, 24), seed=0, model_size=28):
+    """Write dataset_root/, manifest.jsonl and preds/ for ``classes`` = {name: (n_normal, n_anomalous, domain)}.
+
+    Each line has an S x S model map (``model_maps/``, S = ``model_size``) and its bilinear resize to
+    the image's size (``maps/``), as ``aaclip-med infer --manifest`` writes them.
+    """
     rng = np.random.default_rng(seed)
     data, preds = root / "data", root / "preds"
     (preds / "maps").mkdir(parents=True)
+    (preds / "model_maps").mkdir()
     manifest, lines, index = [], [], 0
     for name, (n_normal, n_anomalous, domain) in classes.items():
         (data / name).mkdir(parents=True)
@@ -21,7 +39,7 @@ def write_predictions(root, classes, random_weights=False, size=(20, 24), seed=0
             label = float(k >= n_normal)
             image_path = f"{name}/{k:03d}.png"
             Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(data / image_path)
-            score_map = rng.random(size).astype(np.float32)
+            model_map = rng.random((model_size, model_size)).astype(np.float32)
             entry = {"image_path": image_path, "label": label, "class_name": name, "mask_path": ""}
             if label:
                 mask = np.zeros(size, np.uint8)
@@ -30,14 +48,17 @@ def write_predictions(root, classes, random_weights=False, size=(20, 24), seed=0
                 mask[0:2, 0:3] = 255  # a second region
                 entry["mask_path"] = f"{name}/{k:03d}_mask.png"
                 Image.fromarray(mask).save(data / entry["mask_path"])
-                score_map[mask > 0] += 0.6
-            map_path = f"maps/{index:06d}.npy"
+                small = np.asarray(Image.fromarray(mask).resize((model_size, model_size), Image.NEAREST))
+                model_map[small > 0] += 0.6
+            score_map = _bilinear(model_map, size)
+            map_path, model_map_path = f"maps/{index:06d}.npy", f"model_maps/{index:06d}.npy"
             np.save(preds / map_path, score_map)
+            np.save(preds / model_map_path, model_map)
             global_score = float(rng.random() + 0.3 * label)
             image_score = (
-                float(score_map.max())
+                float(model_map.max())
                 if domain == "medical"
-                else 0.5 * float(score_map.max()) + 0.5 * global_score
+                else 0.5 * float(model_map.max()) + 0.5 * global_score
             )
             lines.append(
                 {
@@ -48,8 +69,9 @@ def write_predictions(root, classes, random_weights=False, size=(20, 24), seed=0
                     "label": label,
                     "image_score": image_score,
                     "global_score": global_score,
-                    "map_max": float(score_map.max()),
+                    "map_max": float(model_map.max()),
                     "map_path": map_path,
+                    "model_map_path": model_map_path,
                     "domain": domain,
                 }
             )

@@ -8,7 +8,8 @@ import re
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from PIL import Image
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from aaclip_med.evaluation.evaluate import REPORT_FILES, evaluate_predictions
 
@@ -54,20 +55,56 @@ def test_deployment_protocol_uses_written_scores(predictions_factory, tmp_path):
     assert report["random_weights"] is False and report["published"] is None
 
 
-def test_paper_protocol_recombines_normalised_scores(predictions_factory, tmp_path):
-    manifest, data, preds = predictions_factory({"bottle": (4, 4, "industrial")}, seed=3)
+def _published_metrics(lines, preds, data, size):
+    """The public evaluation (test.py + metrics_eval), written out: S x S model maps, masks
+    resized with PIL NEAREST then != 0, float32 min-max of maps and global scores per class, then
+    0.5 max(map) + 0.5 s_g (industrial) or max(map) (medical), sklearn metrics."""
+    maps = np.stack([np.load(preds / x["model_map_path"]) for x in lines]).astype(np.float32)
+    masks = np.stack([
+        np.asarray(Image.open(data / x["mask_path"]).convert("L").resize((size, size), Image.NEAREST)) != 0
+        if x["label"] else np.zeros((size, size), bool)
+        for x in lines
+    ])
+    image = np.array([x["global_score"] for x in lines], dtype=np.float32)
+    maps = (maps - maps.min()) / (maps.max() - maps.min())
+    image = (image - image.min()) / (image.max() - image.min())
+    peaks = maps.max(axis=(1, 2))
+    image = peaks * 0.5 + image * 0.5 if lines[0]["domain"] == "industrial" else peaks
+    labels = [x["label"] for x in lines]
+    return {
+        "pixel_auroc": roc_auc_score(masks.ravel(), maps.ravel()),
+        "pixel_ap": average_precision_score(masks.ravel(), maps.ravel()),
+        "image_auroc": roc_auc_score(labels, image) if len(set(labels)) > 1 else None,
+        "image_ap": average_precision_score(labels, image) if len(set(labels)) > 1 else None,
+    }
+
+
+@pytest.mark.parametrize("domain", ["industrial", "medical"])
+def test_paper_protocol_computes_what_the_published_runs_computed(predictions_factory, tmp_path, domain):
+    manifest, data, preds = predictions_factory({"bottle": (5, 6, domain)}, seed=3, size=(45, 61), model_size=28)
     lines = [json.loads(x) for x in (preds / "predictions.jsonl").read_text().splitlines()]
-    maps = [np.load(preds / x["map_path"]) for x in lines]
-    lo, hi = min(m.min() for m in maps), max(m.max() for m in maps)
-    g = np.array([x["global_score"] for x in lines])
-    scores = [
-        0.5 * (m.max() - lo) / (hi - lo) + 0.5 * (s - g.min()) / (g.max() - g.min())
-        for m, s in zip(maps, g, strict=True)
-    ]
+    expected = _published_metrics(lines, preds, data, 28)
     report = evaluate_predictions(manifest, data, preds, tmp_path / "out", protocol="paper")
-    expected = roc_auc_score([x["label"] for x in lines], scores)
-    assert report["classes"][0]["image_auroc"] == pytest.approx(expected, abs=1e-6)
-    assert report["classes"][0]["normalisation"]["map"]["max"] == pytest.approx(hi)
+    row = report["classes"][0]
+    for name, value in expected.items():
+        assert row[name] == pytest.approx(value, abs=1e-6), name
+    maps = [np.load(preds / x["model_map_path"]) for x in lines]
+    assert row["normalisation"]["map"]["max"] == max(float(m.max()) for m in maps)
+    # scoring the native-size maps instead (what `paper` did before) gives another number
+    native = evaluate_predictions(manifest, data, preds, tmp_path / "native", protocol="deployment")
+    assert abs(native["classes"][0]["pixel_auroc"] - expected["pixel_auroc"]) > 1e-4
+
+
+def test_paper_protocol_needs_the_model_size_maps(predictions_factory, tmp_path):
+    manifest, data, preds = predictions_factory({"bottle": (2, 2, "industrial")})
+    lines = [json.loads(x) for x in (preds / "predictions.jsonl").read_text().splitlines()]
+    for line in lines:
+        del line["model_map_path"]
+    (preds / "predictions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with pytest.raises(ValueError, match="no 'model_map_path': the paper protocol scores the S x S maps"):
+        evaluate_predictions(manifest, data, preds, tmp_path / "out", protocol="paper")
+    report = evaluate_predictions(manifest, data, preds, tmp_path / "out", protocol="deployment")
+    assert report["classes"][0]["pixel_auroc"] is not None
 
 
 def test_inconsistent_inputs_name_the_file(predictions_factory, tmp_path):

@@ -191,11 +191,11 @@ def test_mask_of_wrong_size(tmp_path):
         _one_record_dataset(tmp_path, np.zeros((8, 9), np.uint8))[0]
 
 
-def test_mask_with_label_values_refused(tmp_path):
+def test_mask_with_label_values_is_anomalous_wherever_non_zero(tmp_path):
     mask = np.zeros((8, 8), np.uint8)
-    mask[:2], mask[2:4] = 1, 2
-    with pytest.raises(DataError, match="mask.png: mask is not binary"):
-        _one_record_dataset(tmp_path, mask)[0]
+    mask[:2], mask[2:4] = 1, 2  # two defect ids, as in VisA's masks
+    sample = _one_record_dataset(tmp_path, mask)[0]
+    np.testing.assert_array_equal(sample["mask"][0].numpy(), (mask != 0).astype(np.float32))
 
 
 def test_mask_stored_as_255_is_binarised(tmp_path):

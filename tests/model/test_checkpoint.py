@@ -77,7 +77,7 @@ def _write_public_format(model, folder, relu_heads=False):
     image = {f"layer_adapters.{i}.fc.0.weight": a.fc[0].weight for i, a in enumerate(model.image_adapters)}
     head_key = "fc.0.weight" if relu_heads else "fc.weight"
     image.update({f"seg_proj.{j}.{head_key}": h.linear.weight for j, h in enumerate(model.seg_heads)})
-    image["det_proj.fc.weight"] = model.det_head.linear.weight
+    image[f"det_proj.{head_key}"] = model.det_head.linear.weight  # their --relu: LeakyReLU after det_proj too
     torch.save({"text_adapter": {k: v.detach().clone() for k, v in text.items()}, "epoch": 5},
                folder / "text_adapter.pth")
     torch.save({"image_adapter": {k: v.detach().clone() for k, v in image.items()}, "epoch": 15},
@@ -86,7 +86,7 @@ def _write_public_format(model, folder, relu_heads=False):
 
 @pytest.mark.parametrize("relu_heads", [False, True])
 def test_public_checkpoints_import_to_same_outputs(tmp_path, relu_heads):
-    model = _perturbed_model(head_activation=relu_heads)
+    model = _perturbed_model(head_activation=relu_heads, det_head_activation=relu_heads)
     _write_public_format(model, tmp_path, relu_heads)
     torch.manual_seed(21)
     imported = load_public_checkpoints(
@@ -95,6 +95,7 @@ def test_public_checkpoints_import_to_same_outputs(tmp_path, relu_heads):
         AAClipConfig(backbone="aaclip-tiny", pretrained="random"),
     )
     assert imported.config.head_activation is relu_heads
+    assert imported.config.det_head_activation is relu_heads
     imported.clip.load_state_dict(model.clip.state_dict())
     images = torch.randn(1, 3, 112, 112)
     a0, p0 = _outputs(model, images)
@@ -110,3 +111,20 @@ def test_public_import_refuses_code_running_pickle(tmp_path):
     with pytest.raises(CheckpointError, match="Refusing to load .*text_adapter.pth"):
         load_public_checkpoints(tmp_path / "text_adapter.pth", tmp_path / "image_adapter.pth",
                                 AAClipConfig(backbone="aaclip-tiny", pretrained="random"))
+
+
+def test_relu_det_head_applies_leaky_relu_before_normalising():
+    # the public --relu: det = mean_patches(normalise(LeakyReLU(det_proj(ln_post(tokens_24)))))
+    plain = _perturbed_model(seed=4)
+    relu = make_tiny_model(seed=4, det_head_activation=True)
+    relu.load_adapter_state_dict({k.replace("det_head.fc.", "det_head.fc.0."): v
+                                  for k, v in plain.adapter_state_dict().items()})
+    taps = [torch.randn(2, 17, plain.clip.visual.conv1.out_channels) for _ in plain.config.levels]
+    with torch.no_grad():
+        patches = plain.clip.visual.ln_post(taps[-1][:, 1:])
+        expected = torch.nn.functional.normalize(
+            torch.nn.functional.leaky_relu(patches @ plain.det_head.linear.weight.T, 0.01), dim=-1).mean(1)
+        got = relu.features_from_tokens(taps).global_feature
+        without = plain.features_from_tokens(taps).global_feature
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert float((without - expected).abs().max()) > 1e-3
