@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from aaclip_med.evaluation.cases import SourceVolumes, case_rows, sample_label
-from aaclip_med.evaluation.class_eval import METRIC_NAMES, ClassResult, scored_map_and_mask
+from aaclip_med.evaluation.class_eval import METRIC_NAMES, ClassResult
 from aaclip_med.evaluation.plots import ClassCurves, Example, bars_png, curves_png, overlays_png, overview_png
-from aaclip_med.evaluation.predictions import read_jsonl
+from aaclip_med.evaluation.predictions import load_map, load_mask, read_jsonl
 from aaclip_med.evaluation.provenance import provenance_rows
 from aaclip_med.evaluation.report_files import comparison_lines, percent
 from aaclip_med.evaluation.viewer import VIEWER_PAGE, ViewerInput, write_viewer
@@ -111,7 +111,9 @@ def _examples(result: ClassResult, predictions_dir: Path, dataset_root: Path, so
         tiles = []
         for pos in positions:
             sample = result.samples[pos]
-            raw, mask = scored_map_and_mask(sample, predictions_dir, dataset_root, result.normaliser.protocol)
+            # tiles show the source with its map at the source's size, whatever the protocol scored
+            raw = load_map(predictions_dir, sample)
+            mask = load_mask(dataset_root, sample, raw.shape)
             image = sources.display(sample)
             slices = sources.volume(sample.image_path).array.shape[-1] if sample.slice_index is not None and image is not None else None
             truth = "anomalous" if sample.label else "normal"

@@ -157,6 +157,7 @@ def _save_png(rgb: np.ndarray, path: Path) -> None:
 def _image_entry(out_dir: Path, key: str, result: ClassResult, case: Case, inputs: ViewerInput,
                  value_range: tuple[float, float]) -> dict:
     sample = result.samples[case.positions[0]]
+    # display at the source's size (under the paper protocol too, whose scored maps are S x S)
     score_map = result.normaliser.map(load_map(inputs.predictions_dir, sample))
     mask = load_mask(inputs.dataset_root, sample, score_map.shape)
     image = inputs.sources.display(sample)
@@ -164,7 +165,8 @@ def _image_entry(out_dir: Path, key: str, result: ClassResult, case: Case, input
     files = {"overlay": f"{ASSETS}/{key}/overlay.png"}
     _save_png(blend_rgb(image, score_map, mask, value_range), folder / "overlay.png")
     if image is not None:  # 'before': the image alone
-        before = image if image.ndim == 3 else (np.repeat(image[..., None], 3, -1) * 255).round().astype(np.uint8)
+        rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, -1)
+        before = (np.clip(rgb, 0.0, 1.0) * 255).round().astype(np.uint8)  # display() gives [0, 1]
         _save_png(np.ascontiguousarray(before), folder / "image.png")
         files["image"] = f"{ASSETS}/{key}/image.png"
     return {"kind": "image", "dims": [int(n) for n in score_map.shape], "range": list(value_range), "files": files}

@@ -106,7 +106,8 @@ def test_volume_tiles_show_the_anatomy_under_the_map(sample_report):
     mri = next(s for s in samples if s.class_name == "mri")
     assert re.fullmatch(r"mri · mri/mri_t1\.nii\.gz · slice \d+ of 4", sample_label(mri, 4))
     photo = next(s for s in samples if s.class_name == "brick")
-    assert sources.display(photo).dtype == np.uint8  # plain images as they are
+    pixels = np.asarray(Image.open(manifest.parent / photo.image_path).convert("RGB"), dtype=np.float64)
+    np.testing.assert_allclose(sources.display(photo) * 255.0, pixels, atol=1e-3)  # plain images as they are, /255
 
 
 @pytest.mark.parametrize("class_name", ["ct", "mri"])
