@@ -24,8 +24,8 @@ def test_stage1_levels_all_sums_every_level_and_last_uses_one(setup):
     model, batch = setup
     descs = ["ceramic tile"] * 2
     with torch.no_grad():
-        everything = stage1_losses(model, batch, descs, gamma=0.1, levels="all")
-        last = stage1_losses(model, batch, descs, gamma=0.1, levels="last")
+        everything = stage1_losses(model, batch, descs, disentangle_weight=0.1, levels="all")
+        last = stage1_losses(model, batch, descs, disentangle_weight=0.1, levels="last")
         feats = model.surgery_features(batch["image"])
         anchors = stack_anchors({descs[0]: model.compute_text_anchors(descs[0])}, descs)
         per_level = [segmentation_loss(lg, batch["mask"]) for lg in model.patch_logits(feats, anchors)]
@@ -38,7 +38,7 @@ def test_stage1_gradients_reach_text_side_only(setup):
     model, batch = setup
     freeze_for_stage(model, 1)
     model.zero_grad(set_to_none=True)
-    stage1_losses(model, batch, ["ceramic tile"] * 2)["loss"].backward()
+    stage1_losses(model, batch, ["ceramic tile"] * 2, 0.1)["loss"].backward()
     assert all(p.grad is not None for p in model.text_adapters.parameters())
     assert all(p.grad is None for p in model.image_adapters.parameters())
 
