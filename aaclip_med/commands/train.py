@@ -163,5 +163,5 @@ def run(args: argparse.Namespace) -> int:
     if not result.completed:
         logger.info("Stopped early; re-run the same command to resume from %s", result.out_dir)
         return 0
-    logger.info("Adapters written to %s", result.adapters)
+    logger.info("Adapters: %s", result.adapters)
     return 0
