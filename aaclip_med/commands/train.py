@@ -36,14 +36,14 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset-root", required=True, help="folder the manifest paths are relative to")
     data.add_argument("--val-manifest", help="validation manifest: picks the best epoch of each stage "
                       "(never use the test set); without it the last epoch is kept")
-    data.add_argument("--val-root", help="root of the validation paths (default: --dataset-root)")
-    data.add_argument("--shot", type=int, help="k-shot: k samples per class, half normal, half anomalous "
-                      "(default: every sample)")
+    data.add_argument("--val-root", help="root of the validation paths; unset: --dataset-root")
+    data.add_argument("--shot", type=int, help="k-shot: k samples per class, half normal, half anomalous; "
+                      "unset: every sample")
     data.add_argument("--modality", default="photo", help="preprocessing preset of records without a 'modality' "
                       "field (photo, ct, mri, oct, endoscopy, ...)")
     data.add_argument("--descriptions", help="JSON file or inline JSON: class name -> description")
-    data.add_argument("--description-dataset", help="description registry to use (mvtec, visa, medical, ...; "
-                      "default: every registry)")
+    data.add_argument("--description-dataset", help="description registry to use (mvtec, visa, medical, ...); "
+                      "unset: every registry")
 
 
 def _stage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +70,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=_DEFAULTS.seed,
                        help="seed of the adapters' initialisation, data order, augmentation and k-shot draw")
     group.add_argument("--domain", choices=["industrial", "medical"],
-                       help="validation maps and scores (default: the --modality preset's domain)")
+                       help="smoothing and image-score rule of the validation maps; unset: the --modality preset's domain")
     group.add_argument("--precision", choices=PRECISIONS, default=_DEFAULTS.precision,
                        help="autocast precision; auto: bf16 where the device runs it natively, else fp32 "
                        "(weights and losses stay fp32)")
@@ -80,10 +80,10 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--save-every", type=int, default=_DEFAULTS.save_every,
                        help="iterations between resumable states (also saved at each epoch end)")
     group.add_argument("--stop-after", type=int,
-                       help="stop each stage after this many iterations; re-run to resume (default: no stop)")
+                       help="stop each stage after this many iterations; re-run to resume; unset: no stop")
     group.add_argument("--force", action="store_true",
-                       help="delete the training outputs already in --out and start afresh (default: resume "
-                       "them, refusing settings that differ from the work done)")
+                       help="delete the training outputs already in --out and start afresh; without it a re-run "
+                       "resumes them and refuses settings that differ from the work done")
     group.add_argument("--no-tensorboard", action="store_true", help="do not write OUT/tensorboard event files")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
 
