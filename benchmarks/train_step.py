@@ -1,10 +1,16 @@
 """Seconds per training step and peak memory of AA-CLIP's two stages (random weights, no download).
 
 Each measurement runs in its own subprocess so that the peak RSS (``ru_maxrss``) belongs to it
-alone. Prints one JSON line per measurement, then a short table.
+alone. A step is what the training engine does: forward under the precision's autocast (fp32
+master weights, fp32 losses), backward, Adam step (a GradScaler for fp16 on CUDA).
+
+Prints a ``host`` line (CPU model, its bf16 flags, load), the square-matmul peak of fp32 and bf16
+measured in the same run, one JSON line per measurement, then a table with each precision's
+speed-up over fp32 for the same step and batch.
 
     python benchmarks/train_step.py                       # ViT-L-14-336 at 518: stage1 b2, b16; stage2 b2; two copies
-    python benchmarks/train_step.py --only stage1 --batch 2 --device cuda --amp bf16
+    python benchmarks/train_step.py --only stage2 --batch 2 --precision fp32 bf16
+    python benchmarks/train_step.py --only stage1 --batch 2 --device cuda --precision bf16
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ import time
 import warnings
 
 import torch
+from _common import host_info, matmul_peak
+
+from aaclip_med.precision import PRECISIONS, autocast, precision_dtype, resolve_precision
+from aaclip_med.training.config import TrainConfig, default_stage_config
 
 DEFAULT_RUNS = [("stage1", 2), ("stage1", 16), ("stage2", 2), ("two-copies", 2)]
 
@@ -41,24 +51,28 @@ def _loss_fn(model, kind: str, batch: dict, feature_chunk: int | None):
     # our Stage 1 runs the frozen image side in chunks (TrainConfig.stage1_feature_chunk); the
     # public code's way (two-copies) runs the whole batch at once
     chunk = feature_chunk if kind == "stage1" else None
-    return lambda: stage1_losses(model, batch, ["object"] * len(batch["class_name"]), feature_chunk=chunk)["loss"]
+    weight = TrainConfig(out_dir="").disentangle_weight
+    return lambda: stage1_losses(model, batch, ["object"] * len(batch["class_name"]), weight, feature_chunk=chunk)["loss"]
 
 
 def _child(args: argparse.Namespace) -> dict:
     from aaclip_med.model import AAClipConfig, build_aaclip
-    from aaclip_med.training.engine import autocast_context
     from aaclip_med.training.freeze import freeze_for_stage
 
     device = torch.device(args.device)
+    precision = resolve_precision(args.precision[0], device)
+    torch.manual_seed(0)  # same weights and batch for every precision: their losses compare
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = build_aaclip(AAClipConfig(backbone=args.backbone, pretrained="random")).to(device)
     spare = copy.deepcopy(model.clip) if args.kind == "two-copies" else None  # the public code's 2nd CLIP
     model.set_grad_checkpointing(args.grad_checkpointing)
     params = freeze_for_stage(model, 2 if args.kind == "stage2" else 1)
-    optimizer = torch.optim.Adam(params, lr=1e-5, betas=(0.5, 0.999))
+    stage_cfg = default_stage_config(2 if args.kind == "stage2" else 1)  # the paper's Adam settings
+    optimizer = torch.optim.Adam(params, lr=stage_cfg.lr, betas=stage_cfg.betas)
     batch = _batch(model, args.batch, device)
-    loss_fn, autocast = _loss_fn(model, args.kind, batch, args.feature_chunk or None), autocast_context(args.amp, device)
+    loss_fn = _loss_fn(model, args.kind, batch, args.feature_chunk or None)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" and device.type == "cuda" else None
     times = []
     for step in range(args.warmup + args.repeats):
         if device.type == "cuda":
@@ -67,16 +81,21 @@ def _child(args: argparse.Namespace) -> dict:
                 torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        with autocast():
+        with autocast(precision, device):
             loss = loss_fn()
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
     result = {"kind": args.kind, "batch": args.batch, "backbone": args.backbone, "image_size": model.config.image_size,
-              "device": str(device), "amp": args.amp, "grad_checkpointing": args.grad_checkpointing,
+              "device": str(device), "precision": precision, "loss": float(loss.detach()), "grad_checkpointing": args.grad_checkpointing,
               "feature_chunk": (args.feature_chunk or None) if args.kind == "stage1" else None,
               "seconds_per_step": min(times), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "threads": torch.get_num_threads()}
@@ -90,7 +109,11 @@ def _parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="ViT-L-14-336")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none")
+    parser.add_argument("--precision", choices=PRECISIONS, nargs="+", default=["fp32"],
+                        help="autocast precision(s) of the step (auto: what training would pick on this device); "
+                        "several give speed-ups over fp32 of the same run")
+    parser.add_argument("--matmul-seconds", type=float, default=2.0,
+                        help="seconds of the fp32/bf16 square-matmul peak measured in the same run (0: off)")
     parser.add_argument("--grad-checkpointing", action="store_true")
     parser.add_argument("--feature-chunk", type=int, default=2,
                         help="images per frozen Stage-1 image forward (training default 2; 0: whole batch)")
@@ -112,19 +135,42 @@ def _runs(args: argparse.Namespace) -> list[tuple[str, int]]:
     return DEFAULT_RUNS
 
 
-def _spawn(args: argparse.Namespace, kind: str, batch: int) -> dict:
+def _spawn(args: argparse.Namespace, kind: str, batch: int, precision: str) -> dict:
     argv = [sys.executable, __file__, "--child", kind, "--backbone", args.backbone, "--device", args.device,
-            "--amp", args.amp, "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--batch", str(batch),
+            "--precision", precision, "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--batch", str(batch),
             "--feature-chunk", str(args.feature_chunk)]
     argv += ["--grad-checkpointing"] if args.grad_checkpointing else []
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout, check=False)
     except subprocess.TimeoutExpired:
-        return {"kind": kind, "batch": batch, "error": f"timed out after {args.timeout:.0f} s"}
+        return {"kind": kind, "batch": batch, "precision": precision, "error": f"timed out after {args.timeout:.0f} s"}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
-        return {"kind": kind, "batch": batch, "error": proc.stderr.strip().splitlines()[-1:] or ["failed"]}
+        return {"kind": kind, "batch": batch, "precision": precision,
+                "error": proc.stderr.strip().splitlines()[-1:] or ["failed"]}
     return json.loads(lines[-1])
+
+
+def _peaks(args: argparse.Namespace) -> dict[str, float]:
+    """Square-matmul peaks (GFLOP/s) of fp32 and bf16 in this run, printed as JSON lines."""
+    if args.matmul_seconds <= 0:
+        return {}
+    device, size = torch.device(args.device), 2048 if args.device.startswith("cuda") else 1024
+    peaks = {}
+    for name in ("fp32", "bf16"):
+        record = matmul_peak(precision_dtype(name) or torch.float32, device, size, args.matmul_seconds)
+        print(json.dumps(record), flush=True)
+        peaks[name] = record["peak_gflops"]
+    return peaks
+
+
+def _speedups(rows: list[dict]) -> None:
+    """Each row's fp32 seconds of the same step and batch divided by its own (``speedup_vs_fp32``)."""
+    fp32 = {(r["kind"], r["batch"]): r["seconds_per_step"] for r in rows if r.get("precision") == "fp32" and "error" not in r}
+    for r in rows:
+        base = fp32.get((r["kind"], r["batch"]))
+        if base and "error" not in r:
+            r["speedup_vs_fp32"] = base / r["seconds_per_step"]
 
 
 def main(argv=None) -> int:
@@ -134,18 +180,26 @@ def main(argv=None) -> int:
         print(json.dumps(_child(args)))
         return 0
     logging.basicConfig(level=logging.WARNING)
+    print(json.dumps({"kind": "host", **host_info(torch.device(args.device))}), flush=True)
+    peaks = _peaks(args)
     rows = []
     for kind, batch in _runs(args):
-        row = _spawn(args, kind, batch)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    print(f"\n{'step':<12}{'batch':>6}{'s/step':>10}{'peak RSS MiB':>14}{'CUDA MiB':>10}")
+        for precision in args.precision:  # precisions alternate per step kind: ratios compare close runs
+            row = _spawn(args, kind, batch, precision)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    _speedups(rows)
+    peak_text = ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()) or "not measured"
+    print(f"\nmatmul peak in this run: {peak_text}")
+    print(f"{'step':<12}{'batch':>6}{'precision':>10}{'s/step':>10}{'x fp32':>8}{'peak RSS MiB':>14}{'CUDA MiB':>10}")
     for r in rows:
         if "error" in r:
-            print(f"{r['kind']:<12}{r['batch']:>6}  error: {r['error']}")
+            print(f"{r['kind']:<12}{r['batch']:>6}{r['precision']:>10}  error: {r['error']}")
             continue
         cuda = f"{r['cuda_max_allocated_mib']:.0f}" if "cuda_max_allocated_mib" in r else "-"
-        print(f"{r['kind']:<12}{r['batch']:>6}{r['seconds_per_step']:>10.2f}{r['peak_rss_mib']:>14.0f}{cuda:>10}")
+        ratio = f"{r['speedup_vs_fp32']:.2f}" if "speedup_vs_fp32" in r else "-"
+        print(f"{r['kind']:<12}{r['batch']:>6}{r['precision']:>10}{r['seconds_per_step']:>10.2f}{ratio:>8}"
+              f"{r['peak_rss_mib']:>14.0f}{cuda:>10}")
     return 0
 
 

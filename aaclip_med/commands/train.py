@@ -5,55 +5,93 @@ to pass to ``aaclip-med infer --weights``, ``train_state.pt`` (re-run the same c
 ``train_config.json``, ``log.jsonl``, ``tensorboard/``, ``stage1/`` and ``stage2/`` (``last`` and,
 with ``--val-manifest``, ``best`` adapters). Multi-GPU / multi-process:
 ``torchrun --nproc_per_node N -m aaclip_med.cli train ...`` (batch sizes are per process).
+
+Every default comes from :class:`aaclip_med.training.config.TrainConfig` (the paper's numbers are
+written there once).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
+from pathlib import Path
 
 from aaclip_med.commands._common import add_model_arguments, descriptions_from_args, model_from_args
+from aaclip_med.precision import PRECISIONS
+from aaclip_med.training.config import STAGE1_LEVELS, StageConfig, TrainConfig
 
 __all__ = ["add_arguments", "run", "config_from_args"]
 
 logger = logging.getLogger(__name__)
 
 _STAGES = {"1": (1,), "2": (2,), "both": (1, 2)}
+_DEFAULTS = TrainConfig(out_dir="")
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--manifest", required=True,
+                      help="training manifest (JSON lines); it must list anomalous samples with masks")
+    data.add_argument("--dataset-root", required=True, help="folder the manifest paths are relative to")
+    data.add_argument("--val-manifest", help="validation manifest: picks the best epoch of each stage "
+                      "(never use the test set); without it the last epoch is kept")
+    data.add_argument("--val-root", help="root of the validation paths; unset: --dataset-root")
+    data.add_argument("--shot", type=int, help="k-shot: k samples per class, half normal, half anomalous; "
+                      "unset: every sample")
+    data.add_argument("--modality", default="photo", help="preprocessing preset of records without a 'modality' "
+                      "field (photo, ct, mri, oct, endoscopy, ...)")
+    data.add_argument("--descriptions", help="JSON file or inline JSON: class name -> description")
+    data.add_argument("--description-dataset", help="description registry to use (mvtec, visa, medical, ...); "
+                      "unset: every registry")
+
+
+def _stage_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("stages (defaults: the paper's settings)")
+    group.add_argument("--stage", choices=sorted(_STAGES), default="both",
+                       help="stages to run; '2' alone needs a finished Stage 1 in --out or --weights with one")
+    for n in (1, 2):
+        cfg = _DEFAULTS.stage_config(n)
+        group.add_argument(f"--epochs-stage{n}", type=int, default=cfg.epochs, help=f"Stage-{n} epochs")
+        group.add_argument(f"--lr-stage{n}", type=float, default=cfg.lr, help=f"Stage-{n} Adam learning rate")
+        group.add_argument(f"--batch-size-stage{n}", type=int, default=cfg.batch_size,
+                           help=f"Stage-{n} batch size per process (global batch: times the number of processes)")
+    group.add_argument("--milestones", type=int, nargs="*", default=list(_DEFAULTS.stage2.milestones),
+                       help=f"Stage-2 MultiStepLR milestones in iterations (factor {_DEFAULTS.stage2.lr_factor})")
+    group.add_argument("--disentangle-weight", type=float, default=_DEFAULTS.disentangle_weight,
+                       help="weight of the Stage-1 disentangle loss (the paper's gamma)")
+    group.add_argument("--stage1-levels", choices=STAGE1_LEVELS, default=_DEFAULTS.stage1_levels,
+                       help="'last' reproduces the public code's last-level-only Stage-1 loss")
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run")
+    group.add_argument("--out", required=True, help="output folder (created; everything is written below it)")
+    group.add_argument("--seed", type=int, default=_DEFAULTS.seed,
+                       help="seed of the adapters' initialisation, data order, augmentation and k-shot draw")
+    group.add_argument("--domain", choices=["industrial", "medical"],
+                       help="smoothing and image-score rule of the validation maps; unset: the --modality preset's domain")
+    group.add_argument("--precision", choices=PRECISIONS, default=_DEFAULTS.precision,
+                       help="autocast precision; auto: bf16 where the device runs it natively, else fp32 "
+                       "(weights and losses stay fp32)")
+    group.add_argument("--grad-checkpointing", action="store_true",
+                       help="recompute CLIP blocks in backward: less memory, more compute")
+    group.add_argument("--workers", type=int, default=_DEFAULTS.num_workers, help="DataLoader worker processes")
+    group.add_argument("--save-every", type=int, default=_DEFAULTS.save_every,
+                       help="iterations between resumable states (also saved at each epoch end)")
+    group.add_argument("--stop-after", type=int,
+                       help="stop each stage after this many iterations; re-run to resume; unset: no stop")
+    group.add_argument("--force", action="store_true",
+                       help="delete the training outputs already in --out and start afresh; without it a re-run "
+                       "resumes them and refuses settings that differ from the work done")
+    group.add_argument("--no-tensorboard", action="store_true", help="do not write OUT/tensorboard event files")
+    group.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    data = parser.add_argument_group("data")
-    data.add_argument("--manifest", required=True, help="training manifest (JSON lines)")
-    data.add_argument("--dataset-root", required=True, help="folder the manifest paths are relative to")
-    data.add_argument("--val-manifest", help="validation manifest: picks the best epoch (never use the test set)")
-    data.add_argument("--val-root", help="root of the validation paths (default: --dataset-root)")
-    data.add_argument("--shot", type=int, help="k-shot: k samples per class, half normal, half anomalous")
-    data.add_argument("--modality", default="photo", help="preprocessing preset (photo, ct, mri, oct, endoscopy, ...)")
-    data.add_argument("--descriptions", help="JSON file or inline JSON: class name -> description")
-    data.add_argument("--description-dataset", help="description registry to use (mvtec, visa, medical, ...)")
-    run_group = parser.add_argument_group("training")
-    run_group.add_argument("--out", required=True, help="output folder (created; everything is written below it)")
-    run_group.add_argument("--stage", choices=sorted(_STAGES), default="both", help="which stages to run")
-    for stage, (epochs, lr, batch) in {1: (5, 1e-5, 16), 2: (20, 5e-4, 2)}.items():
-        run_group.add_argument(f"--epochs-stage{stage}", type=int, default=epochs, help=f"default {epochs}")
-        run_group.add_argument(f"--lr-stage{stage}", type=float, default=lr, help=f"default {lr}")
-        run_group.add_argument(f"--batch-size-stage{stage}", type=int, default=batch,
-                               help=f"per process, default {batch}")
-    run_group.add_argument("--milestones", type=int, nargs="*", default=[16000, 32000],
-                           help="Stage-2 MultiStepLR milestones in iterations (factor 0.5)")
-    run_group.add_argument("--seed", type=int, default=0)
-    run_group.add_argument("--gamma", type=float, default=0.1, help="weight of the disentangle loss")
-    run_group.add_argument("--stage1-levels", choices=["all", "last"], default="all",
-                           help="'last' reproduces the public code's last-level-only Stage-1 loss")
-    run_group.add_argument("--domain", choices=["industrial", "medical"], help="validation scoring (default: preset)")
-    run_group.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none", help="mixed precision (GPU)")
-    run_group.add_argument("--grad-checkpointing", action="store_true", help="less memory, more compute")
-    run_group.add_argument("--workers", type=int, default=0, help="DataLoader workers")
-    run_group.add_argument("--save-every", type=int, default=200, help="iterations between resumable states")
-    run_group.add_argument("--stop-after", type=int, help="stop each stage after this many iterations (resumable)")
-    run_group.add_argument("--no-resume", action="store_true", help="ignore an existing OUT/train_state.pt")
-    run_group.add_argument("--no-tensorboard", action="store_true")
-    run_group.add_argument("--no-progress", action="store_true")
+    _data_arguments(parser)
+    _stage_arguments(parser)
+    _run_arguments(parser)
     add_model_arguments(parser)
 
 
@@ -65,22 +103,46 @@ def _domain(args: argparse.Namespace) -> str:
     return str(get_modality(args.modality).get("domain", "industrial"))
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` the flags describe."""
-    from aaclip_med.training import StageConfig, TrainConfig
 
-    def stage(n: int, milestones=()) -> StageConfig:
-        return StageConfig(epochs=getattr(args, f"epochs_stage{n}"), lr=getattr(args, f"lr_stage{n}"),
-                           batch_size=getattr(args, f"batch_size_stage{n}"), milestones=tuple(milestones))
+    def stage(n: int) -> StageConfig:
+        values = {"epochs": getattr(args, f"epochs_stage{n}"), "lr": getattr(args, f"lr_stage{n}"),
+                  "batch_size": getattr(args, f"batch_size_stage{n}")}
+        if n == 2:
+            values["milestones"] = tuple(args.milestones)
+        return replace(_DEFAULTS.stage_config(n), **values)
 
     return TrainConfig(
-        out_dir=args.out, stages=_STAGES[args.stage], stage1=stage(1), stage2=stage(2, args.milestones),
-        seed=args.seed, gamma=args.gamma, stage1_levels=args.stage1_levels, domain=_domain(args),
+        out_dir=args.out, stages=_STAGES[args.stage], stage1=stage(1), stage2=stage(2), seed=args.seed,
+        disentangle_weight=args.disentangle_weight, stage1_levels=args.stage1_levels, domain=_domain(args),
         descriptions=descriptions_from_args(args.descriptions), description_dataset=args.description_dataset,
-        device=args.device, amp=args.amp, grad_checkpointing=args.grad_checkpointing, num_workers=args.workers,
-        save_every=args.save_every, stop_after_iterations=args.stop_after, resume=not args.no_resume,
-        tensorboard=not args.no_tensorboard, progress=not args.no_progress,
+        device=args.device, precision=args.precision, grad_checkpointing=args.grad_checkpointing,
+        num_workers=args.workers, save_every=args.save_every, stop_after_iterations=args.stop_after,
+        resume=not args.force, tensorboard=not args.no_tensorboard, progress=not args.no_progress,
     )
+
+
+def _early_checks(args: argparse.Namespace, config: TrainConfig) -> None:
+    """Refuse what can be refused before the network is built (tens of seconds for ViT-L).
+
+    ``run_training`` checks the same again (it is also the Python and bundle entry point).
+    """
+    from aaclip_med.data.kshot import sample_k_shot
+    from aaclip_med.data.manifest import read_manifest
+    from aaclip_med.model import read_adapter_file
+    from aaclip_med.training.record import carried_stages, check_stage2_start, check_trainable, summarize_data
+    from aaclip_med.training.state import load_train_state
+    from aaclip_med.training.workflow import STATE_FILE
+
+    records = read_manifest(args.manifest)
+    check_trainable(summarize_data(sample_k_shot(records, args.shot, seed=args.seed) if args.shot else records))
+    if 1 in config.stages:
+        return
+    out = Path(config.out_dir)
+    state = load_train_state(out / STATE_FILE) if config.resume and (out / STATE_FILE).is_file() else None
+    carried = carried_stages(read_adapter_file(args.weights)[0].get("extra")) if args.weights else set()
+    check_stage2_start(out, state, carried)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     from aaclip_med.training.data import manifest_training_data
 
     config = config_from_args(args)
+    _early_checks(args, config)
     torch.manual_seed(args.seed)  # the adapters' Xavier init: same command, same weights
     model = model_from_args(args, for_training=True)
     train, transform, val = manifest_training_data(
@@ -100,5 +163,5 @@ def run(args: argparse.Namespace) -> int:
     if not result.completed:
         logger.info("Stopped early; re-run the same command to resume from %s", result.out_dir)
         return 0
-    logger.info("Adapters written to %s", result.adapters)
+    logger.info("Adapters: %s", result.adapters)
     return 0

@@ -1,35 +1,41 @@
-"""Two-stage AA-CLIP training (spec sections 6-8) on Ignite engines, single or multi-process."""
+"""Two-stage AA-CLIP training (spec sections 6-8) on Ignite engines, single or multi-process.
 
-from aaclip_med.distributed import DistContext, init_distributed
-from aaclip_med.training.batches import EpochBatches, SeededSamples, collate_samples
-from aaclip_med.training.config import StageConfig, TrainConfig, default_stage_config
-from aaclip_med.training.engine import StageParts, build_stage_trainer, run_stage_engine
-from aaclip_med.training.freeze import freeze_for_stage
-from aaclip_med.training.objectives import stage1_losses, stage2_losses
-from aaclip_med.training.state import load_train_state, save_train_state
-from aaclip_med.training.validate import validate
-from aaclip_med.training.workflow import FINAL_ADAPTERS, STATE_FILE, TrainResult, run_training
+Names are loaded on first use, so importing ``aaclip_med.training.config`` (the CLI's defaults)
+does not import the engines, MONAI and Ignite. Validation: ``aaclip_med.training.validate.validate``.
+"""
 
-__all__ = [
-    "DistContext",
-    "EpochBatches",
-    "FINAL_ADAPTERS",
-    "STATE_FILE",
-    "SeededSamples",
-    "StageConfig",
-    "StageParts",
-    "TrainConfig",
-    "TrainResult",
-    "build_stage_trainer",
-    "collate_samples",
-    "default_stage_config",
-    "freeze_for_stage",
-    "init_distributed",
-    "load_train_state",
-    "run_stage_engine",
-    "run_training",
-    "save_train_state",
-    "stage1_losses",
-    "stage2_losses",
-    "validate",
-]
+from __future__ import annotations
+
+import importlib
+
+_API = {
+    "DistContext": "aaclip_med.distributed",
+    "init_distributed": "aaclip_med.distributed",
+    "EpochBatches": "aaclip_med.training.batches",
+    "SeededSamples": "aaclip_med.training.batches",
+    "collate_samples": "aaclip_med.training.batches",
+    "StageConfig": "aaclip_med.training.config",
+    "TrainConfig": "aaclip_med.training.config",
+    "default_stage_config": "aaclip_med.training.config",
+    "StageObjective": "aaclip_med.training.engine",
+    "StageParts": "aaclip_med.training.engine",
+    "build_stage_trainer": "aaclip_med.training.engine",
+    "run_stage_engine": "aaclip_med.training.engine",
+    "freeze_for_stage": "aaclip_med.training.freeze",
+    "stage1_losses": "aaclip_med.training.objectives",
+    "stage2_losses": "aaclip_med.training.objectives",
+    "load_train_state": "aaclip_med.training.state",
+    "save_train_state": "aaclip_med.training.state",
+    "FINAL_ADAPTERS": "aaclip_med.training.workflow",
+    "STATE_FILE": "aaclip_med.training.workflow",
+    "TrainResult": "aaclip_med.training.workflow",
+    "run_training": "aaclip_med.training.workflow",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'aaclip_med.training' has no attribute {name!r}")

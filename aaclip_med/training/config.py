@@ -1,7 +1,10 @@
-"""Hyper-parameters of the two training stages (spec sections 7 and 8) as plain dataclasses.
+"""Hyper-parameters of the two training stages (spec sections 6-8) as plain dataclasses.
 
-Defaults are the paper's; every field can be overridden (CLI flags, bundle configs, Python).
-The config is written next to the outputs as JSON so a run can be repeated and resumed.
+The paper's numbers are written here once: :func:`default_stage_config` (epochs, learning rate,
+batch size, milestones per stage), :class:`StageConfig` (Adam betas, MultiStepLR factor) and
+:class:`TrainConfig` (disentangle weight). The CLI, the bundle and the Python API take their
+defaults from here. The resolved config is written next to the outputs as JSON so a run can be
+repeated and resumed.
 """
 
 from __future__ import annotations
@@ -10,10 +13,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["StageConfig", "TrainConfig", "default_stage_config"]
+from aaclip_med.precision import PRECISIONS
 
-AMP_MODES = ("none", "bf16", "fp16")
+__all__ = ["StageConfig", "TrainConfig", "default_stage_config", "STAGE1_LEVELS"]
+
 STAGE1_LEVELS = ("all", "last")
+# keys of train_config.json files written before the options were renamed
+_RENAMED = {"gamma": "disentangle_weight"}
+_DROPPED = ("amp",)
 
 
 @dataclass
@@ -23,9 +30,9 @@ class StageConfig:
     epochs: int
     lr: float
     batch_size: int  # per process; the global batch is batch_size * world size
-    betas: tuple[float, float] = (0.5, 0.999)  # Adam betas of the public code
-    milestones: tuple[int, ...] = ()  # MultiStepLR milestones in iterations (Stage 2: 16000, 32000)
-    lr_factor: float = 0.5  # MultiStepLR gamma
+    betas: tuple[float, float] = (0.5, 0.999)  # spec 7/8: Adam betas of both stages
+    milestones: tuple[int, ...] = ()  # MultiStepLR milestones in iterations (spec 8: Stage 2 only)
+    lr_factor: float = 0.5  # spec 8: MultiStepLR factor
 
     def validate(self, name: str) -> None:
         """Raise ValueError naming the field when a value cannot work."""
@@ -34,13 +41,23 @@ class StageConfig:
             raise ValueError(msg)
 
 
-def default_stage_config(stage: int) -> StageConfig:
-    """The paper's settings: Stage 1 5 epochs, lr 1e-5, batch 16; Stage 2 20 epochs, lr 5e-4, batch 2."""
+def default_stage_config(stage: int, **overrides: Any) -> StageConfig:
+    """The paper's settings of ``stage`` (spec 7, 8), with ``overrides`` replacing fields.
+
+    Stage 1: 5 epochs, lr 1e-5, batch 16, no scheduler. Stage 2: 20 epochs, lr 5e-4, batch 2,
+    MultiStepLR at 16000 and 32000 iterations. Both: Adam betas (0.5, 0.999).
+    """
     if stage == 1:
-        return StageConfig(epochs=5, lr=1e-5, batch_size=16)
-    if stage == 2:
-        return StageConfig(epochs=20, lr=5e-4, batch_size=2, milestones=(16000, 32000))
-    raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+        config = StageConfig(epochs=5, lr=1e-5, batch_size=16)
+    elif stage == 2:
+        config = StageConfig(epochs=20, lr=5e-4, batch_size=2, milestones=(16000, 32000))
+    else:
+        raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+    if "betas" in overrides:
+        overrides["betas"] = tuple(overrides["betas"])
+    if "milestones" in overrides:
+        overrides["milestones"] = tuple(int(m) for m in overrides["milestones"])
+    return dataclasses.replace(config, **overrides)
 
 
 @dataclass
@@ -52,20 +69,20 @@ class TrainConfig:
     stage1: StageConfig = field(default_factory=lambda: default_stage_config(1))
     stage2: StageConfig = field(default_factory=lambda: default_stage_config(2))
     seed: int = 0  # data order, augmentation, RNG states
-    gamma: float = 0.1  # weight of the disentangle loss in Stage 1
+    disentangle_weight: float = 0.1  # spec 6: weight (gamma) of the disentangle loss in Stage 1
     stage1_levels: str = "all"  # "all": loss summed over levels; "last": public code's last level only
     domain: str = "industrial"  # smoothing and image-score rule used for validation maps
     descriptions: dict[str, str] = field(default_factory=dict)  # class name -> description overrides
     description_dataset: str | None = None  # registry to look class names up in (None: all)
     device: str | None = None  # None: cuda:<local rank> when available, else cpu
-    amp: str = "none"  # "none" | "bf16" | "fp16" (GPU only; fp16 uses a GradScaler)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (aaclip_med.precision); the record holds the resolved one
     grad_checkpointing: bool = False  # recompute CLIP blocks in backward (less memory)
     stage1_feature_chunk: int | None = 2  # images per frozen Stage-1 image forward (memory bound; None: whole batch)
     num_workers: int = 0  # DataLoader workers
     save_every: int = 200  # iterations between resumable states (also saved every epoch)
     stop_after_iterations: int | None = None  # stop (resumably) after this many iterations of a stage
-    resume: bool = True  # continue from OUT/train_state.pt when it exists
-    tensorboard: bool = True  # write OUT/tensorboard when the tensorboard package imports
+    resume: bool = True  # continue from OUT/train_state.pt; False deletes the training outputs in OUT first
+    tensorboard: bool = True  # write OUT/tensorboard/stage<n> when the tensorboard package imports
     progress: bool = True  # tqdm progress bar (rank 0)
 
     def stage_config(self, stage: int) -> StageConfig:
@@ -77,8 +94,10 @@ class TrainConfig:
             raise ValueError(f"stages must be a non-empty subset of (1, 2), got {self.stages!r}.")
         if self.stage1_levels not in STAGE1_LEVELS:
             raise ValueError(f"stage1_levels must be one of {STAGE1_LEVELS}, got {self.stage1_levels!r}.")
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
+        if self.disentangle_weight < 0:
+            raise ValueError(f"disentangle_weight must be >= 0, got {self.disentangle_weight}.")
         if self.stage1_feature_chunk is not None and self.stage1_feature_chunk < 1:
             raise ValueError(f"stage1_feature_chunk must be >= 1 image or None, got {self.stage1_feature_chunk}.")
         if self.save_every < 1:
@@ -93,16 +112,17 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error so typos do not pass silently."""
+        values = {_RENAMED.get(k, k): v for k, v in data.items() if k not in _DROPPED}
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"Unknown training config keys {unknown}; valid keys are {sorted(known)}.")
-        values = dict(data)
         for name in ("stage1", "stage2"):
             if isinstance(values.get(name), dict):
                 stage = dict(values[name])
-                stage["betas"] = tuple(stage.get("betas", (0.5, 0.999)))
-                stage["milestones"] = tuple(stage.get("milestones", ()))
+                for key in ("betas", "milestones"):
+                    if key in stage:
+                        stage[key] = tuple(stage[key])
                 values[name] = StageConfig(**stage)
         if "stages" in values:
             values["stages"] = tuple(int(s) for s in values["stages"])

@@ -1,34 +1,62 @@
-"""One training stage as an Ignite engine: the iteration step, optimiser, schedule and precision.
+"""One training stage as an Ignite engine: the iteration step, optimiser, schedule, precision, DDP.
 
 The engine runs without a data loader (``data=None``, fixed ``epoch_length``): the step pulls its
 batch from :class:`EpochBatches`, which an ``EPOCH_STARTED`` handler positions from the engine's
 iteration counter. That makes mid-epoch resume exact (Ignite alone would restart the epoch's data).
+
+The stage's losses are computed by :class:`StageObjective`, a small module that holds only the
+stage's trainable parts. Under ``torchrun`` it is wrapped in PyTorch's DistributedDataParallel, so
+DDP averages exactly the trainable gradients over the processes (the frozen CLIP is not part of
+the wrapped module and is never synchronised).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from ignite.engine import Engine, Events
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from aaclip_med.distributed import DistContext
 from aaclip_med.keys import Keys
 from aaclip_med.model import AAClip
+from aaclip_med.precision import autocast, resolve_precision
 from aaclip_med.training.batches import EpochBatches
 from aaclip_med.training.config import StageConfig, TrainConfig
-from aaclip_med.training.freeze import freeze_for_stage
+from aaclip_med.training.freeze import STAGE_MODULES, freeze_for_stage
 from aaclip_med.training.objectives import stack_anchors, stage1_losses, stage2_losses
 
-__all__ = ["StageParts", "build_stage_trainer", "make_loss_fn", "autocast_context"]
+__all__ = ["StageObjective", "StageParts", "build_stage_trainer", "make_loss_fn", "run_stage_engine"]
 
 logger = logging.getLogger(__name__)
+
+
+class StageObjective(nn.Module):
+    """``batch -> losses`` of one stage, as a module whose parameters are the stage's trainable ones.
+
+    The trainable modules are registered here (shared with the network); the network itself is
+    reached through ``loss_fn`` only, so wrapping this module in DDP synchronises the trainable
+    parameters and nothing else, while DDP's hooks still see the whole forward computation.
+
+    Args:
+        model: the network.
+        stage: 1 or 2 (which modules are registered, see ``STAGE_MODULES``).
+        loss_fn: ``batch -> {"loss", ...}`` computed with ``model``.
+    """
+
+    def __init__(self, model: AAClip, stage: int, loss_fn: Callable[[dict], dict[str, torch.Tensor]]) -> None:
+        super().__init__()
+        modules = model.trainable_modules()
+        self.trainable = nn.ModuleDict({name: modules[name] for name in STAGE_MODULES[stage]})
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        return self.loss_fn(batch)
 
 
 @dataclass
@@ -40,20 +68,11 @@ class StageParts:
     params: list[nn.Parameter]
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
-    scaler: Any  # torch.amp.GradScaler for fp16, else None
+    scaler: Any  # torch.amp.GradScaler for fp16 on CUDA, else None
     batches: EpochBatches
     ctx: DistContext
-
-
-def autocast_context(amp: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
-    """A factory of autocast contexts (bf16/fp16 on CUDA); a no-op on CPU or with ``amp='none'``."""
-    if amp == "none":
-        return contextlib.nullcontext
-    if device.type != "cuda":
-        logger.warning("Mixed precision %s requested on %s: ignored, training in float32.", amp, device)
-        return contextlib.nullcontext
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return lambda: torch.autocast(device_type="cuda", dtype=dtype)
+    objective: nn.Module  # StageObjective, wrapped in DistributedDataParallel under torchrun
+    precision: str  # resolved: fp32, bf16 or fp16
 
 
 def make_loss_fn(
@@ -63,7 +82,8 @@ def make_loss_fn(
     if stage == 1:
         def stage1(batch: dict) -> dict[str, torch.Tensor]:
             descs = [descriptions[c] for c in batch[Keys.CLASS_NAME]]
-            return stage1_losses(model, batch, descs, config.gamma, config.stage1_levels, config.stage1_feature_chunk)
+            return stage1_losses(model, batch, descs, config.disentangle_weight, config.stage1_levels,
+                                 config.stage1_feature_chunk)
 
         return stage1
     from aaclip_med.training.objectives import fixed_anchor_table
@@ -91,33 +111,30 @@ def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def all_reduce_gradients(params: list[nn.Parameter], ctx: DistContext) -> None:
-    """Average the gradients of ``params`` over all processes (missing gradients count as zero)."""
+def _wrap(objective: StageObjective, ctx: DistContext) -> nn.Module:
+    """DistributedDataParallel around the objective under torchrun; the objective itself otherwise."""
     if not ctx.distributed:
-        return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    flat /= ctx.world_size
-    offset = 0
-    for param in params:
-        n = param.numel()
-        param.grad = flat[offset : offset + n].view_as(param).clone()
-        offset += n
+        return objective
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    # DDP broadcasts rank 0's trainable parameters here, so every process starts from the same values
+    return DistributedDataParallel(objective, device_ids=device_ids, broadcast_buffers=False)
 
 
-def _step_fn(parts: StageParts, loss_fn: Callable, autocast: Callable) -> Callable[[Engine, Any], dict]:
-    """The iteration: forward under autocast, backward, gradient all-reduce, step, schedule."""
+def _step_fn(parts: StageParts) -> Callable[[Engine, Any], dict]:
+    """The iteration: forward under autocast, backward (DDP averages gradients), step, schedule.
+
+    Parameters stay fp32 (master weights); the losses are computed in fp32 whatever the autocast
+    dtype (aaclip_med.losses); fp16 on CUDA scales the loss against gradient underflow.
+    """
     optimizer, scaler = parts.optimizer, parts.scaler
 
     def step(engine: Engine, _unused: Any) -> dict[str, float]:
         batch = _to_device(parts.batches.next(), parts.ctx.device)
         optimizer.zero_grad(set_to_none=True)
-        with autocast():
-            losses = loss_fn(batch)
+        with autocast(parts.precision, parts.ctx.device):
+            losses = parts.objective(batch)
         lr = optimizer.param_groups[0]["lr"]  # the rate this step uses (logged before scheduling)
         (scaler.scale(losses["loss"]) if scaler else losses["loss"]).backward()
-        all_reduce_gradients(parts.params, parts.ctx)
         if scaler:
             scaler.step(optimizer)
             scaler.update()
@@ -139,6 +156,7 @@ def build_stage_trainer(
     batches: EpochBatches,
     descriptions: Mapping[str, str],
     ctx: DistContext,
+    precision: str | None = None,
 ) -> tuple[Engine, StageParts]:
     """An Ignite engine that trains ``stage`` of AA-CLIP; run it with ``run_stage_engine``.
 
@@ -149,18 +167,20 @@ def build_stage_trainer(
         batches: this process's batches.
         descriptions: class name -> description, for every class of the data.
         ctx: distributed context.
+        precision: the resolved precision (fp32, bf16 or fp16); None resolves ``config.precision``
+            on ``ctx.device`` (``aaclip_med.precision.resolve_precision``).
 
     Returns:
         (engine, parts); the engine's output per iteration is a dict of floats (losses, lr).
     """
+    precision = precision or resolve_precision(config.precision, ctx.device)
     model.set_grad_checkpointing(config.grad_checkpointing)
     params = freeze_for_stage(model, stage)
     optimizer, scheduler = _optimizer(params, config.stage_config(stage))
-    use_scaler = config.amp == "fp16" and ctx.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
-    parts = StageParts(stage, model, params, optimizer, scheduler, scaler, batches, ctx)
-    loss_fn = make_loss_fn(model, stage, config, descriptions)
-    engine = Engine(_step_fn(parts, loss_fn, autocast_context(config.amp, ctx.device)))
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" and ctx.device.type == "cuda" else None
+    objective = _wrap(StageObjective(model, stage, make_loss_fn(model, stage, config, descriptions)), ctx)
+    parts = StageParts(stage, model, params, optimizer, scheduler, scaler, batches, ctx, objective, precision)
+    engine = Engine(_step_fn(parts))
 
     @engine.on(Events.EPOCH_STARTED)
     def _position_batches(eng: Engine) -> None:

@@ -50,11 +50,11 @@ def stage1_losses(
     model: AAClip,
     batch: Mapping,
     descriptions: Sequence[str],
-    gamma: float = 0.1,
+    disentangle_weight: float,
     levels: str = "all",
     feature_chunk: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Stage 1: seg loss of ``100 * surgery_feature @ T`` per level + ``gamma * L_dis``.
+    """Stage 1: seg loss of ``100 * surgery_feature @ T`` per level + ``disentangle_weight * L_dis``.
 
     The image side is the frozen CLIP (value-value attention), run without gradients; only the
     text adapters and projection receive gradients through the anchors T.
@@ -63,7 +63,7 @@ def stage1_losses(
         model: the network (its text side trains).
         batch: ``image`` (B, 3, S, S), ``mask`` (B, 1, S, S).
         descriptions: per-image class descriptions, length B.
-        gamma: weight of the disentangle loss.
+        disentangle_weight: weight of the disentangle loss (spec 6: gamma = 0.1).
         levels: "all" sums the seg loss over levels; "last" uses the last level only (public code).
         feature_chunk: images per frozen image forward (bounds activation memory; same result).
 
@@ -79,7 +79,7 @@ def stage1_losses(
     used = logits if levels == "all" else logits[-1:]
     seg = sum(level_seg_loss(level, masks) for level in used)
     dis = disentangle_loss(anchors)
-    return {"loss": seg + gamma * dis, "seg": seg, "dis": dis}
+    return {"loss": seg + disentangle_weight * dis, "seg": seg, "dis": dis}
 
 
 def stage2_losses(model: AAClip, batch: Mapping, anchors: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -18,7 +18,7 @@ import torch
 from aaclip_med.files import atomic_path
 from aaclip_med.model import safe_torch_load
 
-__all__ = ["STATE_FORMAT", "capture_rng", "restore_rng", "save_train_state", "load_train_state",
+__all__ = ["STATE_FORMAT", "StageState", "capture_rng", "restore_rng", "save_train_state", "load_train_state",
            "scheduler_state", "load_scheduler_state"]
 
 logger = logging.getLogger(__name__)
@@ -86,3 +86,50 @@ def load_train_state(path: str | os.PathLike) -> dict[str, Any]:
                "delete it (or pass --no-resume) to start the run afresh.")
         raise ValueError(msg)
     return state
+
+
+def _cpu_adapters(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.adapter_state_dict().items()}
+
+
+class StageState:
+    """Everything that resumes one stage exactly, with Ignite's ``state_dict`` / ``load_state_dict``.
+
+    Saved by Ignite's ``Checkpoint`` (see ``handlers/checkpoint.py``) and read back by
+    :meth:`load_state_dict` when a run resumes. The adapters are loaded by the workflow before the
+    stage's trainer is built (its optimiser and DDP wrapper need the resumed weights).
+
+    Args:
+        parts: the stage's ``StageParts`` (optimizer, scheduler, scaler, batches, model).
+        epochs: epochs of the stage.
+        best: the stage's best-so-far on validation, ``{"metric", "epoch"}`` (shared, updated in place).
+        best_states: stage -> adapters of the best epoch (shared, updated in place).
+        config: the run's config as a dict (kept with the state for reference).
+    """
+
+    def __init__(self, parts: Any, epochs: int, best: dict, best_states: dict, config: dict) -> None:
+        self.parts, self.epochs, self.best, self.best_states, self.config = parts, epochs, best, best_states, config
+        self.engine: Any = None  # set when the trainer exists
+
+    def state_dict(self, completed: bool = False) -> dict[str, Any]:
+        parts, engine = self.parts, self.engine
+        return {
+            "stage": parts.stage, "iteration": engine.state.iteration, "epoch": engine.state.epoch,
+            "epoch_length": len(parts.batches), "max_epochs": self.epochs, "completed": completed,
+            "optimizer": parts.optimizer.state_dict(), "scheduler": scheduler_state(parts.scheduler),
+            "scaler": parts.scaler.state_dict() if parts.scaler else None,
+            "adapters": _cpu_adapters(parts.model), "best": dict(self.best),
+            "best_adapters": self.best_states.get(parts.stage), "rng": capture_rng(), "config": self.config,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Optimizer, scheduler, scaler, RNG and best-so-far of an interrupted stage."""
+        parts = self.parts
+        parts.optimizer.load_state_dict(state["optimizer"])
+        load_scheduler_state(parts.scheduler, state.get("scheduler"))
+        if parts.scaler is not None and state.get("scaler"):
+            parts.scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"])
+        self.best.update(state.get("best") or {})
+        if state.get("best_adapters"):
+            self.best_states[parts.stage] = state["best_adapters"]

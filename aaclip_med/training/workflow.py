@@ -2,10 +2,10 @@
 
 Outputs below ``config.out_dir`` (rank 0 writes, all atomically except the append-only logs)::
 
-    train_config.json          the TrainConfig of the run
+    train_config.json          what the work in this folder was done with (config, network, data)
     train_state.pt             resumable state (stage, epoch, iteration, optimizer, scheduler, RNG, weights)
     log.jsonl                  one line per iteration (losses, lr) and per validation
-    tensorboard/               event files (when tensorboard imports)
+    tensorboard/stage1, tensorboard/stage2   event files (when tensorboard imports)
     stage1/last.safetensors    adapters after the latest Stage-1 epoch (+ .json)
     stage1/best.safetensors    best Stage-1 epoch on the validation split (only with validation data)
     stage2/last.safetensors, stage2/best.safetensors   the same for Stage 2
@@ -14,6 +14,7 @@ Outputs below ``config.out_dir`` (rank 0 writes, all atomically except the appen
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -22,31 +23,35 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from ignite.engine import Events
+from ignite.engine import Engine, Events
 
 from aaclip_med.distributed import DistContext, barrier, broadcast_parameters, init_distributed
-from aaclip_med.files import write_json_atomic
-from aaclip_med.keys import Keys
+from aaclip_med.files import remove_stale_temporaries, write_json_atomic
 from aaclip_med.model import AAClip, save_adapters
+from aaclip_med.precision import resolve_precision
 from aaclip_med.training.batches import EpochBatches, SeededSamples
 from aaclip_med.training.config import TrainConfig
-from aaclip_med.training.engine import StageParts, build_stage_trainer, run_stage_engine
+from aaclip_med.training.engine import build_stage_trainer, run_stage_engine
 from aaclip_med.training.handlers import (
     LossLogger,
     StopAfterIterations,
-    TensorBoardLogger,
-    TrainStateCheckpoint,
     ValidationHandler,
-    attach_progress_bar,
+    attach_state_checkpoint,
 )
 from aaclip_med.training.objectives import describe_classes, fixed_anchor_table, stack_anchors
-from aaclip_med.training.state import (
-    capture_rng,
-    load_scheduler_state,
-    load_train_state,
-    restore_rng,
-    scheduler_state,
+from aaclip_med.training.record import (
+    RECORD_FILE,
+    carried_stages,
+    check_stage2_start,
+    check_trainable,
+    clear_outputs,
+    differences,
+    merge_record,
+    read_record,
+    summarize_data,
+    touched_stages,
 )
+from aaclip_med.training.state import StageState, load_train_state, save_train_state
 from aaclip_med.training.validate import validate
 
 __all__ = ["TrainResult", "run_training", "STATE_FILE", "FINAL_ADAPTERS"]
@@ -67,45 +72,27 @@ class TrainResult:
     best: dict[int, dict] = field(default_factory=dict)  # stage -> {"metric", "epoch"} on validation
 
 
-def _cpu_state(model: AAClip) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.adapter_state_dict().items()}
-
-
-def _class_names(data: Sequence) -> list[str]:
-    """Class names without loading images when the data is a MONAI Dataset over records."""
-    records = getattr(data, "data", None)
-    source = records if isinstance(records, Sequence) and records and isinstance(records[0], dict) else data
-    return [str(item[Keys.CLASS_NAME]) for item in source]
-
-
 @dataclass
 class _StageContext:
     """Everything :func:`_run_stage` needs besides the stage number."""
 
     model: AAClip
-    config: TrainConfig
+    config: TrainConfig  # precision resolved
     ctx: DistContext
     out: Path
     samples: Callable[[int], SeededSamples]
     descriptions: dict[str, str]
     val_data: Sequence[dict] | None
+    trained: set[int]  # stages the adapters carry trained (from --weights or finished here)
     best: dict[int, dict] = field(default_factory=dict)
     best_states: dict[int, dict] = field(default_factory=dict)
 
+    def adapter_extra(self, stage: int, **values: Any) -> dict[str, Any]:
+        return {"stage": stage, "trained_stages": sorted(self.trained | {stage}), **values}
 
-def _state_fn(sc: _StageContext, parts: StageParts, epochs: int) -> Callable:
-    def build(engine, completed: bool = False) -> dict[str, Any]:
-        stage = parts.stage
-        return {
-            "stage": stage, "iteration": engine.state.iteration, "epoch": engine.state.epoch,
-            "epoch_length": len(parts.batches), "max_epochs": epochs, "completed": completed,
-            "optimizer": parts.optimizer.state_dict(), "scheduler": scheduler_state(parts.scheduler),
-            "scaler": parts.scaler.state_dict() if parts.scaler else None,
-            "adapters": _cpu_state(sc.model), "best": dict(sc.best.get(stage, {})),
-            "best_adapters": sc.best_states.get(stage), "rng": capture_rng(), "config": sc.config.to_dict(),
-        }
 
-    return build
+def _cpu_state(model: AAClip) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.adapter_state_dict().items()}
 
 
 def _anchor_fn(sc: _StageContext, stage: int) -> Callable[[list[str]], torch.Tensor]:
@@ -117,19 +104,19 @@ def _anchor_fn(sc: _StageContext, stage: int) -> Callable[[list[str]], torch.Ten
     return lambda names: stack_anchors(table, [sc.descriptions[n] for n in names])
 
 
-def _attach_validation(sc: _StageContext, engine, stage: int) -> ValidationHandler:
-    sc.best.setdefault(stage, {"metric": None, "epoch": None})
+def _attach_validation(sc: _StageContext, engine: Engine, stage: int) -> ValidationHandler:
     anchors_for = _anchor_fn(sc, stage)
 
     def evaluate() -> dict:
-        metrics = validate(sc.model, sc.val_data, anchors_for, sc.config.domain, sc.ctx.device)
+        metrics = validate(sc.model, sc.val_data, anchors_for, sc.config.domain, sc.ctx.device, stage,
+                           feature_chunk=sc.config.stage1_feature_chunk)
         _append_log(sc.out / "log.jsonl", {"stage": stage, "validation": metrics})
         return metrics
 
     def on_best(epoch: int, metrics: dict) -> None:
         sc.best_states[stage] = _cpu_state(sc.model)
         save_adapters(sc.model, sc.out / f"stage{stage}" / "best.safetensors",
-                      extra={"stage": stage, "epoch": epoch, "validation": metrics})
+                      extra=sc.adapter_extra(stage, epoch=epoch, validation=metrics))
 
     handler = ValidationHandler(evaluate, on_best, sc.best[stage])
     handler.attach(engine)
@@ -142,56 +129,56 @@ def _append_log(path: Path, record: dict) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
-def _attach_handlers(sc: _StageContext, engine, parts: StageParts, epochs: int) -> None:
+def _attach_tensorboard(engine: Engine, log_dir: Path) -> None:
+    """MONAI's TensorBoard handler: step losses and lr per iteration, validation metrics per epoch."""
+    from monai.handlers import TensorBoardStatsHandler
+
+    try:
+        handler = TensorBoardStatsHandler(log_dir=str(log_dir), output_transform=lambda output: output)
+    except ImportError as err:  # optional: training goes on without it
+        logger.warning("TensorBoard logging needs the tensorboard package (%s); continuing without it.", err)
+        return
+    handler.attach(engine)
+    engine.add_event_handler(Events.COMPLETED | Events.TERMINATE, lambda _: handler.close())
+
+
+def _attach_handlers(sc: _StageContext, engine: Engine, state: StageState) -> None:
     """Rank 0: loss log, validation, adapters per epoch, state checkpoints, TensorBoard, progress."""
-    stage, config = parts.stage, sc.config
+    stage, config = state.parts.stage, sc.config
     if sc.ctx.is_main:
         LossLogger(sc.out / "log.jsonl", stage).attach(engine)
-        val = _attach_validation(sc, engine, stage) if sc.val_data is not None else None
+        if sc.val_data is not None:
+            _attach_validation(sc, engine, stage)
         engine.add_event_handler(
             Events.EPOCH_COMPLETED,
             lambda e: save_adapters(sc.model, sc.out / f"stage{stage}" / "last.safetensors",
-                                    extra={"stage": stage, "epoch": e.state.epoch, "iteration": e.state.iteration}),
+                                    extra=sc.adapter_extra(stage, epoch=e.state.epoch, iteration=e.state.iteration)),
         )
-        TrainStateCheckpoint(sc.out / STATE_FILE, _state_fn(sc, parts, epochs), config.save_every).attach(engine)
+        attach_state_checkpoint(engine, state, sc.out / STATE_FILE, config.save_every)
         if config.tensorboard:
-            try:
-                TensorBoardLogger(sc.out / "tensorboard", stage, lambda: val.latest if val else {}).attach(engine)
-            except ImportError as err:
-                logger.warning("%s; continuing without TensorBoard.", err)
+            _attach_tensorboard(engine, sc.out / "tensorboard" / f"stage{stage}")
         if config.progress:
-            attach_progress_bar(engine, stage)
+            from ignite.handlers import ProgressBar
+
+            ProgressBar(persist=False, desc=f"stage {stage}").attach(engine, output_transform=lambda o: {"loss": o["loss"]})
     if config.stop_after_iterations:
         StopAfterIterations(config.stop_after_iterations).attach(engine)
-
-
-def _restore(sc: _StageContext, parts: StageParts, resume: dict) -> None:
-    """Optimizer, scheduler, scaler, RNG and best-so-far of an interrupted stage."""
-    parts.optimizer.load_state_dict(resume["optimizer"])
-    load_scheduler_state(parts.scheduler, resume.get("scheduler"))
-    if parts.scaler is not None and resume.get("scaler"):
-        parts.scaler.load_state_dict(resume["scaler"])
-    restore_rng(resume["rng"])
-    sc.best.setdefault(parts.stage, {}).update(resume.get("best") or {"metric": None, "epoch": None})
-    if resume.get("best_adapters"):
-        sc.best_states[parts.stage] = resume["best_adapters"]
 
 
 def _all_adapter_params(model: AAClip) -> list[torch.nn.Parameter]:
     return [p for module in model.trainable_modules().values() for p in module.parameters()]
 
 
-def _finish_stage(sc: _StageContext, engine, parts: StageParts, epochs: int) -> None:
+def _finish_stage(sc: _StageContext, state: StageState) -> None:
     """Keep the stage's best weights (validation) or its last ones, and mark the stage done."""
-    stage = parts.stage
-    if stage in sc.best_states and sc.best_states[stage] is not None:
+    stage = state.parts.stage
+    if sc.best_states.get(stage) is not None:
         sc.model.load_adapter_state_dict({k: v.to(sc.ctx.device) for k, v in sc.best_states[stage].items()})
         logger.info("Stage %d keeps epoch %s, best on validation", stage, sc.best[stage].get("epoch"))
     broadcast_parameters(_all_adapter_params(sc.model), sc.ctx)
+    sc.trained.add(stage)
     if sc.ctx.is_main:
-        from aaclip_med.training.state import save_train_state
-
-        save_train_state(_state_fn(sc, parts, epochs)(engine, completed=True), sc.out / STATE_FILE)
+        save_train_state(state.state_dict(completed=True), sc.out / STATE_FILE)
 
 
 def _run_stage(sc: _StageContext, stage: int, resume: dict | None) -> bool:
@@ -201,19 +188,24 @@ def _run_stage(sc: _StageContext, stage: int, resume: dict | None) -> bool:
         sc.model.load_adapter_state_dict({k: v.to(ctx.device) for k, v in resume["adapters"].items()})
     batches = EpochBatches(sc.samples(stage), cfg.batch_size, config.seed, ctx.rank, ctx.world_size,
                            shuffle=True, num_workers=config.num_workers)
-    broadcast_parameters(_all_adapter_params(sc.model), ctx)
-    engine, parts = build_stage_trainer(sc.model, stage, config, batches, sc.descriptions, ctx)
+    broadcast_parameters(_all_adapter_params(sc.model), ctx)  # the other stage's modules too
+    engine, parts = build_stage_trainer(sc.model, stage, config, batches, sc.descriptions, ctx, config.precision)
+    sc.best.setdefault(stage, {"metric": None, "epoch": None})
+    state = StageState(parts, cfg.epochs, sc.best[stage], sc.best_states, config.to_dict())
+    state.engine = engine
     if resume is not None:
-        _restore(sc, parts, resume)
-    _attach_handlers(sc, engine, parts, cfg.epochs)
+        state.load_state_dict(resume)
+    _attach_handlers(sc, engine, state)
     done = run_stage_engine(engine, parts, cfg.epochs, resume)
     if done:
-        _finish_stage(sc, engine, parts, cfg.epochs)
+        _finish_stage(sc, state)
     barrier(ctx)
     return done
 
 
-def _stage_done(previous: dict, stage: int) -> bool:
+def _stage_done(previous: dict | None, stage: int) -> bool:
+    if previous is None:
+        return False
     return previous["stage"] > stage or (previous["stage"] == stage and bool(previous.get("completed")))
 
 
@@ -227,8 +219,32 @@ def _previous_state(out: Path, config: TrainConfig) -> dict | None:
     return state
 
 
-def _write_config(out: Path, config: TrainConfig) -> None:
-    write_json_atomic(out / "train_config.json", config.to_dict(), sort_keys=True)
+def _new_record(config: TrainConfig, descriptions: dict, model: AAClip, train: dict, val: dict | None) -> dict:
+    network = {k: v for k, v in model.config.to_dict().items() if k != "descriptions"}
+    config_dict = dataclasses.replace(config, descriptions=dict(descriptions)).to_dict()
+
+    def data(summary: dict | None) -> dict | None:
+        return None if summary is None else {k: v for k, v in summary.items() if k != "classes"}
+
+    return {"config": config_dict, "network": network, "data": {"train": data(train), "validation": data(val)}}
+
+
+def _check_folder(out: Path, config: TrainConfig, record: dict, previous: dict | None,
+                  carried: set[int]) -> tuple[dict | None, set[int]]:
+    """Refuse settings that differ from the work in ``out``; (previous record, stages with work)."""
+    previous_record = read_record(out, previous) if config.resume else None
+    recorded = (previous_record or {}).get("config", {}).get("stages", [])
+    touched = touched_stages(recorded, previous)
+    found = differences(previous_record, record, touched, config.stages) if previous_record else []
+    if found:
+        lines = "\n  ".join(found)
+        msg = (f"{out} holds training work (stage(s) {sorted(touched)}) done with other settings, which would "
+               f"change its outputs:\n  {lines}\nResume with the recorded settings (see {out / RECORD_FILE}), "
+               "pass --force (TrainConfig.resume=False) to delete that work and start afresh, or choose another --out.")
+        raise ValueError(msg)
+    if 2 in config.stages and 1 not in config.stages:
+        check_stage2_start(out, previous, carried)
+    return previous_record, touched
 
 
 def run_training(
@@ -241,13 +257,14 @@ def run_training(
     """Train AA-CLIP's adapters in two stages (spec 7, 8); resumes from ``OUT/train_state.pt``.
 
     Under ``torchrun`` every process calls this with the same arguments; batches are sharded,
-    gradients averaged, and rank 0 writes the outputs.
+    gradients averaged by DistributedDataParallel, and rank 0 writes the outputs.
 
     Args:
         model: the network (built with :func:`aaclip_med.model.build_aaclip` or loaded adapters).
         config: the run's settings; ``config.out_dir`` receives every output.
         train_data: samples with ``image`` (C, H, W), ``mask`` (1, H, W), ``label``, ``class_name``;
-            already preprocessed to (3, S, S) unless ``train_transform`` does it.
+            already preprocessed to (3, S, S) unless ``train_transform`` does it. At least one
+            sample must have an anomaly mask.
         val_data: optional preprocessed validation samples; the best epoch of each stage is chosen
             on them (never pass a test set here).
         train_transform: ``stage -> transform`` (random, with ``set_random_state``), applied per
@@ -256,31 +273,55 @@ def run_training(
 
     Returns:
         a :class:`TrainResult`.
+
+    Raises:
+        ValueError: data without any anomaly mask; Stage 2 alone without trained Stage-1 text
+            adapters; or, when resuming, settings that differ from the work already in the folder.
     """
     config.validate()
     ctx = init_distributed(config.device)
+    config = dataclasses.replace(config, precision=resolve_precision(config.precision, ctx.device))
+    logger.info("Training precision: %s on %s", config.precision, ctx.device)
     out = Path(config.out_dir)
+    train_summary = summarize_data(train_data)
+    check_trainable(train_summary)
+    val_summary = summarize_data(val_data) if val_data is not None else None
     model.to(ctx.device)
-    names = _class_names(train_data) + (_class_names(val_data) if val_data is not None else [])
+    names = train_summary["classes"] + (val_summary["classes"] if val_summary else [])
     descriptions = describe_classes(names, config.descriptions, config.description_dataset)
     model.config.descriptions.update(descriptions)
-    if ctx.is_main:
-        _write_config(out, config)
+    if not config.resume and ctx.is_main:
+        clear_outputs(out)
+    barrier(ctx)
     previous = _previous_state(out, config)
+    carried = carried_stages(getattr(model, "checkpoint_extra", None))
+    record = _new_record(config, descriptions, model, train_summary, val_summary)
+    previous_record, touched = _check_folder(out, config, record, previous, carried)
+    final = out / FINAL_ADAPTERS
+    if previous is not None and all(_stage_done(previous, s) for s in config.stages) and final.is_file():
+        logger.info("Every requested stage is already finished in %s; nothing to do (adapters: %s)", out, final)
+        return TrainResult(out, completed=True, adapters=final, best={})
+    if ctx.is_main:
+        if out.is_dir():
+            remove_stale_temporaries(out)
+        write_json_atomic(out / RECORD_FILE, merge_record(previous_record, record, touched), sort_keys=True)
     if previous is not None:
+        if carried:
+            logger.warning("Resuming in %s: the adapters of its training state replace those the network was "
+                           "loaded with.", out)
         model.load_adapter_state_dict({k: v.to(ctx.device) for k, v in previous["adapters"].items()})
+    trained = carried | {s for s in touched if _stage_done(previous, s)}
     sc = _StageContext(model, config, ctx, out, lambda st: SeededSamples(
-        train_data, train_transform(st) if train_transform else None, config.seed), descriptions, val_data)
+        train_data, train_transform(st) if train_transform else None, config.seed), descriptions, val_data, trained)
     for stage in sorted(config.stages):
-        if previous is not None and _stage_done(previous, stage):
+        if _stage_done(previous, stage):
             logger.info("Stage %d already finished in %s; skipped", stage, out)
             continue
         resume = previous if previous is not None and previous["stage"] == stage else None
         if not _run_stage(sc, stage, resume):
             return TrainResult(out, completed=False, adapters=None, best=sc.best)
-    final = out / FINAL_ADAPTERS
     if ctx.is_main:
-        save_adapters(model, final, extra={"stages": list(config.stages), "seed": config.seed,
-                                           "best": {str(k): v for k, v in sc.best.items()}})
+        save_adapters(model, final, extra={"stages": list(config.stages), "trained_stages": sorted(sc.trained),
+                                           "seed": config.seed, "best": {str(k): v for k, v in sc.best.items()}})
     barrier(ctx)
     return TrainResult(out, completed=True, adapters=final, best=sc.best)

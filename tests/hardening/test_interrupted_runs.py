@@ -71,7 +71,13 @@ def test_terminated_training_resumes_and_completes(tmp_path):
     lines = []
     for k in range(4):
         write_png(tmp_path / f"img{k}.png", rng.integers(0, 255, (24, 24, 3)).astype(np.uint8))
-        lines.append(json.dumps({"image_path": f"img{k}.png", "label": 0.0, "class_name": "widget"}))
+        record = {"image_path": f"img{k}.png", "label": float(k % 2), "class_name": "widget"}
+        if k % 2:  # training needs anomalous samples with masks
+            mask = np.zeros((24, 24), np.uint8)
+            mask[6:14, 8:18] = 255
+            write_png(tmp_path / f"mask{k}.png", mask)
+            record["mask_path"] = f"mask{k}.png"
+        lines.append(json.dumps(record))
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
     out = tmp_path / "killed"
     args = ["train", "--manifest", tmp_path / "m.jsonl", "--dataset-root", tmp_path, "--out", out, *TINY,

@@ -112,7 +112,9 @@ def test_cli_train_resume_state_refused(evil, cli, tmp_path):
     from ._files import write_png
 
     write_png(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8))
-    (tmp_path / "m.jsonl").write_text(json.dumps({"image_path": "a.png", "label": 0, "class_name": "widget"}) + "\n")
+    write_png(tmp_path / "a_mask.png", np.full((8, 8), 255, np.uint8))  # training needs a mask
+    record = {"image_path": "a.png", "label": 1, "class_name": "widget", "mask_path": "a_mask.png"}
+    (tmp_path / "m.jsonl").write_text(json.dumps(record) + "\n")
     out = tmp_path / "run"
     out.mkdir()
     state = make("train_state.pt")

@@ -17,6 +17,7 @@ def tiny_config(out_dir, batch1: int = 4, batch2: int = 2, epochs: int = 2, **ov
         tensorboard=False,
         save_every=1,
         device="cpu",
+        precision="fp32",  # the same numbers on every machine (auto may pick bf16)
     )
     values.update(overrides)
     return TrainConfig(**values)

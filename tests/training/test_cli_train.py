@@ -56,3 +56,40 @@ def test_unknown_class_without_description_is_a_clear_error(tmp_path, capsys):
                  "--out", str(tmp_path / "out"), "--backbone", "aaclip-tiny", "--backbone-weights", "random"])
     assert code == 1
     assert "gizmo-42" in capsys.readouterr().err
+
+
+def _normal_only_dataset(root) -> None:
+    _write_dataset(root, count=4)
+    lines = [json.loads(line) for line in (root / "train.jsonl").read_text().splitlines()]
+    normal = [dict(r, label=0.0, mask_path="") for r in lines]
+    (root / "normal.jsonl").write_text("\n".join(json.dumps(r) for r in normal) + "\n")
+
+
+def test_normal_only_manifest_and_stage2_without_stage1_are_refused_before_building(tmp_path, capsys):
+    _normal_only_dataset(tmp_path)
+    tiny = ["--backbone", "aaclip-tiny", "--backbone-weights", "random", "--descriptions", '{"widget": "plastic widget"}']
+    code = main(["train", "--manifest", str(tmp_path / "normal.jsonl"), "--dataset-root", str(tmp_path),
+                 "--out", str(tmp_path / "a"), *tiny])
+    assert code == 1 and "none has an anomaly mask" in capsys.readouterr().err
+    code = main(["train", "--manifest", str(tmp_path / "train.jsonl"), "--dataset-root", str(tmp_path),
+                 "--out", str(tmp_path / "b"), "--stage", "2", *tiny])
+    err = capsys.readouterr().err
+    assert code == 1 and "Stage 2 alone needs trained Stage-1 text adapters" in err and "--weights" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_every_option_has_help_and_the_renamed_ones_are_gone():
+    import argparse
+
+    from aaclip_med.commands import train
+
+    parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train.add_arguments(parser)
+    options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    assert [a.dest for a in options if not a.help] == []
+    flags = {flag for a in options for flag in a.option_strings}
+    assert {"--precision", "--disentangle-weight", "--force"} <= flags
+    assert not {"--amp", "--gamma", "--no-resume"} & flags
+    text = " ".join(parser.format_help().split())
+    assert "weight of the Stage-1 disentangle loss (the paper's gamma) (default: 0.1)" in text
+    assert "(default: auto)" in text and "{auto,fp32,bf16,fp16}" in text

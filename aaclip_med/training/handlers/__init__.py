@@ -1,17 +1,20 @@
-"""Ignite handlers of the training engines, one per file (``attach(engine)`` + ``__call__``)."""
+"""Handlers of the training engines that no MONAI or Ignite handler provides, one per file.
 
-from aaclip_med.training.handlers.checkpoint import TrainStateCheckpoint
+Library handlers are used where they do the job: Ignite's ``Checkpoint`` (resumable state, with an
+atomic save handler), MONAI's ``TensorBoardStatsHandler`` and Ignite's ``ProgressBar``. What
+remains is specific to this training: the per-iteration JSON-lines log, the per-stage validation
+and best-epoch selection, and the resumable stop after N iterations.
+"""
+
+from aaclip_med.training.handlers.checkpoint import AtomicStateSaver, attach_state_checkpoint
 from aaclip_med.training.handlers.loss_logger import LossLogger
-from aaclip_med.training.handlers.progress import attach_progress_bar
 from aaclip_med.training.handlers.stop import StopAfterIterations
-from aaclip_med.training.handlers.tensorboard import TensorBoardLogger
 from aaclip_med.training.handlers.validation import ValidationHandler
 
 __all__ = [
+    "AtomicStateSaver",
     "LossLogger",
     "StopAfterIterations",
-    "TensorBoardLogger",
-    "TrainStateCheckpoint",
     "ValidationHandler",
-    "attach_progress_bar",
+    "attach_state_checkpoint",
 ]

@@ -21,6 +21,8 @@ def selection_metric(metrics: dict) -> float | None:
 class ValidationHandler:
     """Runs ``evaluate_fn()`` after each epoch and calls ``on_best(epoch, metrics)`` on improvement.
 
+    The metrics also go to ``engine.state.metrics`` as ``val_<name>`` (TensorBoard reads them there).
+
     The data evaluated is a validation split the user names; the test set is never used for
     selection.
 
@@ -40,6 +42,7 @@ class ValidationHandler:
 
     def __call__(self, engine: Engine) -> None:
         self.latest = self.evaluate_fn()
+        engine.state.metrics.update({f"val_{k}": v for k, v in self.latest.items() if isinstance(v, float)})
         score = selection_metric(self.latest)
         logger.info("validation after epoch %d: %s (selection %s)", engine.state.epoch, self.latest, score)
         if score is not None and (self.best.get("metric") is None or score > self.best["metric"]):
