@@ -69,13 +69,16 @@ def _preset_sizes() -> dict[str, int]:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default_backbone: str = PAPER_BACKBONE,
-                        default_image_size: int | None = None) -> None:
+                        default_image_size: int | None = None,
+                        default_backbone_weights: str = "recorded in --weights, else the preset's tag, downloaded "
+                                                        "when online") -> None:
     """``--weights``, ``--backbone``, ``--image-size``, ``--backbone-weights``, ``--quick-gelu``, ``--device``.
 
     Args:
         parser: the subcommand's parser.
         default_backbone: the backbone this command builds without ``--weights`` (shown in --help).
         default_image_size: its input size when it is not the backbone preset's (the demo's 224).
+        default_backbone_weights: what the command does without ``--backbone-weights`` (for --help).
     """
     sizes = ", ".join(f"{name} {size}" for name, size in _preset_sizes().items())
     size_default = f"{default_image_size} for {default_backbone}, else " if default_image_size else ""
@@ -92,7 +95,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_backbone: str =
                             f"in --weights, else {size_default}the backbone preset's: {sizes})")
     group.add_argument("--backbone-weights", default=None, metavar="FILE|TAG",
                        help="CLIP weights: a local file (e.g. ViT-L-14-336px.pt), an open_clip tag, or 'random' "
-                            "(default: recorded in --weights, else the preset's tag, downloaded when online)")
+                            f"(default: {default_backbone_weights})")
     group.add_argument("--quick-gelu", action="store_true", help="QuickGELU activations (off in the paper's runs)")
     group.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 

@@ -30,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="inference precision (auto: bf16/fp16 where the device runs it natively, else fp32)")
     parser.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
-    add_model_arguments(parser, default_backbone=DEMO_BACKBONE, default_image_size=DEMO_IMAGE_SIZE)
+    add_model_arguments(parser, default_backbone=DEMO_BACKBONE, default_image_size=DEMO_IMAGE_SIZE,
+                        default_backbone_weights="the file named by $AACLIP_MED_CLIP_WEIGHTS, else a copy in open_clip's "
+                                                 "cache, else a download unless --offline, else random")
 
 
 def _banner(lines: list[str]) -> None:
