@@ -86,7 +86,7 @@ def detect_modality(image: torch.Tensor, meta: Mapping | None = None) -> Modalit
         return _plain_image_choice(image, float(full_scale))
     prefix = f"DICOM Modality {tag} has no preset; " if tag else ""
     values = torch.as_tensor(image).detach()
-    air = float((values <= AIR_HU).float().mean()) if values.numel() else 0.0
+    air = int((values <= AIR_HU).sum()) / values.numel() if values.numel() else 0.0
     if air >= AIR_FRACTION:
         return ModalityChoice("ct", f"{prefix}{air:.0%} of the values are <= {AIR_HU:g} (air in Hounsfield units): CT")
     return ModalityChoice("mri", f"{prefix}no Hounsfield air (under {AIR_FRACTION:.0%} of the values <= {AIR_HU:g}): "
