@@ -214,9 +214,10 @@ def check_calibration(
     differ, unknown = _model_differences(calibration.model, identity)
     differ += _class_differences(found, class_name, modality, domain)
     if differ and not allow_mismatch:
-        msg = ("the calibration was fitted with other settings; its z-scores and percentiles would not mean "
-               "anything here:\n  " + "\n  ".join(differ) + "\nFit a calibration with this run's settings "
-               "(--calibrate-normals), or pass --allow-calibration-mismatch (allow_calibration_mismatch=True).")
+        # one line: a case failing on it is reported by its first line
+        msg = (f"the calibration was fitted with other settings ({'; '.join(differ)}), so its z-scores and "
+               "percentiles would mean nothing here; fit one with this run's settings (--calibrate-normals) or pass "
+               "--allow-calibration-mismatch (allow_calibration_mismatch=True)")
         raise ValueError(msg)
     if differ:
         logger.warning("applying a calibration fitted with other settings (allowed): %s", "; ".join(differ))
