@@ -155,10 +155,11 @@ def _patch_size(backbone: str) -> int | None:
 
 
 def _check_image_size(image_size: int, backbone: str) -> None:
+    if image_size < 1:
+        raise ValueError(f"--image-size must be a positive number of pixels, got {image_size}")
     patch = _patch_size(backbone)
-    if image_size < 1 or (patch and image_size % patch):
-        step = patch or 1
-        lower, upper = max(step, image_size // step * step), (image_size // step + 1) * step
+    if patch and image_size % patch:
+        lower, upper = max(patch, image_size // patch * patch), (image_size // patch + 1) * patch
         msg = f"--image-size {image_size} is not a multiple of the patch size {patch} of {backbone}; use {lower} or {upper}"
         raise ValueError(msg)
 

@@ -64,16 +64,24 @@ class Job(Protocol):
 
 
 def _prepare(job: Job, out_dir: Path, record: Mapping, force: bool, info: DistContext) -> bool:
-    """Rank 0 readies the folder; returns whether this run wrote run.json (on rank 0)."""
-    wrote = False
+    """Rank 0 readies the folder; returns whether this run wrote run.json (on rank 0).
+
+    A refusal on rank 0 is raised on every rank (the others would wait for it forever otherwise).
+    """
+    wrote, refusal = False, None
     if info.is_main:
         removed = remove_stale_temporaries(out_dir)
         if removed:
             logger.info("removed %d temporary file(s) left by an interrupted run", removed)
         if force:
             job.clear()
-        wrote = claim_output_folder(out_dir, record, job.has_finished_work(), force)
-    barrier(info)
+        try:
+            wrote = claim_output_folder(out_dir, record, job.has_finished_work(), force)
+        except ValueError as err:
+            refusal = str(err)
+    refusal = gather_objects(refusal, info)[0]
+    if refusal is not None:
+        raise ValueError(refusal)
     return wrote
 
 
