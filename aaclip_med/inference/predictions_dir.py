@@ -158,7 +158,8 @@ class ManifestJob:
         return any((self.out_dir / "records").glob("*.json"))
 
     def clear(self) -> None:
-        shutil.rmtree(self.out_dir / "records", ignore_errors=True)
+        for folder in ("records", "maps"):
+            shutil.rmtree(self.out_dir / folder, ignore_errors=True)
         (self.out_dir / PREDICTIONS_FILE).unlink(missing_ok=True)
 
     def process(self, group: tuple[str, list[int]], loaded: tuple[list, list[str], str]) -> None:

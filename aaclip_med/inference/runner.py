@@ -54,7 +54,7 @@ class Job(Protocol):
 
     def has_finished_work(self) -> bool: ...  # any done-marker in the folder
 
-    def clear(self) -> None: ...  # forget finished work (force)
+    def clear(self) -> None: ...  # forget finished work: its markers and partial results (force)
 
     def process(self, unit: Any, loaded: Any) -> None: ...  # may defer the work (batching)
 
@@ -117,12 +117,11 @@ def _fail(job: Job, unit: Any, message: str, status: dict) -> None:
     status["failed"].append({"case_id": job.unit_id(unit), "path": job.unit_path(unit), "error": message})
 
 
-def _remove_record(out_dir: Path, created_folder: bool) -> None:
+def _remove_record(job: Job, out_dir: Path, created_folder: bool) -> None:
+    """Undo what a run that finished nothing left: its record and markers (and the folder it created)."""
     (out_dir / RUN_FILE).unlink(missing_ok=True)
-    for path in sorted(out_dir.rglob("*"), reverse=True):  # empty marker folders
-        if path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
-    if created_folder and not any(out_dir.iterdir()):
+    job.clear()
+    if created_folder and out_dir.is_dir() and not any(out_dir.iterdir()):
         out_dir.rmdir()
 
 
@@ -160,7 +159,7 @@ def run_job(job: Job, out_dir: Path, record: Mapping, info: DistContext, *, work
         if summary["all_failed"]:
             logger.error("every %s failed (%d); nothing was written to %s", job.noun, len(units), out_dir)
             if wrote_record:
-                _remove_record(out_dir, created_folder)
+                _remove_record(job, out_dir, created_folder)
         else:
             job.merge(units)
             write_json_atomic(out_dir / SUMMARY_FILE, {k: v for k, v in summary.items() if k != "all_failed"})

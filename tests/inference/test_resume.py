@@ -86,3 +86,17 @@ def test_every_case_failing_in_an_existing_folder_keeps_its_other_files(tmp_path
     summary = run_inference([cases], out, IntensityModel(), modality="ct", device="cpu")
     assert summary["all_failed"]
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_manifest_run_where_every_source_fails_leaves_nothing(tmp_path):
+    from aaclip_med.data.manifest import write_manifest
+
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in ("a", "b"):
+        (root / f"{name}.png").write_bytes(b"not a png")
+    manifest = write_manifest([{"image_path": f"{n}.png", "label": 0.0, "class_name": "scan"} for n in ("a", "b")],
+                              root / "m.jsonl")
+    summary = run_inference([], tmp_path / "pred", IntensityModel(), modality="photo", manifest=manifest, device="cpu")
+    assert summary["all_failed"] and {f["case_id"] for f in summary["failed"]} == {"a.png", "b.png"}
+    assert not (tmp_path / "pred").exists()
