@@ -6,8 +6,9 @@ The Python API for research pipelines, importable from the top level (loaded on 
 - network: :class:`AAClipConfig`, :func:`build_aaclip`, :func:`load_adapters`, :func:`save_adapters`,
   :func:`load_public_checkpoints`;
 - data: :func:`load_image`, :func:`read_manifest`, :func:`build_manifest`;
-- inference: :func:`run_inference` (cohorts and manifests), :func:`predict_volume` (one MetaTensor
-  in, a map on its grid out), :class:`Predictor`;
+- inference: :func:`run_inference` (cohorts and manifests) with its settings in
+  :class:`InferenceOptions` / :class:`SliceOptions`, :func:`predict_volume` (one MetaTensor in, a
+  map on its grid out), :class:`Predictor`;
 - training: :func:`run_training`, :class:`TrainConfig`;
 - evaluation: :func:`evaluate_predictions`.
 """
@@ -28,6 +29,8 @@ _API = {
     "read_manifest": "aaclip_med.data",
     "build_manifest": "aaclip_med.data",
     "run_inference": "aaclip_med.inference",
+    "InferenceOptions": "aaclip_med.inference",
+    "SliceOptions": "aaclip_med.inference",
     "predict_volume": "aaclip_med.inference",
     "Predictor": "aaclip_med.inference",
     "run_training": "aaclip_med.training",

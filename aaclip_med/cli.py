@@ -2,7 +2,10 @@
 
 Each subcommand lives in ``aaclip_med/commands/<name>.py`` with ``add_arguments(parser)`` and
 ``run(args) -> int``; modules are imported only when their command runs, so ``aaclip-med --help``
-stays fast and one broken optional dependency cannot break the other commands.
+stays fast and one broken optional dependency cannot break the other commands. Command modules
+import only the standard library at module level (torch, MONAI and open_clip inside ``run``), so
+``aaclip-med CMD --help``, option errors and path checks answer at once. Every option's default
+is shown in ``--help`` (:class:`_HelpFormatter`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,12 @@ import sys
 import warnings
 
 __all__ = ["main", "COMMANDS"]
+
+# open_clip's notice while a model is built, before its weights are read (or when aaclip-med's own
+# "RANDOM weights" warning says it once, clearly)
+_RANDOM_INIT_NOTICE = "initialized randomly"
+# ignite's line when Ctrl-C stops an engine: the exception has no text (our own line follows)
+_IGNITE_INTERRUPT = "Engine run is terminating due to exception:"
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -28,9 +37,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (None, False, a help text
+    that already states it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    from aaclip_med import __version__
+
+    return f"aaclip-med {__version__}"
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aaclip-med", description="AA-CLIP anomaly detection for MONAI pipelines.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_module, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -47,6 +74,17 @@ def _configure_logging(verbosity: int) -> None:
     # expected on CPU machines and hides the messages that matter.
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*nvImageCodec decoder plugin did not register.*")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _DropNoise) for f in handler.filters):
+            handler.addFilter(_DropNoise())
+
+
+class _DropNoise(logging.Filter):
+    """Drops other libraries' log lines that would mislead a CLI user (see the constants above)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return _RANDOM_INIT_NOTICE not in message and message.strip() != _IGNITE_INTERRUPT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,14 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, help_text = COMMANDS[top.command]
     module = importlib.import_module(module_name)
-    sub = argparse.ArgumentParser(prog=f"aaclip-med {top.command}", description=help_text)
+    sub = argparse.ArgumentParser(prog=f"aaclip-med {top.command}", description=help_text, formatter_class=_HelpFormatter)
     module.add_arguments(sub)
     args = sub.parse_args(rest)
     _configure_logging(top.verbose)
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted; finished outputs are kept, re-run to resume", file=sys.stderr)
+        print("\naaclip-med: interrupted; finished outputs are kept, re-run the same command to resume", file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError) as err:
         # Errors users can act on: print the message (it names the file and the fix), no traceback.

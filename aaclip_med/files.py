@@ -33,6 +33,12 @@ __all__ = [
 TMP_PREFIX = ".tmp-"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffixes, so writers pick the format); rename on success.
@@ -44,6 +50,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
     try:
         yield tmp
+        if tmp.is_file():  # writers that create files privately (safetensors: 0600) get the policy too
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():

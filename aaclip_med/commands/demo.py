@@ -10,25 +10,29 @@ import argparse
 import logging
 import warnings
 
-from aaclip_med.commands._common import add_model_arguments
-from aaclip_med.demo.sample import SIZES
-from aaclip_med.precision import PRECISIONS
+from aaclip_med.commands._common import PRECISIONS, add_model_arguments, check_model_arguments
+from aaclip_med.commands.sample import SAMPLE_SIZES
 
 __all__ = ["add_arguments", "run"]
 
 _RULE = "!" * 100
+# = aaclip_med.demo.weights.DEMO_BACKBONE / DEMO_IMAGE_SIZE (pinned by a test; that module imports open_clip)
+DEMO_BACKBONE, DEMO_IMAGE_SIZE = "ViT-B-16", 224
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo_out", help="output folder (default demo_out); nothing is written elsewhere")
-    parser.add_argument("--size", choices=sorted(SIZES), default="full", help="sample size: 'full' (44) or 'small' (16)")
+    parser.add_argument("--out", default="demo_out", help="output folder; nothing is written elsewhere")
+    parser.add_argument("--size", choices=SAMPLE_SIZES, default="full", help="sample size: 'full' (44) or 'small' (16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample and of untrained weights")
     parser.add_argument("--offline", action="store_true", help="never try to download CLIP weights")
     parser.add_argument("--protocol", choices=("deployment", "paper"), default="deployment",
                         help="evaluation protocol (paper: per-class test-set min-max, benchmarks only)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="inference precision")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="inference precision (auto: bf16/fp16 where the device runs it natively, else fp32)")
     parser.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
-    add_model_arguments(parser)
+    add_model_arguments(parser, default_backbone=DEMO_BACKBONE, default_image_size=DEMO_IMAGE_SIZE,
+                        default_backbone_weights="the file named by $AACLIP_MED_CLIP_WEIGHTS, else a copy in open_clip's "
+                                                 "cache, else a download unless --offline, else random")
 
 
 def _banner(lines: list[str]) -> None:
@@ -46,6 +50,7 @@ def _quiet_optional_decoder_notices() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_model_arguments(args, default_backbone=DEMO_BACKBONE)  # before the sample is written
     from aaclip_med.demo.pipeline import RANDOM_BANNER, UNTRAINED_NOTE, DemoSettings, run_demo
 
     _quiet_optional_decoder_notices()

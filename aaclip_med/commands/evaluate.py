@@ -4,28 +4,43 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+from aaclip_med.commands._common import check_paths
 
 __all__ = ["add_arguments", "run"]
+
+_PREDICTIONS_FILE = "predictions.jsonl"  # = aaclip_med.inference.predictions_dir.PREDICTIONS_FILE (pinned by a test)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", required=True, help="JSON-lines manifest with labels and mask paths")
-    parser.add_argument("--dataset-root", required=True, help="folder the manifest paths are relative to")
-    parser.add_argument("--predictions", required=True, help="predictions folder written by 'aaclip-med infer'")
+    parser.add_argument("--dataset-root", help="folder the manifest paths are relative to (default: the manifest's folder)")
+    parser.add_argument("--predictions", required=True, help="predictions folder written by 'aaclip-med infer --manifest'")
     parser.add_argument("--out", required=True, help="folder for report.json, metrics.csv, report.html, report.md")
     parser.add_argument("--protocol", choices=["paper", "deployment"], default="deployment",
                         help="paper: per-class min-max over the test set (benchmarks only); "
-                             "deployment: scores as written, no test statistics (default)")
+                             "deployment: scores as written, no test statistics")
     parser.add_argument("--dataset", default=None, help="dataset name for the comparison with published numbers")
-    parser.add_argument("--fpr-limit", type=float, default=0.3, help="FPR limit of AUPRO (default 0.3)")
+    parser.add_argument("--fpr-limit", type=float, default=0.3, help="FPR limit of AUPRO")
+
+
+def _check(args: argparse.Namespace) -> None:
+    check_paths(manifest=args.manifest, dataset_root=args.dataset_root, predictions=args.predictions)
+    predictions = Path(args.predictions)
+    if not (predictions / _PREDICTIONS_FILE).is_file():
+        msg = (f"--predictions {predictions} is not a predictions folder (no {_PREDICTIONS_FILE}); write one with "
+               f"'aaclip-med infer --manifest {args.manifest} --out {predictions} ...' (an interrupted run: re-run it)")
+        raise ValueError(msg)
 
 
 def run(args: argparse.Namespace) -> int:
+    _check(args)
     from aaclip_med.evaluation.evaluate import evaluate_predictions
 
     report = evaluate_predictions(
         args.manifest,
-        args.dataset_root,
+        args.dataset_root or Path(args.manifest).parent,
         args.predictions,
         args.out,
         protocol=args.protocol,

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from aaclip_med.demo.sample import SIZES, generate_sample
+__all__ = ["add_arguments", "run", "SAMPLE_SIZES"]
 
-__all__ = ["add_arguments", "run"]
+SAMPLE_SIZES = ("full", "small")  # = aaclip_med.demo.sample.SIZES (pinned by a test; that module imports numpy)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", metavar="DIR", help="output folder (created); the manifest is DIR/manifest.jsonl")
-    parser.add_argument("--size", choices=sorted(SIZES), default="full",
+    parser.add_argument("--size", choices=SAMPLE_SIZES, default="full",
                         help="'full' (44 slices/images, the demo) or 'small' (16, for tests)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic anomalies (same seed, same bytes)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from aaclip_med.demo.sample import generate_sample
+
     manifest = generate_sample(args.out, size=args.size, seed=args.seed)
     print(f"sample data: {manifest.parent}")
     print(f"manifest:    {manifest}")

@@ -16,7 +16,7 @@ from .channels import (
 from .dataset import LoadSampled, ManifestDataset
 from .dicom import DicomSeries, find_dicom_series
 from .errors import DataError
-from .intensity import CT_WINDOWS, CTWindow, CTWindowd, MRINormalize, MRINormalized, ScaleToUnit, ScaleToUnitd
+from .intensity import CTWindow, CTWindowd, MRINormalize, MRINormalized, ScaleToUnit, ScaleToUnitd
 from .kshot import sample_k_shot
 from .loading import LoadSource, LoadSourced, load_image
 from .manifest import check_classes, read_manifest, validate_record, write_manifest
@@ -28,7 +28,7 @@ from .resize import ResizeImage, ResizeImaged, ResizeMask, ResizeMaskd
 from .slicing import SliceVolume, SliceVolumed, restack_slices
 
 __all__ = [
-    "BinarizeMask", "BinarizeMaskd", "CTWindow", "CTWindowd", "CT_WINDOWS", "ClipNormalize", "ClipNormalized",
+    "BinarizeMask", "BinarizeMaskd", "CTWindow", "CTWindowd", "ClipNormalize", "ClipNormalized",
     "DataError", "DicomSeries", "DicomSeriesReader", "LoadSampled", "LoadSource", "LoadSourced", "MRINormalize",
     "MRINormalized", "ManifestDataset", "RandColorJitter", "ResizeImage", "ResizeImaged", "ResizeMask", "ResizeMaskd", "RandColorJitterd", "ScaleToUnit", "ScaleToUnitd",
     "SliceVolume", "SliceVolumed", "ToThreeChannels", "ToThreeChannelsd", "colour_transforms",

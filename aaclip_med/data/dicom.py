@@ -19,7 +19,7 @@ from pydicom.errors import InvalidDicomError
 
 from .errors import DataError
 
-__all__ = ["DicomSeries", "find_dicom_series", "read_dicom_header", "slice_position"]
+__all__ = ["DicomSeries", "dicom_modality", "find_dicom_series", "read_dicom_header", "slice_position"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,33 @@ def read_dicom_header(path: str | PathLike, defer_pixels: bool = False) -> pydic
         if defer_pixels:
             return pydicom.dcmread(path, defer_size=1024)
         return pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
+    except InvalidDicomError as exc:
+        # pydicom's own text suggests force=True, which would read any file as a DICOM
+        raise DataError(path, "is not a DICOM file (no 'DICM' marker in its header)") from exc
+    except (OSError, ValueError, EOFError) as exc:
         raise DataError(path, f"not a readable DICOM file ({exc})") from exc
+
+
+def dicom_modality(path: str | PathLike, series_uid: str | None = None) -> str | None:
+    """The Modality attribute (0008,0060) of a DICOM file, or of the first file of a series folder.
+
+    Args:
+        path: a DICOM file or a folder of DICOM files.
+        series_uid: in a folder, the series to look at (default: the first readable file).
+
+    Returns:
+        The tag value (e.g. "CT", "MR", "OPT"), or None when no readable file carries one.
+    """
+    path = Path(path)
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    for candidate in files:
+        try:
+            header = read_dicom_header(candidate)
+        except DataError:
+            continue
+        if series_uid is None or str(getattr(header, "SeriesInstanceUID", "")) == series_uid:
+            return str(getattr(header, "Modality", "") or "").strip() or None
+    return None
 
 
 def _has_dicom_magic(path: Path) -> bool:

@@ -7,7 +7,9 @@ a percentile stretch would only distort them (an abdomen window maps 0-255 to 0.
 NIfTI and 16-bit images get the preset's own step.
 
 CT windows are in Hounsfield units (HU), given as (level, width): the window keeps
-[level - width / 2, level + width / 2] and maps it linearly to [0, 1].
+[level - width / 2, level + width / 2] and maps it linearly to [0, 1]. The named windows are
+package data (``aaclip_med/configs/modalities/ct_windows.json``, read through
+:func:`aaclip_med.presets.get_ct_window`):
 
 | name         | level (HU) | width (HU) | kept range (HU) |
 |--------------|-----------:|-----------:|-----------------|
@@ -21,20 +23,21 @@ CT windows are in Hounsfield units (HU), given as (level, width): the window kee
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import ScaleIntensityRange, Transform
 from monai.utils import TransformBackends, convert_to_dst_type
 
+from aaclip_med.presets import get_ct_window, list_ct_windows
+
 from .loading import INTENSITY_MAX
 from .twin import ArrayTwind
 
 __all__ = [
     "is_8bit_source",
-    "CT_WINDOWS",
+    "get_ct_window",
+    "list_ct_windows",
     "CTWindow",
     "CTWindowd",
     "MRINormalize",
@@ -42,18 +45,6 @@ __all__ = [
     "ScaleToUnit",
     "ScaleToUnitd",
 ]
-
-# (level, width) in HU; read-only so that no caller can change a documented window
-CT_WINDOWS = MappingProxyType(
-    {
-        "abdomen": (40.0, 400.0),
-        "liver": (30.0, 150.0),
-        "brain": (40.0, 80.0),
-        "lung": (-600.0, 1500.0),
-        "bone": (400.0, 1800.0),
-        "soft_tissue": (50.0, 350.0),
-    }
-)
 
 
 def is_8bit_source(img: torch.Tensor) -> bool:
@@ -71,17 +62,14 @@ class CTWindow(Transform):
     """Clip a CT image (HU) to a window and scale it to [0, 1].
 
     Args:
-        window: a name of :data:`CT_WINDOWS` or a (level, width) pair in HU.
+        window: a name of :func:`list_ct_windows` or a (level, width) pair in HU.
     """
 
     backend = [TransformBackends.TORCH]
 
     def __init__(self, window: str | tuple[float, float] = "abdomen") -> None:
         if isinstance(window, str):
-            if window not in CT_WINDOWS:
-                msg = f"unknown CT window {window!r}; choose one of {sorted(CT_WINDOWS)} or give (level, width) in HU"
-                raise ValueError(msg)
-            window = CT_WINDOWS[window]
+            window = get_ct_window(window)  # ValueError listing the names when unknown
         level, width = (float(v) for v in window)
         if width <= 0:
             msg = f"CT window width must be > 0 HU, got {width}"

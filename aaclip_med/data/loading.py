@@ -23,18 +23,22 @@ from monai.transforms import LoadImage, MapTransform, Transform
 from monai.utils import TransformBackends
 from PIL import Image
 
-from .dicom import read_dicom_header
+from .dicom import dicom_modality, read_dicom_header
 from .errors import DataError
 from .readers import DicomSeriesReader
 
 __all__ = [
-    "LoadSource", "LoadSourced", "load_image", "source_kind", "check_finite", "INTENSITY_MAX", "DEFAULT_MAX_PIXELS",
+    "LoadSource", "LoadSourced", "load_image", "source_kind", "check_finite", "INTENSITY_MAX", "DICOM_MODALITY",
+    "DEFAULT_MAX_PIXELS", "SUPPORTED",
 ]
 
 logger = logging.getLogger(__name__)
 
 # meta key holding the full-scale value of a plain image (255 for 8 bit, 65535 for 16 bit)
 INTENSITY_MAX = "intensity_max"
+# meta key holding the DICOM Modality attribute of a DICOM source ("CT", "MR", ...; None if absent)
+DICOM_MODALITY = "dicom_modality"
+SUPPORTED = "DICOM files or series folders, NIfTI (.nii, .nii.gz), PNG, JPEG, TIFF or BMP images"
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _NIFTI_SUFFIXES = (".nii", ".nii.gz", ".img", ".hdr")
 # PIL modes converted on read, so that every plain image is gray or RGB (alpha is dropped)
@@ -68,7 +72,13 @@ def source_kind(path: str | PathLike) -> str:
         return "nifti"
     if name.endswith(_IMAGE_SUFFIXES):
         return "image"
-    header = read_dicom_header(path, defer_pixels=True)  # anything else must be DICOM (often without suffix)
+    try:  # anything else must be DICOM (often without suffix)
+        header = read_dicom_header(path, defer_pixels=True)
+    except DataError as err:
+        if "no 'DICM' marker" not in err.problem:
+            raise
+        raise DataError(path, f"is not a DICOM file (no 'DICM' marker) and not a NIfTI or image file by its name; "
+                              f"inputs are {SUPPORTED}") from err
     if "PixelData" not in header and "FloatPixelData" not in header and "DoubleFloatPixelData" not in header:
         msg = "DICOM file without pixel data (a report, SR or presentation state, or a file cut short in transfer?)"
         raise DataError(path, msg)
@@ -146,7 +156,8 @@ def load_image(
 
     Returns:
         (C, H, W) for 2D sources (C = 1 gray or 3 RGB), (1, X, Y, Z) for volumes; meta holds
-        `affine` (RAS, mm), `filename_or_obj` and, for plain images, `intensity_max`.
+        `affine` (RAS, mm), `filename_or_obj`, for plain images `intensity_max` and for DICOM
+        sources `dicom_modality` (the Modality attribute, used by ``--modality auto``).
 
     Raises:
         DataError: the file is missing, empty, corrupt, without pixel data, or holds NaN/Inf or a
@@ -166,6 +177,8 @@ def load_image(
         image = _select_volume(image, volume_index, path)
     if kind == "image":
         image.meta[INTENSITY_MAX] = _image_intensity_max(path)
+    if kind.startswith("dicom"):
+        image.meta[DICOM_MODALITY] = dicom_modality(path, series_uid)
     check_finite(image, path)
     logger.debug("loaded %s (%s) shape %s", path, kind, tuple(image.shape))
     return image

@@ -1,64 +1,124 @@
-"""Modality presets as data: which intensity steps turn a loaded slice into a [0, 1] image.
+"""Modality presets: which intensity steps turn a loaded slice into a [0, 1] image, and ``auto``.
 
-A preset is a plain dict: `kind` (ct | mri | oct | endoscopy | photo), its parameters, and the
-`domain` (medical | industrial) that picks the smoothing kernel and image-score rule downstream.
+A preset is a plain dict: ``kind`` (ct | mri | oct | endoscopy | photo), its parameters, and the
+``domain`` (medical | industrial) that picks the smoothing kernel and image-score rule downstream.
+The presets and CT windows are package data (:mod:`aaclip_med.presets`).
+
+``auto`` picks a preset per source (:func:`detect_modality`), in this order:
+
+1. a DICOM source whose Modality attribute has a preset: CT -> ``ct``, MR -> ``mri``,
+   OPT/OCT -> ``oct``, ES -> ``endoscopy``, XC -> ``photo``;
+2. a plain image (PNG, JPEG, TIFF, BMP): 8 bit -> ``photo`` (industrial domain; pass
+   ``--modality`` for a medical photo), 16-bit gray -> ``mri`` (its percentile window: a 16-bit
+   container rarely uses its full range);
+3. anything else (NIfTI, DICOM of another modality): ``ct`` when at least 1 % of the values are at
+   or below -500 (air in Hounsfield units is -1000; MR, PET and OCT values are not strongly
+   negative), else ``mri`` (percentiles 1-99 of the foreground: right for any unit-less scale).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
+from collections.abc import Hashable, Mapping
 from functools import partial
-from types import MappingProxyType
+from typing import NamedTuple
 
 import torch
 from monai.transforms import CropForegroundd, MapTransform
 
-from aaclip_med.keys import Domain
+from aaclip_med.presets import (
+    AUTO,
+    get_modality,
+    list_modalities,
+    preset_for_dicom_modality,
+    resolve_modality_name,
+)
 
-from .intensity import CT_WINDOWS, CTWindowd, MRINormalized, ScaleToUnitd
+from .intensity import CTWindowd, MRINormalized, ScaleToUnitd
+from .loading import DICOM_MODALITY, INTENSITY_MAX
 
-__all__ = ["list_modalities", "get_modality", "preset_transforms", "resolve_modality_name"]
+__all__ = [
+    "AUTO",
+    "AutoModalityd",
+    "ModalityChoice",
+    "detect_modality",
+    "get_modality",
+    "list_modalities",
+    "preset_transforms",
+    "resolve_modality_name",
+]
 
 logger = logging.getLogger(__name__)
 
-_PRESETS = MappingProxyType(
-    {
-        **{f"ct-{name.replace('_', '-')}": {"kind": "ct", "window": name, "domain": Domain.MEDICAL} for name in CT_WINDOWS},
-        "ct": {"kind": "ct", "window": "abdomen", "domain": Domain.MEDICAL},
-        "mri": {"kind": "mri", "lower": 1.0, "upper": 99.0, "domain": Domain.MEDICAL},
-        "oct": {"kind": "oct", "domain": Domain.MEDICAL},
-        "endoscopy": {"kind": "endoscopy", "remove_black_frame": False, "frame_threshold": 0.05, "domain": Domain.MEDICAL},
-        "photo": {"kind": "photo", "domain": Domain.INDUSTRIAL},
-    }
-)
+AIR_HU = -500.0  # values at or below this are air (or padding) in a CT in Hounsfield units
+AIR_FRACTION = 0.01  # a source with at least this fraction of air values is taken as CT
 
 
-# Short names users type (DICOM's Modality attribute says "MR") -> preset names.
-_ALIASES = MappingProxyType({"mr": "mri"})
+class ModalityChoice(NamedTuple):
+    """The preset ``auto`` picked for a source, and why (logged and recorded per case)."""
+
+    name: str
+    reason: str
 
 
-def resolve_modality_name(name: str) -> str:
-    """The preset name of ``name`` (aliases such as "mr" resolved); unknown names raise ValueError."""
-    resolved = _ALIASES.get(name, name)
-    if resolved not in _PRESETS:
-        msg = f"unknown modality {name!r}; choose one of {list_modalities()} (or 'mr' for 'mri')"
-        raise ValueError(msg)
-    return resolved
+def _plain_image_choice(image: torch.Tensor, full_scale: float) -> ModalityChoice:
+    if full_scale <= 255:
+        return ModalityChoice("photo", "8-bit image: photo preset, industrial domain (pass --modality for a medical image)")
+    if image.shape[0] == 1:
+        return ModalityChoice("mri", "16-bit gray image: no fixed intensity scale, percentile window (mri preset)")
+    return ModalityChoice("photo", "16-bit colour image: photo preset, industrial domain")
 
 
-def list_modalities() -> list[str]:
-    """Names of the built-in modality presets."""
-    return sorted(_PRESETS)
+def detect_modality(image: torch.Tensor, meta: Mapping | None = None) -> ModalityChoice:
+    """The preset ``auto`` picks for one source (rules in the module docstring).
 
-
-def get_modality(name: str) -> dict:
-    """A copy of the preset `name` (safe to modify).
-
-    Raises:
-        ValueError: unknown name; the message lists the choices.
+    Args:
+        image: the loaded source, (C, H, W) or (C, X, Y, Z), in its own units (HU for CT).
+        meta: its meta (default: ``image.meta``); ``dicom_modality`` and ``intensity_max`` are read.
     """
-    return copy.deepcopy(dict(_PRESETS[resolve_modality_name(name)]))
+    meta = getattr(image, "meta", {}) if meta is None else meta
+    tag = meta.get(DICOM_MODALITY)
+    preset = preset_for_dicom_modality(tag)
+    if preset:
+        return ModalityChoice(preset, f"DICOM Modality {tag}")
+    full_scale = meta.get(INTENSITY_MAX)
+    if full_scale:
+        return _plain_image_choice(image, float(full_scale))
+    prefix = f"DICOM Modality {tag} has no preset; " if tag else ""
+    values = torch.as_tensor(image).detach()
+    air = int((values <= AIR_HU).sum()) / values.numel() if values.numel() else 0.0
+    if air >= AIR_FRACTION:
+        return ModalityChoice("ct", f"{prefix}{air:.0%} of the values are <= {AIR_HU:g} (air in Hounsfield units): CT")
+    return ModalityChoice("mri", f"{prefix}no Hounsfield air (under {AIR_FRACTION:.0%} of the values <= {AIR_HU:g}): "
+                                 "percentile window (mri preset)")
+
+
+class AutoModalityd(MapTransform):
+    """Apply the preset :func:`detect_modality` picks for each image (``preset_transforms("auto")``).
+
+    Each call decides on the image it gets; for a volume, decide once on the whole volume with
+    :func:`detect_modality` instead and pass the preset name, so that every slice gets the same.
+
+    Args:
+        keys: the image key.
+        mask_key: a mask cropped with the image (endoscopy frame removal), or None.
+    """
+
+    def __init__(self, keys: str, mask_key: str | None = None) -> None:
+        super().__init__(keys)
+        self.mask_key = mask_key
+        self._steps: dict[str, list[MapTransform]] = {}
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict:
+        d = dict(data)
+        key = self.keys[0]
+        choice = detect_modality(d[key])
+        logger.debug("modality auto: %s (%s)", choice.name, choice.reason)
+        if choice.name not in self._steps:
+            self._steps[choice.name] = preset_transforms(choice.name, key, self.mask_key)
+        for step in self._steps[choice.name]:
+            d = step(d)
+        return d
 
 
 def _brighter_than(img: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -70,14 +130,17 @@ def preset_transforms(modality: str | dict, image_key: str = "image", mask_key: 
     """Dictionary transforms of a preset: loaded slice -> [0, 1] image (mask cropped alike).
 
     Args:
-        modality: a preset name or a preset dict (e.g. a modified copy from :func:`get_modality`,
-            such as `{"kind": "ct", "window": (50, 350)}` for a custom window in HU).
+        modality: a preset name, ``auto`` (:class:`AutoModalityd`) or a preset dict (e.g. a
+            modified copy from :func:`get_modality`, such as `{"kind": "ct", "window": (50, 350)}`
+            for a custom window in HU).
         image_key: key of the (C, H, W) image.
         mask_key: key of the (1, H, W) mask, cropped with the image by the endoscopy frame removal.
     """
+    if modality == AUTO:
+        return [AutoModalityd(image_key, mask_key)]
     preset = get_modality(modality) if isinstance(modality, str) else dict(modality)
     kind = preset.get("kind")
-    logger.info("modality preset: %s", preset)
+    logger.debug("modality preset: %s", preset)
     if kind == "ct":
         return [CTWindowd(image_key, window=preset.get("window", "abdomen"))]
     if kind == "mri":

@@ -1,14 +1,16 @@
 """Library entry points for pipelines, the CLI and the bundle: one call per job.
 
-- :func:`run_inference`: files/folders or a manifest -> outputs folder, returns the summary.
-- :func:`fit_calibration`: normal reference images -> :class:`Calibration` (see ``calibration.py``).
+- :func:`run_inference`: files/folders or a manifest -> outputs folder, returns the summary; its
+  settings are one :class:`~aaclip_med.inference.options.InferenceOptions` (keyword arguments of
+  the same names are accepted too and override it).
+- :func:`fit_calibration`: normal reference images -> :class:`ClassCalibration` (see ``calibration.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +18,26 @@ from torch import nn
 
 from aaclip_med.data.manifest import read_manifest
 from aaclip_med.distributed import DistContext, init_distributed, shutdown_distributed
-from aaclip_med.inference.calibration import Calibration, ClassCalibration, PixelStats
-from aaclip_med.inference.case_outputs import OutputOptions
-from aaclip_med.inference.cohort import CohortSettings, load_case, run_cohort
-from aaclip_med.inference.predictions_dir import run_manifest
+from aaclip_med.inference.calibration import (
+    Calibration,
+    ClassCalibration,
+    PixelStats,
+    check_calibration,
+    identity_from_record,
+)
+from aaclip_med.inference.cohort import CohortJob, ModalityLog, load_case
+from aaclip_med.inference.options import InferenceOptions
+from aaclip_med.inference.predictions_dir import ManifestJob
 from aaclip_med.inference.predictor import Predictor
-from aaclip_med.inference.run_info import run_record
+from aaclip_med.inference.run_info import run_record, sha256_file
+from aaclip_med.inference.runner import run_job
 from aaclip_med.inference.sources import discover_cases
 from aaclip_med.inference.volume import predict_case
-from aaclip_med.inference.writers import write_json
 from aaclip_med.keys import Keys
+from aaclip_med.presets import AUTO
 from aaclip_med.prompts import resolve_description
 
-__all__ = ["run_inference", "fit_calibration", "calibration_from_model"]
+__all__ = ["run_inference", "fit_calibration", "calibration_from_model", "InferenceOptions"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,89 +48,113 @@ def calibration_from_model(model: nn.Module) -> Calibration | None:
     return Calibration.from_dict(data, "checkpoint extra") if data else None
 
 
-def _descriptions(classes: Sequence[str], description: str | None, overrides: Mapping[str, str] | None) -> dict[str, str]:
-    if description:
-        return {name: description for name in classes}
-    return {name: resolve_description(name, overrides) for name in classes}
-
-
 def run_inference(
     inputs: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     model: nn.Module,
-    modality: str = "ct",
-    domain: str | None = None,
-    class_name: str = "scan",
-    description: str | None = None,
-    descriptions: Mapping[str, str] | None = None,
+    options: InferenceOptions | None = None,
+    *,
     manifest: str | os.PathLike | None = None,
     dataset_root: str | os.PathLike | None = None,
-    threshold: float | None = None,
-    dicom: bool = False,
-    calibration: Calibration | None = None,
-    precision: str = "fp32",
-    batch_size: int = 8,
-    workers: int = 0,
-    device: str | None = None,
-    weights: str | None = None,
+    **settings,
 ) -> dict:
     """Run inference on files/folders (cohort mode) or on a manifest (predictions-directory mode).
 
     Under ``torchrun`` (WORLD_SIZE > 1) cases are sharded across ranks; outputs equal one process.
+    Everything is checked (settings against the model, the output folder's earlier work, the
+    calibration) before the first case; see :mod:`aaclip_med.inference.runner` for the run itself.
 
     Args:
         inputs: files and folders (ignored when ``manifest`` is given).
         out_dir: the only folder written to.
         model: an AAClip (e.g. from ``load_adapters``); its ``checkpoint_extra`` calibration is
-            used when ``calibration`` is None.
-        modality, domain: preset and domain (default from the modality).
-        class_name, description, descriptions: class of the inputs and its text; a manifest's
-            classes are resolved through ``descriptions`` then the shipped registries.
-        manifest, dataset_root: manifest mode (see ``predictions_dir.py``).
-        threshold: raw map threshold for masks and DICOM SEG.
-        dicom: write DICOM SEG / Parametric Map for DICOM sources.
-        calibration: normal-reference calibration (see ``calibration.py``).
-        precision, batch_size, workers, device: execution settings.
-        weights: the adapter file, recorded with its sha256 in run.json.
+            used when the options hold none.
+        options: the run's settings (default :class:`InferenceOptions`).
+        manifest, dataset_root: manifest mode (see ``predictions_dir.py``); the root defaults to
+            the manifest's folder.
+        settings: :class:`InferenceOptions` fields by keyword (``modality="mri"``,
+            ``threshold=2.5``...), applied over ``options``.
 
     Returns:
-        The summary {"total", "done", "skipped", "failed", "out_dir"}.
+        The summary {"total", "done", "skipped", "failed", "out_dir", "all_failed"}.
     """
-    info = init_distributed(device)
+    options = InferenceOptions.build(options, **settings)
+    options.check_model(model)
+    if manifest is None:
+        cases = discover_cases(inputs)  # before anything is created: a missing input writes nothing
+    info = init_distributed(options.device)
     try:
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        predictor = Predictor(model, modality, domain, batch_size, precision, info.device)
-        calibration = calibration or calibration_from_model(model)
-        settings = {"modality": predictor.modality, "domain": predictor.domain, "precision": predictor.precision,
-                    "threshold": threshold, "calibration": calibration.to_dict() if calibration else None,
-                    "world_size": info.world_size}
+        predictor = Predictor(model, options.modality, options.domain, options.batch_size, options.precision,
+                              info.device, progress=options.progress)
+        calibration = options.calibration or calibration_from_model(model)
         if manifest is not None:
-            summary = _run_manifest(predictor, manifest, dataset_root, out, description, descriptions, info, workers, settings)
+            record = run_record(model, options.weights, _settings(options, predictor, None, info))
+            job = _manifest_job(predictor, options, manifest, dataset_root, out, record)
         else:
-            desc = description or resolve_description(class_name, descriptions)
-            cohort = CohortSettings(class_name, desc, OutputOptions(threshold, dicom), calibration, workers)
-            summary = run_cohort(predictor, discover_cases(inputs), out, cohort, info)
-            settings |= {"class_name": class_name, "description": desc}
-        if info.is_main:
-            write_json(out / "run.json", run_record(model, weights, settings))
-        return summary
+            record = run_record(model, options.weights, _settings(options, predictor, calibration, info))
+            description = options.description or resolve_description(options.resolved_class, options.descriptions)
+            record |= {"class_name": options.resolved_class, "description": description}
+            calibrate = _calibration_lookup(calibration, record, options)
+            job = CohortJob(predictor, cases, out, options, description, calibrate)
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)  # only now: every check above writes nothing
+        return run_job(job, out, record, info, workers=options.workers, progress=options.progress,
+                       force=options.force, created_folder=created)
     finally:
         shutdown_distributed(info)
 
 
-def _run_manifest(predictor, manifest, dataset_root, out, description, descriptions, info: DistContext, workers, settings) -> dict:
+def _settings(options: InferenceOptions, predictor: Predictor, calibration: Calibration | None, info: DistContext) -> dict:
+    return {
+        "modality": options.modality, "domain": predictor.domain, "precision": predictor.precision,
+        "threshold": options.threshold, "dicom": options.dicom,
+        "calibration": calibration.to_dict() if calibration else None,
+        "slices": {k: getattr(options.slices, k) for k in ("axis", "start", "stop", "min_foreground", "skip_empty")},
+        "world_size": info.world_size,
+    }
+
+
+def _calibration_lookup(calibration: Calibration | None, record: Mapping, options: InferenceOptions,
+                        class_name: str | None = None) -> Callable[[str, str], ClassCalibration | None]:
+    """(modality, domain) -> the checked class calibration; the model and class are checked now."""
+    if calibration is None:
+        return lambda modality, domain: None
+    identity = identity_from_record(record)
+    name = class_name or options.resolved_class
+    fixed = None if options.modality == AUTO else options.modality
+    check_calibration(calibration, identity, name, fixed, options.domain, options.allow_calibration_mismatch)
+    checked: dict[tuple[str, str], ClassCalibration] = {}
+
+    def lookup(modality: str, domain: str) -> ClassCalibration:
+        if (modality, domain) not in checked:
+            checked[(modality, domain)] = check_calibration(calibration, identity, name, modality, domain,
+                                                            options.allow_calibration_mismatch)
+        return checked[(modality, domain)]
+
+    return lookup
+
+
+def _manifest_job(predictor: Predictor, options: InferenceOptions, manifest, dataset_root, out: Path,
+                  record: dict) -> ManifestJob:
     manifest = Path(manifest)
     root = Path(dataset_root) if dataset_root else manifest.parent
     records = read_manifest(manifest)
     classes = sorted({str(r[Keys.CLASS_NAME]) for r in records})
-    descs = _descriptions(classes, description, descriptions)
-    settings |= {"manifest": str(manifest), "dataset_root": str(root), "descriptions": descs}
-    return run_manifest(predictor, records, root, out, descs, info, workers)
+    if options.description:
+        descriptions = {name: options.description for name in classes}
+    else:
+        descriptions = {name: resolve_description(name, options.descriptions) for name in classes}
+    if options.calibration is not None:
+        logger.warning("the calibration is not applied to a manifest run: its raw scores are what 'aaclip-med evaluate' reads")
+    record |= {"manifest": str(manifest), "manifest_sha256": sha256_file(manifest), "dataset_root": str(root),
+               "descriptions": descriptions}
+    return ManifestJob(predictor, records, root, out, descriptions, options.modality, options.domain, ModalityLog())
 
 
 def fit_calibration(
     predictor: Predictor, normals: Sequence[str | os.PathLike], class_name: str, description: str, seed: int = 0,
+    modality: str | None = None,
 ) -> ClassCalibration:
     """Fit a class calibration on normal reference images/volumes (every slice counts).
 
@@ -131,15 +164,26 @@ def fit_calibration(
         class_name: class the references belong to.
         description: its text description.
         seed: seed of the pixel subsample used for the map quantiles.
+        modality: preset or "auto" (default: the predictor's); every reference must get the same preset.
+
+    Raises:
+        ValueError: the references got different presets, or there are fewer than 2 slices.
     """
     rng = np.random.default_rng(seed)
     scores: list[float] = []
     pixels = PixelStats()
+    presets: dict[str, str] = {}
     for case in discover_cases(normals):
-        result = predict_case(predictor, load_case(case), description)
+        result = predict_case(predictor, load_case(case), description, modality=modality)
+        presets.setdefault(result.modality, case.case_id)
         scores += [s.image_score for s in result.slices]
         for index in range(result.anomaly_map.shape[-1] if result.anomaly_map.ndim == 4 else 1):
             plane = result.anomaly_map[0, ..., index] if result.anomaly_map.ndim == 4 else result.anomaly_map[0]
             pixels.add(np.asarray(plane), rng)
+    if len(presets) > 1:
+        raise ValueError(f"the normal references got different modality presets {presets} (preset: first case); "
+                         "pass --modality to calibrate one kind of image")
     logger.info("calibration of %r from %d normal slice(s)", class_name, len(scores))
-    return ClassCalibration.fit(class_name, description, predictor.domain, scores, pixels)
+    modality_used = next(iter(presets), None)
+    domain = predictor.fixed_domain or (result.domain if presets else predictor.domain)
+    return ClassCalibration.fit(class_name, description, domain, scores, pixels, modality_used)

@@ -9,10 +9,17 @@ set (spec section 5), which is impossible for one new patient. Instead, fit once
 
 At inference, a raw score ``s`` becomes
 - ``z = (s - mean) / std``: how many normal standard deviations above normal it is;
-- ``normal_percentile = (#{normal scores <= s} + 0.5) / (n + 1)``: the fraction of normal
-  references scoring at most ``s``, kept inside (0, 1) so it never claims certainty. A value of
-  0.99 means "higher than 99 % of normal slices";
+- ``normal_percentile = (k + 0.5) / (n + 1)`` where ``k`` of the ``n`` normal reference slices
+  score at most ``s``: the fraction of normal slices at or below ``s``, pulled towards 0.5 by half
+  a reference so that it stays inside (0, 1) and never claims certainty (with n = 99, a score
+  above every normal slice gets 0.995);
 and the pixel quantiles suggest a map threshold (e.g. the 0.999 normal quantile for a mask).
+
+A calibration only means something for the scores it was fitted on: the same backbone, CLIP and
+adapter weights, input size, modality preset, domain and class. These are stored with it and a
+run with other settings is refused (:func:`check_calibration`, naming each difference) unless the
+mismatch is explicitly allowed. Fewer than :data:`MIN_NORMAL_SLICES` normal reference slices fit
+with a warning: the percentile then moves in steps of 1/(n+1) and the standard deviation is rough.
 
 The case score of a volume is the max over its slices, which is higher than a typical slice even
 for a normal case; its percentile is against normal *slices*, so read it as "the most anomalous
@@ -35,13 +42,19 @@ import numpy as np
 
 from aaclip_med.files import write_text_atomic
 
-__all__ = ["ClassCalibration", "Calibration", "PixelStats", "save_calibration", "load_calibration"]
+__all__ = [
+    "ClassCalibration", "Calibration", "PixelStats", "save_calibration", "load_calibration", "check_calibration",
+    "MIN_NORMAL_SLICES", "MODEL_FIELDS", "identity_from_record",
+]
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 PIXEL_QUANTILES = (0.99, 0.999)
 _PIXELS_PER_MAP = 4096  # random pixels per reference map kept for the quantiles (bounded memory)
+MIN_NORMAL_SLICES = 20  # fewer normal reference slices fit with a warning
+# what the scores depend on, stored in Calibration.model and compared with the run's network
+MODEL_FIELDS = ("backbone", "image_size", "pretrained", "weights_sha256")
 
 
 @dataclass
@@ -75,25 +88,31 @@ class ClassCalibration:
     pixel_mean: float
     pixel_std: float
     pixel_quantiles: dict[str, float]  # "0.99" -> value
+    modality: str | None = None  # the preset the references were preprocessed with (None: not recorded)
 
     @classmethod
-    def fit(cls, class_name: str, description: str, domain: str, image_scores, pixels: PixelStats) -> ClassCalibration:
-        """From the raw scores of >= 2 normal slices and their pixel statistics."""
+    def fit(cls, class_name: str, description: str, domain: str, image_scores, pixels: PixelStats,
+            modality: str | None = None) -> ClassCalibration:
+        """From the raw scores of >= 2 normal slices and their pixel statistics (warned under MIN_NORMAL_SLICES)."""
         scores = np.sort(np.asarray(image_scores, dtype=np.float64))
         if scores.size < 2:
             raise ValueError(f"Calibration of class {class_name!r} needs at least 2 normal images, got {scores.size}.")
+        if scores.size < MIN_NORMAL_SLICES:
+            logger.warning("calibration of %r from only %d normal slice(s) (recommended: at least %d): its percentiles "
+                           "move in steps of %.2f and its z-scores are rough", class_name, scores.size,
+                           MIN_NORMAL_SLICES, 1 / (scores.size + 1))
         pixel_mean = pixels.total / pixels.count
         pixel_var = max(pixels.total_sq / pixels.count - pixel_mean**2, 0.0)
         quantiles = {str(q): float(np.quantile(pixels.sample, q)) for q in PIXEL_QUANTILES}
         return cls(class_name, description, str(domain), scores.tolist(), float(scores.mean()),
-                   float(scores.std(ddof=1)), float(pixel_mean), float(np.sqrt(pixel_var)), quantiles)
+                   float(scores.std(ddof=1)), float(pixel_mean), float(np.sqrt(pixel_var)), quantiles, modality)
 
     def z(self, score: float) -> float:
         """Standard score of a raw image score against the normal references."""
         return float((score - self.image_mean) / max(self.image_std, 1e-12))
 
     def percentile(self, score: float) -> float:
-        """Fraction of normal references scoring at most ``score``, in (0, 1)."""
+        """``(k + 0.5) / (n + 1)``: ``k`` of the ``n`` normal reference slices score at most ``score``; in (0, 1)."""
         rank = np.searchsorted(np.asarray(self.image_scores), score, side="right")
         return float((rank + 0.5) / (len(self.image_scores) + 1))
 
@@ -106,14 +125,8 @@ class Calibration:
     model: dict[str, object] = field(default_factory=dict)  # backbone / weights the scores came from
 
     def get(self, class_name: str) -> ClassCalibration | None:
-        """The class's calibration; with a single class stored, that one (logged) for any name."""
-        if class_name in self.classes:
-            return self.classes[class_name]
-        if len(self.classes) == 1:
-            only = next(iter(self.classes.values()))
-            logger.info("calibration has only class %r; using it for %r", only.class_name, class_name)
-            return only
-        return None
+        """The calibration of ``class_name``, or None."""
+        return self.classes.get(class_name)
 
     def to_dict(self) -> dict:
         return {"format_version": FORMAT_VERSION, "model": dict(self.model),
@@ -152,3 +165,73 @@ def load_calibration(path: str | os.PathLike) -> Calibration:
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err.msg}).") from err
     return Calibration.from_dict(data, str(path))
+
+
+def _model_differences(stored: Mapping, identity: Mapping) -> tuple[list[str], list[str]]:
+    differ, unknown = [], []
+    for key in MODEL_FIELDS:
+        if key not in stored:
+            unknown.append(key)
+        elif stored[key] != identity.get(key):
+            differ.append(f"{key}: calibration {stored[key]!r}, this run {identity.get(key)!r}")
+    return differ, unknown
+
+
+def _class_differences(found: ClassCalibration, class_name: str, modality: str | None, domain: str | None) -> list[str]:
+    differ = []
+    if found.class_name != class_name:
+        differ.append(f"class: calibration {found.class_name!r}, this run {class_name!r}")
+    if found.modality and modality and found.modality != modality:
+        differ.append(f"modality: calibration {found.modality!r}, this run {modality!r}")
+    if domain and found.domain != domain:
+        differ.append(f"domain: calibration {found.domain!r}, this run {domain!r}")
+    return differ
+
+
+def check_calibration(
+    calibration: Calibration, identity: Mapping, class_name: str, modality: str | None = None,
+    domain: str | None = None, allow_mismatch: bool = False,
+) -> ClassCalibration:
+    """The class calibration to apply, refused when it was fitted with other settings.
+
+    Args:
+        calibration: the loaded calibration.
+        identity: this run's network (:data:`MODEL_FIELDS`, e.g. from ``model_identity``).
+        class_name: the class of the cases it is applied to.
+        modality, domain: the preset and domain of those cases (None: not checked).
+        allow_mismatch: apply it anyway, with a warning naming the differences.
+
+    Raises:
+        ValueError: each difference named, with the way out.
+    """
+    found = calibration.get(class_name)
+    if found is None and len(calibration.classes) == 1:
+        found = next(iter(calibration.classes.values()))  # a single-class file: compared (and refused) below
+    if found is None:
+        msg = (f"the calibration has no class {class_name!r} (classes: {sorted(calibration.classes)}); fit one "
+               "with --calibrate-normals and the same --class-name")
+        raise ValueError(msg)
+    differ, unknown = _model_differences(calibration.model, identity)
+    differ += _class_differences(found, class_name, modality, domain)
+    if differ and not allow_mismatch:
+        # one line: a case failing on it is reported by its first line
+        msg = (f"the calibration was fitted with other settings ({'; '.join(differ)}), so its z-scores and "
+               "percentiles would mean nothing here; fit one with this run's settings (--calibrate-normals) or pass "
+               "--allow-calibration-mismatch (allow_calibration_mismatch=True)")
+        raise ValueError(msg)
+    if differ:
+        logger.warning("applying a calibration fitted with other settings (allowed): %s", "; ".join(differ))
+    if unknown:
+        logger.warning("the calibration does not record %s; it cannot be checked against this run", ", ".join(unknown))
+    return found
+
+
+def identity_from_record(record: Mapping) -> dict:
+    """The :data:`MODEL_FIELDS` of a run record (``run.json``): the CLIP file by its sha256 when it is a file."""
+    pretrained = record.get("pretrained_sha256")
+    return {
+        "backbone": record.get("backbone"),
+        "image_size": record.get("image_size"),
+        "pretrained": f"sha256:{pretrained}" if pretrained else record.get("pretrained"),
+        "weights_sha256": record.get("weights_sha256"),
+    }

@@ -7,13 +7,12 @@ File layout in the output folder (``<case>`` = case ID from the input's file/fol
 - plain images: ``<case>_heatmap.png`` and ``<case>_blend.png`` at the original size;
 - DICOM sources with ``dicom=True``: ``<case>_seg.dcm`` (binary SEG; needs a threshold) and
   ``<case>_pmap.dcm`` (float Parametric Map);
-- ``<case>_scores.json``: case score and per-slice scores.
+- ``<case>_scores.json``: case score, the preset used (and why), and per-slice scores.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from monai.data import MetaTensor
 
 from aaclip_med.data.loading import INTENSITY_MAX
 from aaclip_med.inference.calibration import ClassCalibration
+from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.inference.sources import Case
 from aaclip_med.inference.volume import CaseResult
 from aaclip_med.inference.writers import (
@@ -32,35 +32,27 @@ from aaclip_med.inference.writers import (
 )
 from aaclip_med.inference.writers.png import image_to_rgb8
 
-__all__ = ["OutputOptions", "write_case_outputs", "score_rows"]
+__all__ = ["write_case_outputs", "score_rows"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class OutputOptions:
-    """What to write for each case.
-
-    Attributes:
-        threshold: raw map value at or above which a voxel is anomalous (mask, SEG); None: no mask.
-        dicom: also write DICOM SEG / Parametric Map for DICOM sources (needs highdicom).
-    """
-
-    threshold: float | None = None
-    dicom: bool = False
-
-
 def score_rows(case: Case, result: CaseResult, calibration: ClassCalibration | None, class_name: str) -> tuple[dict, list[dict]]:
-    """(case row, slice rows) with raw scores and, when calibrated, z-scores and normal percentiles."""
+    """(case row, slice rows) with raw scores and, when calibrated, z-scores and normal percentiles.
+
+    ``foreground``/``scored`` say which slices count in the case score (see ``volume.py``).
+    """
     slices = []
     for s in result.slices:
         row = {"case_id": case.case_id, "slice_index": s.slice_index, "image_score": s.image_score,
-               "global_score": s.global_score, "map_max": s.map_max}
+               "global_score": s.global_score, "map_max": s.map_max, "foreground": round(s.foreground, 4),
+               "scored": s.scored}
         if calibration is not None:
             row |= {"calibrated_z": calibration.z(s.image_score), "normal_percentile": calibration.percentile(s.image_score)}
         slices.append(row)
-    best = max(result.slices, key=lambda s: s.image_score)
+    best = result.best_slice
     case_row = {"case_id": case.case_id, "source": str(case.path), "class_name": class_name,
+                "modality": result.modality, "modality_reason": result.modality_reason, "domain": result.domain,
                 "n_slices": len(result.slices), "case_score": best.image_score, "max_slice": best.slice_index}
     if calibration is not None:
         case_row |= {"calibrated_z": calibration.z(best.image_score), "normal_percentile": calibration.percentile(best.image_score)}
@@ -73,7 +65,7 @@ def _write_png(case: Case, image: MetaTensor, score_map: np.ndarray, out_dir: Pa
             write_blend_png(rgb, score_map, out_dir / f"{case.case_id}_blend.png")]
 
 
-def _write_dicom(case: Case, score_map: MetaTensor, options: OutputOptions, out_dir: Path) -> list[Path]:
+def _write_dicom(case: Case, score_map: MetaTensor, options: InferenceOptions, out_dir: Path) -> list[Path]:
     from aaclip_med.inference.writers.dicom_pmap import write_parametric_map
     from aaclip_med.inference.writers.dicom_seg import write_segmentation
 
@@ -83,14 +75,18 @@ def _write_dicom(case: Case, score_map: MetaTensor, options: OutputOptions, out_
     if options.threshold is None:
         logger.warning("%s: no --threshold, so no DICOM SEG (the Parametric Map is written)", case.case_id)
     else:
-        written.append(write_segmentation(volume >= options.threshold, files, out_dir / f"{case.case_id}_seg.dcm"))
+        mask = volume >= options.threshold
+        if not mask.any():
+            logger.warning("%s: no voxel reaches --threshold %g (map maximum %.4g): its DICOM SEG is empty",
+                           case.case_id, options.threshold, float(volume.max()))
+        written.append(write_segmentation(mask, files, out_dir / f"{case.case_id}_seg.dcm"))
     return written
 
 
 def write_case_outputs(
-    case: Case, image: MetaTensor, result: CaseResult, out_dir: Path, options: OutputOptions, rows: tuple[dict, list[dict]]
+    case: Case, image: MetaTensor, result: CaseResult, out_dir: Path, options: InferenceOptions, rows: tuple[dict, list[dict]]
 ) -> list[Path]:
-    """Write the case's files (see module docstring); returns their paths."""
+    """Write the case's files (see module docstring; ``options.threshold``/``dicom`` decide which); returns their paths."""
     score_map = result.anomaly_map
     if case.kind == "image":
         written = _write_png(case, image, np.asarray(score_map[0]), out_dir)

@@ -1,11 +1,9 @@
-"""Cohort runs over files and folders: resumable, sharded across ranks, failures isolated.
+"""Cohort runs over files and folders: the :class:`~aaclip_med.inference.runner.Job` of one case per source.
 
-For every case the outputs of ``case_outputs.py`` are written, then a done-marker
-``.done/<case>.json`` (holding the case's score rows) is written last. A re-run skips cases with
-a marker and removes temporary files an interrupted run left behind. A case that fails is logged
-with its error (naming the file) and the run goes on. At the end, rank 0 writes the merged score
-tables (``scores_slices.csv``, ``scores_cases.csv``, ``scores.json``) and ``summary.json``
-({done, skipped, failed, total}).
+For every case the outputs of ``case_outputs.py`` are staged, renamed into place, then a
+done-marker ``.done/<case>.json`` (holding the case's score rows) is written last. The run loop
+(:mod:`aaclip_med.inference.runner`) skips cases with a marker and isolates failures; at the end
+the markers are merged into ``scores_slices.csv``, ``scores_cases.csv`` and ``scores.json``.
 """
 
 from __future__ import annotations
@@ -14,39 +12,24 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from aaclip_med.data.loading import load_image
-from aaclip_med.distributed import DistContext, barrier, gather_objects, shard
-from aaclip_med.files import TMP_PREFIX, remove_stale_temporaries
-from aaclip_med.inference.calibration import Calibration
-from aaclip_med.inference.case_outputs import OutputOptions, score_rows, write_case_outputs
-from aaclip_med.inference.errors import short_error
+from aaclip_med.files import TMP_PREFIX
+from aaclip_med.inference.calibration import ClassCalibration
+from aaclip_med.inference.case_outputs import score_rows, write_case_outputs
+from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.inference.predictor import Predictor
-from aaclip_med.inference.prefetch import prefetch
 from aaclip_med.inference.sources import Case
-from aaclip_med.inference.volume import predict_case
+from aaclip_med.inference.volume import CaseResult, predict_case
 from aaclip_med.inference.writers import write_json, write_score_tables
 
-__all__ = ["CohortSettings", "run_cohort", "load_case", "DONE_DIR"]
+__all__ = ["CohortJob", "load_case", "DONE_DIR", "ModalityLog"]
 
 logger = logging.getLogger(__name__)
 
 DONE_DIR = ".done"
-
-
-@dataclass(frozen=True)
-class CohortSettings:
-    """Per-run choices shared by every case."""
-
-    class_name: str
-    description: str
-    options: OutputOptions
-    calibration: Calibration | None = None
-    workers: int = 0
 
 
 def load_case(case: Case):
@@ -59,82 +42,91 @@ def load_case(case: Case):
     return load_image(case.path)
 
 
-def _marker(out_dir: Path, case: Case) -> Path:
-    return out_dir / DONE_DIR / f"{case.case_id}.json"
+class ModalityLog:
+    """Says which preset ``auto`` picked and why: a WARNING the first time a preset is picked in a
+    run, INFO for later cases with the same preset (every case records it in its scores)."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __call__(self, where: str, name: str, reason: str) -> None:
+        if reason == "given":
+            return
+        level = logging.INFO if name in self._seen else logging.WARNING
+        self._seen.add(name)
+        logger.log(level, "%s: --modality auto chose %s: %s", where, name, reason)
 
 
-def _process(predictor: Predictor, case: Case, image, out_dir: Path, settings: CohortSettings) -> None:
-    result = predict_case(predictor, image, settings.description)
-    calibration = settings.calibration.get(settings.class_name) if settings.calibration else None
-    rows = score_rows(case, result, calibration, settings.class_name)
-    # outputs go to a staging folder first: a case failing half-way leaves nothing under final names
-    staging = out_dir / f"{TMP_PREFIX}{case.case_id}"
-    try:
-        written = write_case_outputs(case, image, result, staging, settings.options, rows)
-        for path in written:
-            os.replace(path, out_dir / path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    # the marker is written last: its presence means every output above is complete
-    write_json(_marker(out_dir, case), {"case": rows[0], "slices": rows[1], "files": [p.name for p in written]})
+class CohortJob:
+    """Cases -> maps, overlays, score rows (see the module docstring).
 
-
-def _run_shard(predictor: Predictor, cases: list[Case], out_dir: Path, settings: CohortSettings, info: DistContext) -> dict:
-    status = {"done": [], "skipped": [], "failed": []}
-    todo = [c for c in cases if not _marker(out_dir, c).is_file()]
-    status["skipped"] = [c.case_id for c in cases if c not in todo]
-    bar = tqdm(total=len(todo), desc=f"infer (rank {info.rank})" if info.world_size > 1 else "infer",
-               unit="case", position=info.rank, disable=None)
-    for case, image, error in prefetch(todo, load_case, settings.workers):
-        try:
-            if error is not None:
-                raise error
-            _process(predictor, case, image, out_dir, settings)
-            status["done"].append(case.case_id)
-        except Exception as err:  # noqa: BLE001 - one bad case must not stop the cohort
-            message = short_error(err)
-            logger.error("case %s (%s) failed: %s", case.case_id, case.path, message)
-            status["failed"].append({"case_id": case.case_id, "path": str(case.path), "error": message})
-        bar.update(1)
-    bar.close()
-    return status
-
-
-def _merge_tables(out_dir: Path, cases: list[Case]) -> None:
-    case_rows, slice_rows = [], []
-    for case in cases:
-        marker = _marker(out_dir, case)
-        if marker.is_file():
-            record = json.loads(marker.read_text(encoding="utf-8"))
-            case_rows.append(record["case"])
-            slice_rows += record["slices"]
-    write_score_tables(out_dir, slice_rows, case_rows)
-
-
-def run_cohort(predictor: Predictor, cases: list[Case], out_dir: Path, settings: CohortSettings, info: DistContext) -> dict:
-    """Process this rank's share of ``cases``; rank 0 merges tables and writes ``summary.json``.
-
-    Returns:
-        The summary {"done", "skipped", "failed" (list of {case_id, path, error}), "total", ...}
-        (the same on every rank).
+    Args:
+        predictor: the batched predictor.
+        cases: every case of the run.
+        out_dir: the output folder.
+        options: the run's settings (slicing, modality, threshold, DICOM outputs).
+        description: text description of the cases' class.
+        calibration_for: (modality, domain) -> the class calibration to apply, or None.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if info.is_main:
-        removed = remove_stale_temporaries(out_dir)
-        if removed:
-            logger.info("removed %d temporary file(s) left by an interrupted run", removed)
-    barrier(info)
-    status = _run_shard(predictor, shard(cases, info), out_dir, settings, info)
-    parts = gather_objects(status, info)
-    summary = {
-        "total": len(cases),
-        "done": sum(len(p["done"]) for p in parts),
-        "skipped": sum(len(p["skipped"]) for p in parts),
-        "failed": [f for p in parts for f in p["failed"]],
-        "out_dir": str(out_dir),
-    }
-    if info.is_main:
-        _merge_tables(out_dir, cases)
-        write_json(out_dir / "summary.json", summary)
-    barrier(info)
-    return summary
+
+    noun = "case"
+
+    def __init__(self, predictor: Predictor, cases: list[Case], out_dir: Path, options: InferenceOptions,
+                 description: str, calibration_for: Callable[[str, str], ClassCalibration | None]) -> None:
+        self.predictor, self.cases, self.out_dir, self.options = predictor, cases, out_dir, options
+        self.description, self.calibration_for = description, calibration_for
+        self.load = load_case
+        self.modality_log = ModalityLog()
+
+    def units(self) -> list[Case]:
+        return self.cases
+
+    def unit_id(self, case: Case) -> str:
+        return case.case_id
+
+    def unit_path(self, case: Case) -> str:
+        return str(case.path)
+
+    def _marker(self, case: Case) -> Path:
+        return self.out_dir / DONE_DIR / f"{case.case_id}.json"
+
+    def is_done(self, case: Case) -> bool:
+        return self._marker(case).is_file()
+
+    def has_finished_work(self) -> bool:
+        return any((self.out_dir / DONE_DIR).glob("*.json"))
+
+    def clear(self) -> None:
+        shutil.rmtree(self.out_dir / DONE_DIR, ignore_errors=True)
+
+    def process(self, case: Case, image) -> None:
+        result = predict_case(self.predictor, image, self.description, self.options.slices,
+                              self.options.modality, self.options.domain)
+        self.modality_log(f"case {case.case_id}", result.modality, result.modality_reason)
+        calibration = self.calibration_for(result.modality, result.domain)
+        rows = score_rows(case, result, calibration, self.options.resolved_class)
+        self._write(case, image, result, rows)
+
+    def _write(self, case: Case, image, result: CaseResult, rows: tuple[dict, list[dict]]) -> None:
+        # outputs go to a staging folder first: a case failing half-way leaves nothing under final names
+        staging = self.out_dir / f"{TMP_PREFIX}{case.case_id}"
+        try:
+            written = write_case_outputs(case, image, result, staging, self.options, rows)
+            for path in written:
+                os.replace(path, self.out_dir / path.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        # the marker is written last: its presence means every output above is complete
+        write_json(self._marker(case), {"case": rows[0], "slices": rows[1], "files": [p.name for p in written]})
+
+    def finish(self) -> dict[str, str]:
+        return {}  # every case is written when processed
+
+    def merge(self, cases: list[Case]) -> list[Path]:
+        case_rows, slice_rows = [], []
+        for case in cases:
+            if self.is_done(case):
+                record = json.loads(self._marker(case).read_text(encoding="utf-8"))
+                case_rows.append(record["case"])
+                slice_rows += record["slices"]
+        return list(write_score_tables(self.out_dir, slice_rows, case_rows).values())

@@ -2,34 +2,39 @@
 
 ``maps/NNNNNN.npy`` holds the raw float32 (H, W) map of manifest line NNNNNN (0-based) at the
 source slice's native size, which is the ground-truth mask's size (the data layer refuses masks of
-another size). Lines sharing a source are loaded together (a volume is loaded once), and lines of the same
-class, modality and domain are batched across sources. Per line,
+another size). Lines sharing a source are one unit of the run loop (a volume is loaded once), and
+lines of the same class, modality and domain are batched across sources. Per line,
 ``records/NNNNNN.json`` (its predictions.jsonl entry) is written after its map and serves as the
 done-marker for resume; rank 0 finally writes ``predictions.jsonl`` in manifest order.
+
+A line's preset is its own ``modality`` key, else the run's; ``auto`` is decided once per source
+on the whole loaded source and recorded on the line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from aaclip_med.data.loading import load_image
 from aaclip_med.data.slicing import SliceVolume
-from aaclip_med.distributed import DistContext, barrier, gather_objects, shard
-from aaclip_med.files import atomic_path, remove_stale_temporaries, write_text_atomic
+from aaclip_med.files import atomic_path, write_text_atomic
 from aaclip_med.inference.errors import short_error
-from aaclip_med.inference.predictor import Predictor
-from aaclip_med.inference.prefetch import prefetch
+from aaclip_med.inference.predictor import Predictor, default_domain
+from aaclip_med.inference.volume import resolve_case_modality
 from aaclip_med.keys import Keys
+from aaclip_med.presets import resolve_modality_name
 
-__all__ = ["run_manifest", "group_records"]
+__all__ = ["ManifestJob", "group_records", "PREDICTIONS_FILE"]
 
 logger = logging.getLogger(__name__)
+
+PREDICTIONS_FILE = "predictions.jsonl"
 
 
 def group_records(records: list[dict]) -> list[tuple[str, list[int]]]:
@@ -41,33 +46,33 @@ def group_records(records: list[dict]) -> list[tuple[str, list[int]]]:
 
 
 class _GroupLoader:
-    """Picklable loader of one group's source and the slices its lines ask for."""
+    """Picklable loader of one group's source: (slices its lines ask for, preset per line, why)."""
 
-    def __init__(self, root: Path, records: list[dict]) -> None:
-        self.root, self.records = root, records
+    def __init__(self, root: Path, records: list[dict], modality: str) -> None:
+        self.root, self.records, self.modality = root, records, modality
 
-    def __call__(self, group: tuple[str, list[int]]) -> list:
+    def __call__(self, group: tuple[str, list[int]]) -> tuple[list, list[str], str]:
         image_path, indices = group
         image = load_image(self.root / image_path)
+        names = [self.records[i].get(Keys.MODALITY) for i in indices]
+        reason = "given"
+        if not all(names):
+            choice = resolve_case_modality(image, self.modality)
+            reason = choice.reason
+            names = [resolve_modality_name(n) if n else choice.name for n in names]
         if image.ndim == 3:
-            return [image] * len(indices)
+            return [image] * len(indices), names, reason
         slice_indices = [self.records[i].get(Keys.SLICE_INDEX) for i in indices]
         if any(s is None for s in slice_indices):
             raise ValueError(f"{self.root / image_path}: a volume needs 'slice_index' on every manifest line.")
-        return SliceVolume()(image, indices=[int(s) for s in slice_indices])
+        return SliceVolume()(image, indices=[int(s) for s in slice_indices]), names, reason
 
 
-def _line(index: int, record: Mapping, scores: tuple[float, float, float], domain: str) -> dict:
+def _line(index: int, record: Mapping, scores: tuple[float, float, float], modality: str, domain: str) -> dict:
     return {"index": index, "image_path": record[Keys.IMAGE_PATH], "mask_path": record.get(Keys.MASK_PATH) or "",
             "class_name": record[Keys.CLASS_NAME], "label": record[Keys.LABEL], "image_score": scores[0],
-            "global_score": scores[1], "map_max": scores[2], "map_path": f"maps/{index:06d}.npy", "domain": domain}
-
-
-def _write_line(out_dir: Path, index: int, record: Mapping, amap: np.ndarray, scores: tuple, domain: str) -> None:
-    with atomic_path(out_dir / "maps" / f"{index:06d}.npy") as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, amap.astype(np.float32), allow_pickle=False)
-    write_text_atomic(out_dir / "records" / f"{index:06d}.json", json.dumps(_line(index, record, scores, domain)))
+            "global_score": scores[1], "map_max": scores[2], "map_path": f"maps/{index:06d}.npy",
+            "modality": modality, "domain": domain}
 
 
 class _LineBatcher:
@@ -77,15 +82,12 @@ class _LineBatcher:
     at batch size 1. A batch that fails is retried line by line so one bad line cannot fail others.
     """
 
-    def __init__(self, predictor: Predictor, records: list[dict], out_dir: Path, descriptions: Mapping[str, str]):
-        self.predictor, self.records, self.out_dir, self.descriptions = predictor, records, out_dir, descriptions
+    def __init__(self, predictor: Predictor, write: Callable[[int, np.ndarray, tuple, str, str], None]) -> None:
+        self.predictor, self.write = predictor, write
         self.pending: dict[tuple, list[tuple[int, object]]] = {}
         self.failed: dict[int, str] = {}
 
-    def add(self, index: int, image) -> None:
-        record = self.records[index]
-        key = (self.descriptions[record[Keys.CLASS_NAME]], record.get(Keys.MODALITY),
-               str(record.get(Keys.DOMAIN) or self.predictor.domain))
+    def add(self, key: tuple[str, str, str], index: int, image) -> None:
         self.pending.setdefault(key, []).append((index, image))
         if len(self.pending[key]) >= self.predictor.batch_size:
             self._flush(key)
@@ -102,7 +104,7 @@ class _LineBatcher:
             for item in items:
                 try:
                     self._predict(key, [item])
-                except Exception as err:  # noqa: BLE001 - logged by the caller, the run goes on
+                except Exception as err:  # noqa: BLE001 - reported per source by the run loop
                     self.failed[item[0]] = short_error(err)
 
     def _predict(self, key: tuple, items: list) -> None:
@@ -110,66 +112,88 @@ class _LineBatcher:
         out = self.predictor.predict_slices([image for _, image in items], description, modality, domain)
         for n, (index, _) in enumerate(items):
             scores = (float(out.image_score[n]), float(out.global_score[n]), float(out.map_max[n]))
-            _write_line(self.out_dir, index, self.records[index], out.maps[n], scores, domain)
+            self.write(index, out.maps[n], scores, modality, domain)
 
 
-def _record_done(out_dir: Path, index: int) -> bool:
-    return (out_dir / "records" / f"{index:06d}.json").is_file()
-
-
-def run_manifest(
-    predictor: Predictor, records: list[dict], root: Path, out_dir: Path, descriptions: Mapping[str, str],
-    info: DistContext, workers: int = 0,
-) -> dict:
-    """Predict every manifest line (this rank's share of sources); rank 0 writes predictions.jsonl.
+class ManifestJob:
+    """Manifest lines -> the predictions directory (see the module docstring).
 
     Args:
+        predictor: the batched predictor.
+        records: the manifest lines.
+        root: the folder their paths are relative to.
+        out_dir: the predictions directory.
         descriptions: class name -> description for every class of the manifest.
-
-    Returns:
-        Summary {"total", "done", "skipped", "failed", "out_dir"} counted in sources (groups).
+        modality: the run's preset for lines without one ("auto": per source).
+        domain: the run's domain for lines without one (None: from each line's preset).
+        on_choice: called (where, preset, reason) when ``auto`` picks a preset.
     """
-    if info.is_main:
-        remove_stale_temporaries(out_dir)
-    barrier(info)
-    groups = shard(group_records(records), info)
-    todo = [g for g in groups if not all(_record_done(out_dir, i) for i in g[1])]
-    status = {"done": 0, "skipped": len(groups) - len(todo), "failed": []}
-    loader = _GroupLoader(root, records)
-    batcher = _LineBatcher(predictor, records, out_dir, descriptions)
-    loaded: list[tuple[str, list[int]]] = []
-    for (image_path, indices), slices, error in tqdm(prefetch(todo, loader, workers), total=len(todo), desc="infer", unit="source", disable=None):
-        if error is not None:
-            logger.error("source %s failed: %s", root / image_path, short_error(error))
-            status["failed"].append({"image_path": image_path, "error": short_error(error)})
-            continue
-        for index, image in zip(indices, slices, strict=True):
-            batcher.add(index, image)
-        loaded.append((image_path, indices))
-    batcher.finish()
-    for image_path, indices in loaded:
-        errors = [batcher.failed[i] for i in indices if i in batcher.failed]
-        if errors:
-            logger.error("source %s failed: %s", root / image_path, errors[0])
-            status["failed"].append({"image_path": image_path, "error": errors[0]})
-        else:
-            status["done"] += 1
-    parts = gather_objects(status, info)
-    summary = {"total": len(group_records(records)), "done": sum(p["done"] for p in parts),
-               "skipped": sum(p["skipped"] for p in parts), "failed": [f for p in parts for f in p["failed"]],
-               "out_dir": str(out_dir)}
-    if info.is_main:
-        _merge(out_dir, len(records))
-    barrier(info)
-    return summary
 
+    noun = "source"
 
-def _merge(out_dir: Path, count: int) -> None:
-    """Write predictions.jsonl when every line has a record (else leave it out: evaluate would fail)."""
-    missing = [i for i in range(count) if not _record_done(out_dir, i)]
-    if missing:
-        logger.error("%d manifest line(s) have no prediction (first: %d); predictions.jsonl not written, re-run to resume",
-                     len(missing), missing[0])
-        return
-    lines = [(out_dir / "records" / f"{i:06d}.json").read_text(encoding="utf-8").strip() for i in range(count)]
-    write_text_atomic(out_dir / "predictions.jsonl", "\n".join(lines) + "\n")
+    def __init__(self, predictor: Predictor, records: list[dict], root: Path, out_dir: Path,
+                 descriptions: Mapping[str, str], modality: str, domain: str | None,
+                 on_choice: Callable[[str, str, str], None] | None = None) -> None:
+        self.predictor, self.records, self.root, self.out_dir = predictor, records, root, out_dir
+        self.descriptions, self.domain, self.on_choice = descriptions, domain, on_choice
+        self.load = _GroupLoader(root, records, modality)
+        self.batcher = _LineBatcher(predictor, self._write_line)
+
+    def units(self) -> list[tuple[str, list[int]]]:
+        return group_records(self.records)
+
+    def unit_id(self, group: tuple[str, list[int]]) -> str:
+        return group[0]
+
+    def unit_path(self, group: tuple[str, list[int]]) -> str:
+        return str(self.root / group[0])
+
+    def _record_path(self, index: int) -> Path:
+        return self.out_dir / "records" / f"{index:06d}.json"
+
+    def is_done(self, group: tuple[str, list[int]]) -> bool:
+        return all(self._record_path(i).is_file() for i in group[1])
+
+    def has_finished_work(self) -> bool:
+        return any((self.out_dir / "records").glob("*.json"))
+
+    def clear(self) -> None:
+        for folder in ("records", "maps"):
+            shutil.rmtree(self.out_dir / folder, ignore_errors=True)
+        (self.out_dir / PREDICTIONS_FILE).unlink(missing_ok=True)
+
+    def process(self, group: tuple[str, list[int]], loaded: tuple[list, list[str], str]) -> None:
+        slices, names, reason = loaded
+        if self.on_choice is not None:
+            self.on_choice(f"source {group[0]}", names[0], reason)
+        for index, image, name in zip(group[1], slices, names, strict=True):
+            record = self.records[index]
+            domain = str(record.get(Keys.DOMAIN) or self.domain or default_domain(name))
+            self.batcher.add((self.descriptions[record[Keys.CLASS_NAME]], name, domain), index, image)
+
+    def finish(self) -> dict[str, str]:
+        self.batcher.finish()
+        failed = {}
+        for image_path, indices in self.units():
+            errors = [self.batcher.failed[i] for i in indices if i in self.batcher.failed]
+            if errors:
+                failed[image_path] = errors[0]
+        return failed
+
+    def _write_line(self, index: int, amap: np.ndarray, scores: tuple, modality: str, domain: str) -> None:
+        with atomic_path(self.out_dir / "maps" / f"{index:06d}.npy") as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, amap.astype(np.float32), allow_pickle=False)
+        line = _line(index, self.records[index], scores, modality, domain)
+        write_text_atomic(self._record_path(index), json.dumps(line))
+
+    def merge(self, groups: list) -> list[Path]:
+        """Write predictions.jsonl when every line has a record (else leave it out: evaluate would fail)."""
+        count = len(self.records)
+        missing = [i for i in range(count) if not self._record_path(i).is_file()]
+        if missing:
+            logger.error("%d manifest line(s) have no prediction (first: %d); %s not written, re-run to resume",
+                         len(missing), missing[0], PREDICTIONS_FILE)
+            return []
+        lines = [self._record_path(i).read_text(encoding="utf-8").strip() for i in range(count)]
+        return [write_text_atomic(self.out_dir / PREDICTIONS_FILE, "\n".join(lines) + "\n")]

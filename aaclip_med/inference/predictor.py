@@ -5,6 +5,10 @@ CLIP preprocessing (:func:`aaclip_med.data.pipeline.inference_transforms`), text
 per class description, batching, ``torch.inference_mode`` and optional autocast. Scores are the
 raw values of spec section 5 computed at the model's input size S; the S x S map is then resized
 (bilinear) to the slice's own (H, W), because preprocessing resized the whole slice to S x S.
+
+With ``modality="auto"`` (the default) the preset is picked per call from the slices given
+(:func:`aaclip_med.data.modality.detect_modality`); cohort runs decide once per source instead,
+on the whole volume, and pass the preset.
 """
 
 from __future__ import annotations
@@ -17,20 +21,45 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
-from aaclip_med.data.modality import get_modality, resolve_modality_name
+from aaclip_med.data.modality import ModalityChoice, detect_modality
 from aaclip_med.data.pipeline import inference_transforms
 from aaclip_med.keys import Domain, Keys
 from aaclip_med.model import Prediction
 from aaclip_med.model.fast import FastPredictor
+from aaclip_med.presets import AUTO, get_modality, resolve_modality_name
 
-__all__ = ["Predictor", "SlicePredictions", "default_domain", "resize_map"]
+__all__ = ["Predictor", "SlicePredictions", "check_image_size", "default_domain", "resize_map"]
 
 logger = logging.getLogger(__name__)
 
+
+def check_image_size(model: nn.Module) -> None:
+    """Refuse a network whose input side is not a whole number of patches (the map grid would be cut)."""
+    size = int(model.config.image_size)
+    patch = getattr(getattr(getattr(model, "clip", None), "visual", None), "patch_size", None)
+    patch = int(patch[0] if isinstance(patch, (tuple, list)) else patch) if patch else None
+    if patch and size % patch:
+        lower, upper = size // patch * patch, (size // patch + 1) * patch
+        msg = (f"image size {size} is not a multiple of the patch size {patch} of {model.config.backbone}; "
+               f"use {lower or patch} or {upper}")
+        raise ValueError(msg)
+
+
 def default_domain(modality: str) -> str:
-    """The domain a modality implies: photo -> industrial, every medical modality -> medical."""
-    return str(get_modality(resolve_modality_name(modality)).get("domain", Domain.MEDICAL))
+    """The domain a modality preset implies: photo -> industrial, every medical modality -> medical."""
+    return str(get_modality(modality).get("domain", Domain.MEDICAL))
+
+
+def _auto_choice(slices: Sequence[torch.Tensor]) -> ModalityChoice:
+    """What ``auto`` picks for a group of slices: decided on all their values at once."""
+    first = slices[0]
+    meta = getattr(first, "meta", {})
+    if len(slices) > 1 and len({s.shape[0] for s in slices}) == 1:
+        values = torch.cat([torch.as_tensor(s).reshape(s.shape[0], -1) for s in slices], dim=1)  # (C, N)
+        return detect_modality(values, meta)
+    return detect_modality(first, meta)
 
 
 class SlicePredictions(NamedTuple):
@@ -57,37 +86,49 @@ class Predictor:
 
     Args:
         model: an :class:`aaclip_med.model.AAClip`.
-        modality: modality preset ("ct", "mr"/"mri", "oct", "endoscopy", "photo", "ct-lung", ...).
-        domain: "medical" or "industrial"; default from the modality.
+        modality: "auto" (per call, from the slices) or a preset ("ct", "mr"/"mri", "oct",
+            "endoscopy", "photo", "ct-lung", ...).
+        domain: "medical" or "industrial"; default from the preset.
         batch_size: slices per forward pass.
         precision: "auto", "fp32", "bf16" or "fp16" (see :mod:`aaclip_med.precision`).
         device: torch device; default cuda when available, else cpu.
+        progress: a progress bar over the slices of calls with more than one batch (terminal only).
     """
 
     def __init__(
         self,
         model: nn.Module,
-        modality: str = "photo",
+        modality: str = AUTO,
         domain: str | None = None,
         batch_size: int = 8,
-        precision: str = "fp32",
+        precision: str = "auto",
         device: str | torch.device | None = None,
+        progress: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        self.modality = resolve_modality_name(modality)
-        self.domain = str(Domain(domain)) if domain else default_domain(self.modality)
+        check_image_size(model)
+        self.modality = resolve_modality_name(modality, allow_auto=True)
+        self.fixed_domain = str(Domain(domain)) if domain else None
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.batch_size = batch_size
+        self.progress = progress
         self.model = model.to(self.device).eval()
         self.image_size = int(model.config.image_size)
-        self._transforms = {self.modality: inference_transforms(self.modality, self.image_size)}
+        self._transforms: dict[str, object] = {}
         self._anchors: dict[str, torch.Tensor] = {}
         # fused attention, autocast blocks with fp32 heads (the reference is AAClip.predict in fp32)
         self._fast = FastPredictor(model, precision=precision)
         self.precision = self._fast.precision  # resolved: what actually runs
         logger.info("predictor: modality %s, domain %s, %s on %s, batch %d",
-                    self.modality, self.domain, self.precision, self.device, batch_size)
+                    self.modality, self.fixed_domain or "from the preset", self.precision, self.device, batch_size)
+
+    @property
+    def domain(self) -> str | None:
+        """The domain of the predictor's own preset (None while the preset is picked per call)."""
+        if self.fixed_domain or self.modality == AUTO:
+            return self.fixed_domain
+        return default_domain(self.modality)
 
     def anchors(self, description: str) -> torch.Tensor:
         """(D, 2) text anchors of ``description``, computed once in fp32 and kept on the device."""
@@ -98,7 +139,9 @@ class Predictor:
 
     def preprocess(self, image: torch.Tensor, modality: str | None = None) -> torch.Tensor:
         """(C, H, W) loaded slice -> (3, S, S) CLIP-normalised tensor (preset ``modality`` or the predictor's)."""
-        name = resolve_modality_name(modality) if modality else self.modality
+        name = resolve_modality_name(modality or self.modality, allow_auto=True)
+        if name == AUTO:
+            name = detect_modality(image).name
         if name not in self._transforms:
             self._transforms[name] = inference_transforms(name, self.image_size)
         out = self._transforms[name]({Keys.IMAGE: image})[Keys.IMAGE]
@@ -107,6 +150,8 @@ class Predictor:
     def predict_tensor(self, images: torch.Tensor, description: str, domain: str | None = None) -> Prediction:
         """Raw prediction for preprocessed ``images`` (B, 3, S, S); every field float32 on CPU."""
         anchors = self.anchors(description)
+        if not (domain or self.domain):
+            raise ValueError("domain unknown: pass domain= ('medical' or 'industrial') or a modality preset")
         domain = str(Domain(domain or self.domain))
         pred = self._fast(images.to(self.device), anchors, domain)
         return Prediction(*(t.detach().float().cpu() for t in pred))
@@ -119,21 +164,33 @@ class Predictor:
         Args:
             slices: loaded slices, any sizes.
             description: class description for the anchors.
-            modality: preset overriding the predictor's (e.g. from a manifest line).
-            domain: domain overriding the predictor's.
+            modality: preset overriding the predictor's (e.g. from a manifest line); "auto" or an
+                "auto" predictor without one picks the preset once for all ``slices``.
+            domain: domain overriding the predictor's (default: the preset's).
 
         Returns:
             :class:`SlicePredictions` in the order of ``slices``.
         """
+        name = resolve_modality_name(modality or self.modality, allow_auto=True)
+        if name == AUTO and slices:
+            choice = _auto_choice(slices)
+            logger.info("modality auto: %s (%s)", choice.name, choice.reason)
+            name = choice.name
+        if name != AUTO:
+            domain = domain or self.fixed_domain or default_domain(name)
         maps, scores, globals_, maxima = [], [], [], []
+        bar = tqdm(total=len(slices), unit="slice", leave=False, dynamic_ncols=True,
+                   disable=None if self.progress and len(slices) > self.batch_size else True)
         for start in range(0, len(slices), self.batch_size):
             chunk = slices[start : start + self.batch_size]
-            batch = torch.stack([self.preprocess(s, modality) for s in chunk])  # (B, 3, S, S)
+            batch = torch.stack([self.preprocess(s, name) for s in chunk])  # (B, 3, S, S)
             pred = self.predict_tensor(batch, description, domain)
             maps += [resize_map(m, s.shape[-2:]) for m, s in zip(pred.anomaly_map, chunk, strict=True)]
             scores.append(pred.image_score)
             globals_.append(pred.global_score)
             maxima.append(pred.map_max)
+            bar.update(len(chunk))
+        bar.close()
 
         def cat(parts: list[torch.Tensor]) -> np.ndarray:
             return torch.cat(parts).numpy() if parts else np.zeros(0, np.float32)

@@ -2,19 +2,23 @@
 
 A case is one source: a NIfTI file, a plain image, a single DICOM file, or one DICOM series (all
 files of a folder sharing a SeriesInstanceUID). Case IDs come from file and folder names only,
-never from DICOM tags such as PatientName/PatientID.
+never from DICOM tags such as PatientName/PatientID. A ``.dcm`` file in a folder that belongs to no
+readable series (empty, cut short, not DICOM) becomes a case of its own, so the run reports it as
+failed with its problem instead of skipping it silently; other files that are not images
+(reports, notes) are skipped.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from aaclip_med.data.dicom import find_dicom_series
 from aaclip_med.data.errors import DataError
+from aaclip_med.data.loading import SUPPORTED
 from aaclip_med.data.slicing import case_id_from_path
 
 __all__ = ["Case", "discover_cases", "IMAGE_SUFFIXES", "NIFTI_SUFFIXES"]
@@ -55,14 +59,19 @@ def _kind(path: Path) -> str | None:
     return "dicom"
 
 
-def _series_cases(folder: Path, stem: str) -> list[Case]:
+def _series_cases(folder: Path, stem: str, root: Path) -> list[Case]:
     try:
         series = find_dicom_series(folder)
     except DataError:
-        return []  # no DICOM here: other files were not images
+        series = []  # no readable DICOM here
     several = len(series) > 1
-    return [Case(f"{stem}_{s.uid[-8:]}" if several else stem, folder, "dicom_series", s.uid if several else None, s.files)
-            for s in series]
+    cases = [Case(f"{stem}_{s.uid[-8:]}" if several else stem, folder, "dicom_series", s.uid if several else None, s.files)
+             for s in series]
+    in_series = {f for s in series for f in s.files}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() == ".dcm" and path.is_file() and path not in in_series:
+            cases.append(Case(_stem(path, root), path, "dicom"))  # loading it reports what is wrong
+    return cases
 
 
 def _stem(path: Path, root: Path) -> str:
@@ -84,7 +93,7 @@ def _from_folder(root: Path) -> list[Case]:
                 cases.append(Case(_stem(folder / name, root), folder / name, kind))
         if "dicom" in kinds.values():
             stem = _stem(folder, root) if folder != root else root.name
-            cases += _series_cases(folder, stem)
+            cases += _series_cases(folder, stem, root)
     return cases
 
 
@@ -98,24 +107,34 @@ def _unique(cases: list[Case]) -> list[Case]:
     return out
 
 
-def discover_cases(inputs: Iterable[str | os.PathLike]) -> list[Case]:
+def discover_cases(inputs: Sequence[str | os.PathLike | Case]) -> list[Case]:
     """Expand input files and folders into cases (deterministic order, unique IDs).
+
+    Cases found earlier (by a caller that checked the inputs first) pass through unchanged.
 
     Raises:
         FileNotFoundError: an input does not exist.
-        DataError: an input folder holds no image, NIfTI or DICOM file.
+        DataError: an input file is of a kind that is never an image (.txt, .json, ...), or an
+            input folder holds no image, NIfTI or DICOM file.
     """
     cases: list[Case] = []
     for item in inputs:
+        if isinstance(item, Case):
+            cases.append(item)
+            continue
         path = Path(item)
         if not path.exists():
             raise FileNotFoundError(f"Input {str(path)!r} does not exist.")
         if path.is_file():
-            cases.append(Case(case_id_from_path(path), path, _kind(path) or "dicom"))
+            kind = _kind(path) if not path.name.startswith(".") else "dicom"
+            if kind is None:
+                raise DataError(path, f"is not an image input; inputs are {SUPPORTED}")
+            cases.append(Case(case_id_from_path(path), path, kind))
             continue
         found = _from_folder(path)
         if not found:
             raise DataError(path, "holds no NIfTI, image or DICOM file")
         cases += found
-    logger.info("found %d case(s)", len(cases))
+    if not all(isinstance(item, Case) for item in inputs):
+        logger.info("found %d case(s)", len(cases))
     return _unique(cases)

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ __all__ = [
     "load_adapters",
     "read_adapter_file",
     "convert_public_checkpoints",
+    "import_public_checkpoints",
+    "save_adapter_state",
     "safe_torch_load",
 ]
 
@@ -51,11 +54,18 @@ def save_adapters(model: AAClip, path: str | os.PathLike, extra: dict[str, Any] 
         path: target file; ``.safetensors`` is appended when missing.
         extra: JSON-serialisable additions (e.g. score calibration, training provenance).
     """
+    return save_adapter_state(model.adapter_state_dict(), model.config, path, extra)
+
+
+def save_adapter_state(
+    state: dict[str, torch.Tensor], config: AAClipConfig, path: str | os.PathLike, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write an adapter state dict and its network config in the format of :func:`save_adapters`."""
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_name(path.name + ".safetensors")
-    meta = {"format_version": FORMAT_VERSION, "config": model.config.to_dict(), "extra": extra or {}}
-    state = {k: v.detach().float().contiguous().cpu() for k, v in model.adapter_state_dict().items()}
+    meta = {"format_version": FORMAT_VERSION, "config": config.to_dict(), "extra": extra or {}}
+    state = {k: v.detach().float().contiguous().cpu() for k, v in state.items()}
     header = {_META_KEY: json.dumps(meta, sort_keys=True)}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=header)
@@ -76,7 +86,9 @@ def read_adapter_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{str(path)!r} is not a readable safetensors file: {err}") from err
+        msg = (f"{str(path)!r} is not a readable safetensors file: {err} (the authors' .pth files are converted "
+               "with 'aaclip-med import-weights')")
+        raise CheckpointError(msg) from err
     if _META_KEY in header:
         meta = json.loads(header[_META_KEY])
     elif path.with_suffix(".json").is_file():
@@ -122,16 +134,18 @@ def safe_torch_load(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {str(path)!r} does not exist.")
+    refused = (f"Refusing to load {str(path)!r}: it holds Python objects beyond tensors and plain containers, "
+               "which could run code when unpickled. Re-save it as a plain state dict of tensors.")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        msg = (
-            f"Refusing to load {str(path)!r}: it holds Python objects beyond tensors and plain "
-            f"containers, which could run code when unpickled ({err}). Re-save it as a state dict."
-        )
-        raise CheckpointError(msg) from err
+    except pickle.UnpicklingError:
+        # torch's own text goes on to suggest weights_only=False, i.e. running the file's code: not quoted
+        raise CheckpointError(refused) from None
     except Exception as err:  # noqa: BLE001 - corrupt files raise many types
-        raise CheckpointError(f"Could not read checkpoint {str(path)!r}: {err}") from err
+        detail = " ".join(str(err).split())[:300] or type(err).__name__  # one line, bounded
+        if "weights_only" in detail:
+            raise CheckpointError(refused) from None
+        raise CheckpointError(f"Could not read checkpoint {str(path)!r}: {detail}") from err
 
 
 def _unwrap(obj: Any, key: str, path: Path) -> dict[str, torch.Tensor]:
@@ -204,3 +218,44 @@ def load_public_checkpoints(
     except ValueError as err:
         raise CheckpointError(f"{str(text_adapter)!r} / {str(image_adapter)!r}: {err}") from err
     return model
+
+
+def _adapter_skeleton(config: AAClipConfig) -> AAClip:
+    """The network of ``config`` on the meta device: parameter shapes without memory or weights."""
+    import open_clip
+
+    from aaclip_med.model.backbone import _quiet_random_init_notice
+
+    with _quiet_random_init_notice(True):
+        clip = open_clip.create_model(config.backbone, pretrained=None, force_image_size=config.image_size,
+                                      force_quick_gelu=config.quick_gelu, device="meta")
+    with torch.device("meta"):
+        return AAClip(clip, config)
+
+
+def import_public_checkpoints(
+    text_adapter: str | os.PathLike, image_adapter: str | os.PathLike, path: str | os.PathLike,
+    config: AAClipConfig | None = None, extra: dict[str, Any] | None = None,
+) -> Path:
+    """Convert the authors' ``text_adapter.pth`` / ``image_adapter.pth`` into an adapters file.
+
+    No CLIP is built or loaded: the converted tensors are checked against the network's parameter
+    shapes on the meta device, then written with the config (``pretrained`` as given in
+    ``config``; None records the backbone preset's weights).
+
+    Raises:
+        CheckpointError: a file is unsafe, unreadable, or does not fit the backbone.
+    """
+    from aaclip_med.model.backbone import resolve_config
+
+    config = config or AAClipConfig()
+    state = convert_public_checkpoints(text_adapter, image_adapter, config)
+    relu_heads = any(k.startswith("seg_heads.") and ".fc.0." in k for k in state)
+    resolved = resolve_config(config.replace(head_activation=relu_heads))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "copying into a meta parameter is a no-op"
+            _adapter_skeleton(resolved).load_adapter_state_dict(state)
+    except ValueError as err:
+        raise CheckpointError(f"{str(text_adapter)!r} / {str(image_adapter)!r} do not fit {resolved.backbone}: {err}") from err
+    return save_adapter_state(state, resolved.replace(pretrained=config.pretrained), path, extra)

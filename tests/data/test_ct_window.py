@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from aaclip_med.data.intensity import CT_WINDOWS, CTWindow
+from aaclip_med.data.intensity import CTWindow, get_ct_window, list_ct_windows
 
-DOCUMENTED = {  # (low, high) HU of the table in aaclip_med/data/intensity.py
+DOCUMENTED = {  # (low, high) HU of the table in aaclip_med/data/intensity.py (= ct_windows.json)
     "abdomen": (-160, 240), "liver": (-45, 105), "brain": (0, 80),
     "lung": (-1350, 150), "bone": (-500, 1300), "soft_tissue": (-125, 225),
 }
@@ -18,7 +18,9 @@ def test_documented_windows(name):
 
 
 def test_all_windows_documented():
-    assert set(CT_WINDOWS) == set(DOCUMENTED)
+    assert set(list_ct_windows()) == set(DOCUMENTED)
+    for name, (low, high) in DOCUMENTED.items():
+        assert get_ct_window(name) == ((low + high) / 2, high - low)
 
 
 def test_custom_and_invalid():

@@ -75,3 +75,71 @@ def test_bad_calibration_file_names_the_fix(tmp_path):
         load_calibration(tmp_path / "x.json")
     with pytest.raises(FileNotFoundError, match="missing.json"):
         load_calibration(tmp_path / "missing.json")
+
+
+def _calibration(model_fields: dict, class_name="scan", modality="ct") -> Calibration:
+    fitted = ClassCalibration(class_name, "scan", "medical", [1.0, 2.0, 3.0], 2.0, 1.0, 0.0, 1.0, {"0.99": 2.0}, modality)
+    return Calibration({class_name: fitted}, model_fields)
+
+
+def _identity(model, weights=None):
+    from aaclip_med.inference.calibration import identity_from_record
+    from aaclip_med.inference.run_info import run_record
+
+    return identity_from_record(run_record(model, weights, {}))
+
+
+def test_mismatched_calibration_is_refused_naming_each_difference(tmp_path, nifti_cases):
+    model = IntensityModel()
+    other = _identity(model) | {"backbone": "ViT-B-16", "image_size": 224}
+    with pytest.raises(ValueError) as info:
+        run_inference([nifti_cases], tmp_path / "out", model, modality="ct", calibration=_calibration(other), device="cpu")
+    message = str(info.value)
+    assert "backbone: calibration 'ViT-B-16', this run 'aaclip-tiny'" in message
+    assert "image_size: calibration 224, this run 28" in message and "--allow-calibration-mismatch" in message
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    with pytest.raises(ValueError, match="modality: calibration 'ct', this run 'mri'"):
+        run_inference([nifti_cases], tmp_path / "out", model, modality="mri",
+                      calibration=_calibration(_identity(model)), device="cpu")
+    with pytest.raises(ValueError, match="class: calibration 'liver', this run 'scan'"):
+        run_inference([nifti_cases], tmp_path / "out", model, modality="ct",
+                      calibration=_calibration(_identity(model), class_name="liver"), device="cpu")
+
+
+def test_mismatch_can_be_allowed_explicitly(tmp_path, nifti_cases, caplog):
+    model = IntensityModel()
+    other = _identity(model) | {"weights_sha256": "0" * 64}
+    summary = run_inference([nifti_cases], tmp_path / "out", model, modality="ct", calibration=_calibration(other),
+                            allow_calibration_mismatch=True, device="cpu")
+    assert summary["done"] == 3 and "fitted with other settings (allowed): weights_sha256" in caplog.text
+    cases = json.loads((tmp_path / "out" / "scores.json").read_text())["cases"]
+    assert all("normal_percentile" in c for c in cases)
+
+
+def test_auto_modality_is_checked_per_case(tmp_path, nifti_cases):
+    """Under --modality auto the preset is known per case: a case of another preset fails alone."""
+    model = IntensityModel()
+    summary = run_inference([nifti_cases], tmp_path / "out", model, calibration=_calibration(_identity(model)),
+                            device="cpu")
+    assert summary["all_failed"]  # the blob volumes hold no air: auto picks mri for each, the calibration is ct
+    assert "modality: calibration 'ct', this run 'mri'" in summary["failed"][0]["error"]
+
+
+def test_few_normal_references_warn(caplog):
+    pixels = PixelStats()
+    pixels.add(np.arange(10.0), np.random.default_rng(0))
+    ClassCalibration.fit("scan", "scan", "medical", list(range(9)), pixels)
+    assert "from only 9 normal slice(s) (recommended: at least 20)" in caplog.text
+    caplog.clear()
+    ClassCalibration.fit("scan", "scan", "medical", list(range(20)), pixels)
+    assert "normal slice(s)" not in caplog.text
+
+
+def test_docs_state_the_percentile_formula_the_code_uses():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "outputs.md").read_text()
+    assert "`normal_percentile` = (k + 0.5) / (n + 1), where k of the n normal reference slices" in docs
+    cal = ClassCalibration("scan", "scan", "medical", [1.0, 2.0, 3.0, 4.0], 2.5, 1.0, 0.0, 1.0, {})
+    k, n = 2, 4  # two of four normal slices score at most 2.5
+    assert cal.percentile(2.5) == (k + 0.5) / (n + 1)

@@ -55,3 +55,12 @@ def test_dicom_outputs_pass_dciodvfy(tmp_path, fake_model):
     for name in ("ser_seg.dcm", "ser_pmap.dcm"):
         errors, _ = dciodvfy(out / name)
         assert errors == [], f"{name}: {errors}"
+
+
+def test_empty_seg_is_announced(tmp_path, fake_model, caplog):
+    volume = blob_volume(shape=(16, 18, 4), center=(6, 11, 2))
+    write_dicom_series(tmp_path / "in" / "ser", np.moveaxis(volume, -1, 0).round().astype(np.int16))
+    summary = run_inference([tmp_path / "in"], tmp_path / "out", fake_model, modality="ct", threshold=50.0, dicom=True,
+                            device="cpu")
+    assert summary["done"] == 1
+    assert "ser: no voxel reaches --threshold 50 (map maximum" in caplog.text and "its DICOM SEG is empty" in caplog.text

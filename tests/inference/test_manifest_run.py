@@ -54,5 +54,7 @@ def test_predictions_dir_is_read_by_evaluation(tmp_path):
     assert report  # evaluation consumed the directory without error
 
     again = IntensityModel()  # resume: everything is done, nothing is recomputed
-    summary = run_inference([], pred, again, modality="photo", manifest=manifest, dataset_root=root, device="cpu")
+    summary = run_inference([], pred, again, modality="photo", domain="medical", manifest=manifest, dataset_root=root,
+                            device="cpu")
     assert summary["skipped"] == 5 and again.images_seen == 0
+    assert [json.loads(line)["modality"] for line in (pred / "predictions.jsonl").read_text().splitlines()] == ["photo"] * 6

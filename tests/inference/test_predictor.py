@@ -48,3 +48,19 @@ def test_predict_volume_returns_map_on_source_grid(tiny_model):
     torch.testing.assert_close(out.affine, affine)
     assert len(out.meta["slice_scores"]) == 3
     assert out.meta["case_score"] == max(s["image_score"] for s in out.meta["slice_scores"])
+
+
+def test_input_size_must_be_whole_patches():
+    from tests.conftest import make_tiny_model
+
+    model = make_tiny_model(image_size=30)  # patch 14: 2 patches and 2 pixels left over
+    with pytest.raises(ValueError, match="image size 30 is not a multiple of the patch size 14 of aaclip-tiny; use 28 or 42"):
+        Predictor(model, device="cpu")
+
+
+def test_auto_predictor_decides_per_call(tiny_model):
+    hu = MetaTensor(torch.full((1, 20, 17), -1000.0))
+    hu[0, 5:15, 4:12] = 40.0
+    auto = Predictor(tiny_model, device="cpu").predict_slices([hu], "scan")
+    ct = Predictor(tiny_model, modality="ct", device="cpu").predict_slices([hu], "scan")
+    np.testing.assert_allclose(auto.maps[0], ct.maps[0], rtol=1e-5, atol=1e-5)  # air in HU: the ct preset
