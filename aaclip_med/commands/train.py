@@ -39,8 +39,8 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--val-root", help="root of the validation paths; unset: --dataset-root")
     data.add_argument("--shot", type=int, help="k-shot: k samples per class, half normal, half anomalous; "
                       "unset: every sample")
-    data.add_argument("--modality", default="photo", help="preprocessing preset of records without a 'modality' "
-                      "field (photo, ct, mri, oct, endoscopy, ...)")
+    data.add_argument("--modality", default="auto", help="preprocessing preset of records without a 'modality' "
+                      "field (auto, photo, ct, mri, oct, endoscopy, ...); auto decides per source as infer does")
     data.add_argument("--descriptions", help="JSON file or inline JSON: class name -> description")
     data.add_argument("--description-dataset", help="description registry to use (mvtec, visa, medical, ...); "
                       "unset: every registry")
@@ -96,11 +96,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _domain(args: argparse.Namespace) -> str:
+    """The validation maps' domain: --domain, else the explicit preset's, else the manifest's records'."""
     if args.domain:
         return args.domain
-    from aaclip_med.data.modality import get_modality
+    if args.modality != "auto":
+        from aaclip_med.data.modality import get_modality
 
-    return str(get_modality(args.modality).get("domain", "industrial"))
+        return str(get_modality(args.modality).get("domain", "industrial"))
+    from aaclip_med.data.manifest import read_manifest
+
+    domains = {str(r.get("domain") or "") for r in read_manifest(args.manifest)}
+    if len(domains) == 1 and "" not in domains:
+        return domains.pop()
+    msg = (f"{args.manifest}: its records name the domains {sorted(d or 'none' for d in domains)}; with "
+           "--modality auto the validation domain cannot be inferred: pass --domain medical|industrial")
+    raise ValueError(msg)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -2,7 +2,8 @@
 
 ``maps/NNNNNN.npy`` holds the raw float32 (H, W) map of manifest line NNNNNN (0-based) at the
 source slice's native size, which is the ground-truth mask's size (the data layer refuses masks of
-another size). Lines sharing a source are one unit of the run loop (a volume is loaded once), and
+another size); ``model_maps/NNNNNN.npy`` the raw (S, S) map at the model's input size, which the
+paper protocol scores. Lines sharing a source are one unit of the run loop (a volume is loaded once), and
 lines of the same class, modality and domain are batched across sources. Per line,
 ``records/NNNNNN.json`` (its predictions.jsonl entry) is written after its map and serves as the
 done-marker for resume; rank 0 finally writes ``predictions.jsonl`` in manifest order.
@@ -72,7 +73,7 @@ def _line(index: int, record: Mapping, scores: tuple[float, float, float], modal
     return {"index": index, "image_path": record[Keys.IMAGE_PATH], "mask_path": record.get(Keys.MASK_PATH) or "",
             "class_name": record[Keys.CLASS_NAME], "label": record[Keys.LABEL], "image_score": scores[0],
             "global_score": scores[1], "map_max": scores[2], "map_path": f"maps/{index:06d}.npy",
-            "modality": modality, "domain": domain}
+            "model_map_path": f"model_maps/{index:06d}.npy", "modality": modality, "domain": domain}
 
 
 class _LineBatcher:
@@ -82,7 +83,7 @@ class _LineBatcher:
     at batch size 1. A batch that fails is retried line by line so one bad line cannot fail others.
     """
 
-    def __init__(self, predictor: Predictor, write: Callable[[int, np.ndarray, tuple, str, str], None]) -> None:
+    def __init__(self, predictor: Predictor, write: Callable[[int, tuple, tuple, str, str], None]) -> None:
         self.predictor, self.write = predictor, write
         self.pending: dict[tuple, list[tuple[int, object]]] = {}
         self.failed: dict[int, str] = {}
@@ -112,7 +113,7 @@ class _LineBatcher:
         out = self.predictor.predict_slices([image for _, image in items], description, modality, domain)
         for n, (index, _) in enumerate(items):
             scores = (float(out.image_score[n]), float(out.global_score[n]), float(out.map_max[n]))
-            self.write(index, out.maps[n], scores, modality, domain)
+            self.write(index, (out.maps[n], out.model_maps[n]), scores, modality, domain)
 
 
 class ManifestJob:
@@ -158,7 +159,7 @@ class ManifestJob:
         return any((self.out_dir / "records").glob("*.json"))
 
     def clear(self) -> None:
-        for folder in ("records", "maps"):
+        for folder in ("records", "maps", "model_maps"):
             shutil.rmtree(self.out_dir / folder, ignore_errors=True)
         (self.out_dir / PREDICTIONS_FILE).unlink(missing_ok=True)
 
@@ -180,10 +181,11 @@ class ManifestJob:
                 failed[image_path] = errors[0]
         return failed
 
-    def _write_line(self, index: int, amap: np.ndarray, scores: tuple, modality: str, domain: str) -> None:
-        with atomic_path(self.out_dir / "maps" / f"{index:06d}.npy") as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, amap.astype(np.float32), allow_pickle=False)
+    def _write_line(self, index: int, maps: tuple, scores: tuple, modality: str, domain: str) -> None:
+        for folder, amap in zip(("maps", "model_maps"), maps, strict=True):  # native size, then S x S
+            with atomic_path(self.out_dir / folder / f"{index:06d}.npy") as tmp:
+                with open(tmp, "wb") as handle:
+                    np.save(handle, amap.astype(np.float32), allow_pickle=False)
         line = _line(index, self.records[index], scores, modality, domain)
         write_text_atomic(self._record_path(index), json.dumps(line))
 

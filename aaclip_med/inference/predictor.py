@@ -69,6 +69,7 @@ class SlicePredictions(NamedTuple):
     image_score: np.ndarray  # (N,) deployment score (medical: max(map); industrial: mix with s_g)
     global_score: np.ndarray  # (N,) s_g
     map_max: np.ndarray  # (N,) max of the S x S map
+    model_maps: list[np.ndarray]  # per slice (S, S) float32, the map at the model's input size (paper protocol)
 
 
 def resize_map(score_map: torch.Tensor, size: Sequence[int]) -> np.ndarray:
@@ -178,7 +179,7 @@ class Predictor:
             name = choice.name
         if name != AUTO:
             domain = domain or self.fixed_domain or default_domain(name)
-        maps, scores, globals_, maxima = [], [], [], []
+        maps, model_maps, scores, globals_, maxima = [], [], [], [], []
         bar = tqdm(total=len(slices), unit="slice", leave=False, dynamic_ncols=True,
                    disable=None if self.progress and len(slices) > self.batch_size else True)
         for start in range(0, len(slices), self.batch_size):
@@ -186,6 +187,7 @@ class Predictor:
             batch = torch.stack([self.preprocess(s, name) for s in chunk])  # (B, 3, S, S)
             pred = self.predict_tensor(batch, description, domain)
             maps += [resize_map(m, s.shape[-2:]) for m, s in zip(pred.anomaly_map, chunk, strict=True)]
+            model_maps += [m.float().numpy() for m in pred.anomaly_map]
             scores.append(pred.image_score)
             globals_.append(pred.global_score)
             maxima.append(pred.map_max)
@@ -195,4 +197,4 @@ class Predictor:
         def cat(parts: list[torch.Tensor]) -> np.ndarray:
             return torch.cat(parts).numpy() if parts else np.zeros(0, np.float32)
 
-        return SlicePredictions(maps, cat(scores), cat(globals_), cat(maxima))
+        return SlicePredictions(maps, cat(scores), cat(globals_), cat(maxima), model_maps)

@@ -51,7 +51,7 @@ def manifest_training_data(
     manifest: str | PathLike,
     dataset_root: str | PathLike,
     image_size: int,
-    modality: str | dict = "photo",
+    modality: str | dict = "auto",
     shot: int | None = None,
     seed: int = 0,
     val_manifest: str | PathLike | None = None,
