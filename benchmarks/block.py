@@ -16,6 +16,10 @@ Variants:
   prepared once (``dt``: fp32, bf16, int8; ``attention``: sdpa or matmul);
 - with ``--compile``, every prepared variant also runs under ``torch.compile`` (inductor).
 
+It also times the 518-px map work of spec section 5 on a 37 x 37 grid (4 levels, medical
+smoothing): the reference order (each level blurred, upsampled, then summed) vs the fast path's
+(levels blurred together, summed on the grid, upsampled once).
+
 Each variant's achieved GFLOP/s is divided by the square matmul probe of its own dtype measured in
 the same run (int8 variants by the fp32 probe: their ratio to it is the int8 speed-up); each
 variant's output is compared with the reference (relative error). Prints one JSON line per
@@ -33,6 +37,7 @@ import torch
 from _common import cpu_flags, emit, host_info, matmul_peak, print_table, synchronize
 from open_clip.transformer import ResidualAttentionBlock
 
+from aaclip_med.model import AAClip
 from aaclip_med.model.fast import FrozenBlock
 from aaclip_med.precision import autocast, cpu_supports_bf16
 
@@ -55,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument("--matmul-seconds", type=float, default=2.0)
+    parser.add_argument("--map-size", type=int, default=518, help="map work: output side (0: skip)")
+    parser.add_argument("--map-grid", type=int, default=37, help="map work: patch grid side")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jsonl", type=Path, default=None)
     return parser.parse_args(argv)
@@ -84,7 +91,9 @@ def make_runner(block, variant: str, device: torch.device, compile_: bool):
 
 
 def time_runner(run, x, repeats: int, device) -> tuple[torch.Tensor, float, float]:
-    """(output, first call seconds (compile included), best of the timed calls)."""
+    """(output, first call seconds (compile included), best of the timed calls); ``x`` None: ``run()``."""
+    if x is None:
+        return time_runner(lambda _: run(), 0, repeats, device)
     synchronize(device)
     start = time.perf_counter()
     out = run(x)
@@ -97,6 +106,23 @@ def time_runner(run, x, repeats: int, device) -> tuple[torch.Tensor, float, floa
         synchronize(device)
         best = min(best, time.perf_counter() - start)
     return out, first, best
+
+
+def map_records(args: argparse.Namespace) -> list[dict]:
+    """Time the map work in the reference order and summed on the grid (same map up to rounding)."""
+    gen = torch.Generator().manual_seed(args.seed)
+    logits = [torch.randn(args.batch, 2, args.map_grid, args.map_grid, generator=gen) * 30 for _ in range(4)]
+    size = (args.map_size, args.map_size)
+    out, records = {}, []
+    for order, sum_first in (("upsample-then-sum", False), ("sum-then-upsample", True)):
+        run_once = lambda sf=sum_first: AAClip.anomaly_map(None, logits, "medical", size, sum_first=sf)  # noqa: E731
+        out[order], _, best = time_runner(run_once, None, max(5, args.repeats), torch.device("cpu"))
+        records.append({"kind": "maps", "order": order, "batch": args.batch, "size": args.map_size, "seconds": best})
+    diff = float((out["sum-then-upsample"] - out["upsample-then-sum"]).abs().max())
+    for record in records:
+        record["speedup_vs_reference_order"] = records[0]["seconds"] / record["seconds"]
+        record["max_abs_diff"] = diff
+    return records
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -144,6 +170,12 @@ def run(args: argparse.Namespace) -> list[dict]:
     for record in records:
         if base is not None and "seconds" in record:
             record["speedup_vs_reference"] = base["seconds"] / record["seconds"]
+    if args.map_size:
+        maps = map_records(args)
+        for record in maps:
+            emit(record, args.jsonl)
+        print()
+        print_table(maps, ["order", "batch", "size", "seconds", "speedup_vs_reference_order", "max_abs_diff"])
     print()
     print_table(records, ["variant", "compiled", "seconds", "first_call_seconds", "achieved_gflops",
                           "probe_dtype", "probe_gflops", "fraction_of_probe", "speedup_vs_reference", "rel_error"])

@@ -116,6 +116,9 @@ def speed_summary(records: list[dict]) -> list[str]:
             lines.append(f"block {r['variant']}{' compiled' if r['compiled'] else ''}: "
                          f"{_fmt(r['fraction_of_probe'])} of the {r['probe_dtype']} matmul probe, "
                          f"{_fmt(r.get('speedup_vs_reference'))}x the fp32 block, rel. error {_fmt(r['rel_error'])}")
+        elif script == "block.py" and kind == "maps":
+            lines.append(f"maps {r['order']} batch {r['batch']} at {r['size']} px: "
+                         f"{_fmt(r['speedup_vs_reference_order'])}x the reference order, max diff {_fmt(r['max_abs_diff'])}")
         elif script == "data_loading.py" and r.get("stage") == "cohort":
             lines.append(f"cohort epoch {r['format']} workers {r['workers']} {r['order']} cache {r['cache']}: "
                          f"{r['reads']} volume reads for {r['slices']} slices, {_fmt(r['slices_per_s'])} slices/s")
