@@ -46,7 +46,7 @@ SUITE: dict[str, tuple[list[str], list[str], tuple[int, int]]] = {
         (240, 1800),
     ),
     "train_step.py": (["--backbone", "ViT-B-16", "--only", "stage1", "--batch", "2"], [], (240, 7200)),
-    "metrics.py": (["--n", "200"], [], (60, 3600)),
+    "metrics.py": (["--n", "200"], [], (180, 3600)),
 }
 
 
