@@ -9,6 +9,7 @@ section 5) with:
   would cast every frozen weight again on every call (its cast cache only keeps weights that
   require gradients), about 0.6 GB of conversions per ViT-L forward. The model itself is not
   changed: training and the reference keep their fp32 weights;
+  the copy costs memory once (ViT-L: ~0.6 GB in bf16, ~0.3 GB packed int8, nothing for fp32);
 - what accuracy needs stays fp32: the residual stream and layer norms of every block (as under
   autocast), the adapters, the heads, the patch logits (``logit_scale`` = 100 multiplies every
   rounding error of ``f @ T``), the maps and the smoothing;
@@ -18,6 +19,9 @@ section 5) with:
   grid, summed there and upsampled ONCE (bilinear upsampling is linear: same map up to float
   rounding as upsampling each level and summing, the reference's order);
 - chunked batching and an optional ``torch.compile`` of the vision tower.
+
+``sdpa`` is the default: ``matmul`` attention and ``torch.compile`` measured slower on an AVX2
+CPU (``benchmarks/block.py``) and stay options for machines where SDPA trails the linears.
 
 If the frozen weights change after the predictor was made (their version counters move), the
 prepared copies are rebuilt before the next forward: a stale copy is never used.
