@@ -1,6 +1,8 @@
 """Numeric precision: one vocabulary for inference and training, and where each runs natively.
 
-Names: ``auto``, ``fp32``, ``bf16``, ``fp16``. ``auto`` resolves per device:
+Names: ``auto``, ``fp32``, ``bf16``, ``fp16``, and for inference only ``int8`` (the frozen image
+tower's linears as dynamic int8 GEMMs on the CPU, see :mod:`aaclip_med.model.fast`). ``auto``
+resolves per device (never to int8):
 
 - CUDA: bf16 where the GPU supports it (compute capability >= 8.0), else fp16;
 - CPU: bf16 where the processor has native bf16 dot products (x86 AVX512-BF16 or AMX, Arm BF16),
@@ -21,12 +23,14 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["PRECISIONS", "autocast", "cpu_supports_bf16", "precision_dtype", "resolve_precision"]
+__all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "autocast", "cpu_supports_bf16", "precision_dtype", "resolve_precision"]
 
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Inference adds int8: dynamic int8 linears in the frozen image tower (CPU only; no autocast dtype).
+INFERENCE_PRECISIONS = (*PRECISIONS, "int8")
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": None}
 # CPU feature flags (Linux /proc/cpuinfo) that mean bf16 matmuls run natively, not emulated.
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
@@ -47,15 +51,27 @@ def cpu_supports_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     return False
 
 
-def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """The precision that runs on ``device``: ``fp32``, ``bf16`` or ``fp16`` (``auto`` resolved).
+def resolve_precision(precision: str, device: torch.device | str, inference: bool = False) -> str:
+    """The precision that runs on ``device``: ``fp32``, ``bf16``, ``fp16`` (``auto`` resolved), or ``int8``.
+
+    Args:
+        precision: a name of :data:`PRECISIONS` (or :data:`INFERENCE_PRECISIONS` when ``inference``).
+        device: where it runs.
+        inference: accept ``int8`` (the fast inference path only; training has no int8).
 
     Raises:
         ValueError: unknown name, or a precision the device cannot run (the message says which to use).
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision {precision!r}; choose one of {list(PRECISIONS)}.")
+    names = INFERENCE_PRECISIONS if inference else PRECISIONS
+    if precision not in names:
+        if precision == "int8":
+            raise ValueError("precision 'int8' is for inference only; train with 'auto', 'fp32' or 'bf16'.")
+        raise ValueError(f"Unknown precision {precision!r}; choose one of {list(names)}.")
     device = torch.device(device)
+    if precision == "int8":
+        if device.type != "cpu":
+            raise ValueError(f"precision 'int8' runs on the CPU only, not on {device}; use 'auto' there.")
+        return precision
     if precision == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -76,14 +92,14 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
 
 
 def precision_dtype(precision: str) -> torch.dtype | None:
-    """The autocast dtype of a resolved precision (None for fp32)."""
+    """The autocast dtype of a resolved precision (None for fp32 and int8: no autocast)."""
     if precision not in _DTYPES:
         raise ValueError(f"{precision!r} is not a resolved precision; expected one of {list(_DTYPES)}.")
     return _DTYPES[precision]
 
 
 def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
-    """Autocast context of a resolved ``precision`` on ``device`` (a no-op for fp32)."""
+    """Autocast context of a resolved ``precision`` on ``device`` (a no-op for fp32 and int8)."""
     dtype = precision_dtype(precision)
     if dtype is None:
         return contextlib.nullcontext()

@@ -12,7 +12,13 @@ series, one DICOM file per slice, shuffled; a NIfTI volume with an oblique affin
 - ``load+preprocess`` (workers 0 at torch's default threads and at 1 thread, then N workers): load, :class:`~aaclip_med.data.SliceVolumed`, then
   :func:`~aaclip_med.data.inference_transforms` (modality preset, 3 channels, bicubic resize to
   S x S, CLIP normalisation) on every slice, through a ``torch.utils.data.DataLoader`` with
-  0 (main process) or N worker processes, one case per item.
+  0 (main process) or N worker processes, one case per item;
+- ``cohort``: one epoch of a training-style manifest (one record per slice, as ``cohort`` builds)
+  through :class:`~aaclip_med.data.ManifestDataset` (loading + slicing, no model preprocessing),
+  without the decoded-volume cache (every record decodes its whole case) and with it, in
+  manifest order and in a shuffled order, with a budget holding every case and one holding a
+  single case. ``reads`` counts volume decodes over all loading processes (per worker, from each
+  worker's own cache).
 
 Prints one JSON line per measurement, then a table.
 """
@@ -30,7 +36,7 @@ import torch
 from _common import emit, host_info, print_table
 from torch.utils.data import DataLoader, Dataset
 
-from aaclip_med.data import SliceVolumed, inference_transforms, load_image
+from aaclip_med.data import ManifestDataset, SliceVolumed, inference_transforms, load_image
 from aaclip_med.data.synthetic import write_dicom_series, write_nifti
 from aaclip_med.keys import Keys
 
@@ -50,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="torch threads for the workers=0 runs (0: torch's default); workers always use 1",
     )
     parser.add_argument("--formats", nargs="+", default=["dicom", "nifti"], choices=["dicom", "nifti"])
+    parser.add_argument("--cohort", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure one epoch of slice records with and without the volume cache")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jsonl", type=Path, default=None)
     return parser.parse_args(argv)
@@ -131,6 +139,53 @@ def measure_pipeline(fmt: str, paths: list[Path], args: argparse.Namespace, work
             "source": f"{args.side}x{args.side}x{args.slices}"}
 
 
+def cohort_records(root: Path, paths: list[Path], slices: int) -> list[dict]:
+    """One record per slice of each case, paths relative to ``root`` (as a cohort manifest)."""
+    return [
+        {"image_path": path.relative_to(root).as_posix(), "label": 0.0, "class_name": "scan", "mask_path": "",
+         "slice_index": k}
+        for path in paths
+        for k in range(slices)
+    ]
+
+
+def _worker_stats(batch: list[dict]) -> dict:
+    """Collate in the loading process: its cache counters (each worker has its own cache)."""
+    info = torch.utils.data.get_worker_info()
+    dataset = info.dataset if info is not None else batch[0]["_dataset"]
+    return {"worker": -1 if info is None else info.id, "items": len(batch), **dataset.volume_cache.stats()}
+
+
+class _Tagged(ManifestDataset):
+    """ManifestDataset whose items name it, so the main-process collate finds its cache."""
+
+    def __getitem__(self, index):
+        item = super().__getitem__(index)
+        item["_dataset"] = self
+        return item
+
+
+def measure_cohort(fmt: str, root: Path, paths: list[Path], args: argparse.Namespace, workers: int,
+                   cache_cases: int | None, shuffle: bool) -> dict:
+    """One epoch of slice records; ``cache_cases``: budget in cases (None: no cache)."""
+    records = cohort_records(root, paths, args.slices)
+    case_bytes = 4 * args.side * args.side * args.slices
+    budget = 0 if cache_cases is None else cache_cases * case_bytes + 1024
+    dataset = _Tagged(records, root, cache_bytes=budget)
+    order = torch.randperm(len(records), generator=torch.Generator().manual_seed(args.seed)).tolist() if shuffle else None
+    loader = DataLoader(dataset, batch_size=4, sampler=order, num_workers=workers, collate_fn=_worker_stats)
+    start = time.perf_counter()
+    last: dict[int, dict] = {}
+    for stats in loader:
+        last[stats["worker"]] = stats
+    elapsed = time.perf_counter() - start
+    reads = len(records) if cache_cases is None else sum(s["misses"] for s in last.values())
+    return {"kind": "data", "format": fmt, "stage": "cohort", "workers": workers, "order": "shuffled" if shuffle else "manifest",
+            "cache": "off" if cache_cases is None else f"{cache_cases} case(s)", "cases": len(paths),
+            "slices": len(records), "reads": reads, "reads_per_case": reads / len(paths),
+            "seconds": elapsed, "slices_per_s": len(records) / elapsed, "source": f"{args.side}x{args.side}x{args.slices}"}
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     emit({"kind": "host", **host_info(torch.device("cpu"))}, args.jsonl)
     records = []
@@ -148,8 +203,15 @@ def run(args: argparse.Namespace) -> list[dict]:
                     records.append(measure_pipeline(fmt, paths, args, workers))
                     emit(records[-1], args.jsonl)
                 torch.set_num_threads(default_threads)
+            if args.cohort:
+                settings = [(None, False), (args.cases, False), (args.cases, True), (1, True)]
+                for workers in args.workers:
+                    for cache_cases, shuffle in settings:
+                        records.append(measure_cohort(fmt, Path(tmp), paths, args, workers, cache_cases, shuffle))
+                        emit(records[-1], args.jsonl)
     print()
-    print_table(records, ["format", "stage", "workers", "threads", "slices", "seconds", "slices_per_s"])
+    print_table(records, ["format", "stage", "workers", "threads", "order", "cache", "slices", "reads",
+                          "seconds", "slices_per_s"])
     return records
 
 

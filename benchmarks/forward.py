@@ -6,13 +6,20 @@ Usage (defaults: the paper's ViT-L-14-336 at 518 px, random weights, CPU)::
     python benchmarks/forward.py --device cuda --batch-sizes 1 8 32 --paths fast-fp32 fast-bf16
 
 Paths: ``reference`` is ``AAClip.predict`` in fp32 under ``torch.inference_mode`` (the reference
-path); ``fast-<precision>`` is :class:`aaclip_med.model.fast.FastPredictor` (fused attention,
-autocast, fp32 heads). Every path sees the same fixed images, so the bf16 maps are compared with
+path); ``fast-<precision>`` is :class:`aaclip_med.model.fast.FastPredictor` (frozen weights
+prepared once in that precision, fused attention, fp32 heads and maps; precision fp32, bf16, fp16
+or int8). Every path sees the same fixed images, so the reduced-precision maps are compared with
 the fp32 ones (Pearson r over all pixels, Spearman of the image scores) in the same run. The
-square-matmul peak of each dtype is measured before and after the model runs, and achieved GFLOP/s
-use the analytic count of benchmarks/flops.py.
+square-matmul peak of each dtype is measured before and after the model runs (int8 paths are
+divided by the fp32 peak: that fraction above 1 is their gain), and achieved GFLOP/s use the
+analytic count of benchmarks/flops.py.
 
-Prints one JSON line per measurement (``kind``: host, matmul_peak, forward, accuracy), then a table.
+On a CPU without native bf16 (no avx512_bf16 / amx_bf16) PyTorch emulates bf16 at a few GFLOP/s:
+a ViT-L bf16 forward takes minutes there, so bf16 paths are skipped with a ``skipped`` record
+unless ``--allow-emulated-bf16`` (``benchmarks/block.py`` measures one block instead).
+
+Prints one JSON line per measurement (``kind``: host, matmul_peak, forward, skipped, speedup,
+accuracy), then a table.
 """
 
 from __future__ import annotations
@@ -26,14 +33,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import PeakMemory, emit, host_info, matmul_peak, print_table, synchronize
+from _common import PeakMemory, cpu_flags, emit, host_info, matmul_peak, print_table, synchronize
 from flops import count_predict_flops
 from scipy.stats import spearmanr
 
 from aaclip_med.model import AAClipConfig, Prediction, build_aaclip
-from aaclip_med.model.fast import FastPredictor, cpu_supports_bf16
+from aaclip_med.model.fast import ATTENTION, FastPredictor
+from aaclip_med.precision import cpu_supports_bf16
 
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# dtype of the matmul peak each path is compared with (int8 against fp32: its gain over fp32)
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,7 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--paths",
         nargs="+",
         default=["reference", "fast-fp32", "fast-bf16"],
-        help="reference and/or fast-fp32 / fast-bf16 / fast-fp16",
+        help="reference and/or fast-fp32 / fast-bf16 / fast-fp16 / fast-int8",
+    )
+    parser.add_argument("--attention", default="sdpa", choices=ATTENTION, help="attention of the fast paths")
+    parser.add_argument(
+        "--allow-emulated-bf16",
+        action="store_true",
+        help="run bf16 paths on a CPU without native bf16 too (minutes per ViT-L image)",
     )
     parser.add_argument("--repeats", type=int, default=1, help="timed forwards per (path, batch)")
     parser.add_argument("--warmup", type=int, default=0, help="untimed forwards first (0: time the first)")
@@ -89,7 +104,7 @@ def pool_offsets(batch_sizes: list[int]) -> list[int]:
     return offsets
 
 
-def make_runner(model, path: str, compile_: bool):
+def make_runner(model, path: str, compile_: bool, attention: str = "sdpa"):
     """A callable ``(images, anchors, domain) -> Prediction`` for a benchmark path name."""
     if path == "reference":
 
@@ -99,7 +114,7 @@ def make_runner(model, path: str, compile_: bool):
 
         return reference
     precision = path.removeprefix("fast-")
-    return FastPredictor(model, precision=precision, compile=compile_)
+    return FastPredictor(model, precision=precision, compile=compile_, attention=attention)
 
 
 def time_path(run, images, anchors, args, device) -> tuple[Prediction, list[float], PeakMemory]:
@@ -153,15 +168,33 @@ def accuracy_records(outputs: dict[str, list[Prediction]]) -> list[dict]:
     return records
 
 
+def path_dtype(path: str) -> str:
+    """Name of the matmul peak a path is compared with (``fp32`` for reference and int8)."""
+    name = "fp32" if path == "reference" else path.removeprefix("fast-")
+    return str(_DTYPES[name]).replace("torch.", "").replace("float32", "fp32").replace("bfloat16", "bf16").replace(
+        "float16", "fp16"
+    )
+
+
 def measure_peaks(args, device) -> dict[str, dict]:
     size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
-    dtypes = {"fp32"} | {p.removeprefix("fast-") for p in args.paths if p.startswith("fast-")}
+    dtypes = {path_dtype(p) for p in ["reference", *args.paths]}
     return {name: matmul_peak(_DTYPES[name], device, size, args.matmul_seconds) for name in sorted(dtypes)}
+
+
+def skip_reason(path: str, device: torch.device, args) -> str | None:
+    """Why a path is not run on this host (None: it runs)."""
+    if device.type == "cpu" and path.endswith("bf16") and not cpu_supports_bf16() and not args.allow_emulated_bf16:
+        return ("this CPU has no native bf16 (no avx512_bf16/amx_bf16): PyTorch emulates it at a few GFLOP/s; "
+                "see block.py, or pass --allow-emulated-bf16")
+    if path == "fast-int8" and device.type != "cpu":
+        return "int8 dynamic quantisation runs on the CPU only"
+    return None
 
 
 def measure_forward(runner, path, images, anchors, model, args, device) -> tuple[dict, Prediction]:
     """Time one (path, batch); a short matmul peak of the same dtype is measured just before."""
-    dtype = "fp32" if path == "reference" else path.removeprefix("fast-")
+    dtype = path_dtype(path)
     local_peak = None
     if args.local_peak_seconds > 0:
         size = args.matmul_size or (8192 if device.type == "cuda" else 2048)
@@ -177,6 +210,8 @@ def measure_forward(runner, path, images, anchors, model, args, device) -> tuple
         "device": str(device),
         "path": path,
         "dtype": dtype,
+        "precision": "fp32" if path == "reference" else path.removeprefix("fast-"),
+        "attention": None if path == "reference" else args.attention,
         "batch": batch,
         "repeats": len(times),
         "warmup": args.warmup,
@@ -198,8 +233,12 @@ def run(args: argparse.Namespace) -> list[dict]:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    host = {"kind": "host", **host_info(device), "cpu_native_bf16": cpu_supports_bf16()}
+    host = {"kind": "host", **host_info(device), "cpu_native_bf16": cpu_supports_bf16(), "cpu_flags": cpu_flags()}
     emit(host, args.jsonl)
+    skipped = {path: reason for path in args.paths if (reason := skip_reason(path, device, args))}
+    for path, reason in skipped.items():
+        emit({"kind": "skipped", "path": path, "reason": reason}, args.jsonl)
+    args.paths = [path for path in args.paths if path not in skipped]
     peaks_before = measure_peaks(args, device)
     for record in peaks_before.values():
         emit({**record, "when": "before"}, args.jsonl)
@@ -217,7 +256,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 
     records: list[dict] = []
     outputs: dict[str, list[Prediction]] = {path: [] for path in args.paths}
-    runners = {path: make_runner(model, path, args.compile) for path in args.paths}
+    runners = {path: make_runner(model, path, args.compile, args.attention) for path in args.paths}
     # Paths alternate within each batch size, so that the ratios compare forwards run close in
     # time; on a shared machine the load drifts over minutes.
     for batch, offset in zip(args.batch_sizes, pool_offsets(args.batch_sizes)):
@@ -244,14 +283,14 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def speedup_records(records: list[dict]) -> list[dict]:
-    """bf16/fp16 fast path vs the fp32 reference and fast-fp32 at the same batch size."""
+    """Each fast path vs the fp32 reference, and each reduced precision vs fast-fp32, per batch size."""
     forward = {(r["path"], r["batch"]): r for r in records if r["kind"] == "forward"}
     out = []
     for (path, batch), record in forward.items():
-        if path in ("reference", "fast-fp32"):
+        if path == "reference":
             continue
         for base in ("reference", "fast-fp32"):
-            if (base, batch) in forward:
+            if base != path and (base, batch) in forward:
                 ratio = forward[(base, batch)]["seconds_per_batch"] / record["seconds_per_batch"]
                 out.append({"kind": "speedup", "path": path, "vs": base, "batch": batch, "speedup": ratio})
     return out

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# GPU check of the fast inference path (issue 8): ViT-L-14-336 at 518 px, random weights,
-# images/s at batch 1/8/32 in bf16 (and fp32 for the accuracy comparison), and the fraction of the
-# chip's bf16 matmul peak measured in the same run. About 2-4 minutes on an H200.
+# GPU check of the fast inference path: ViT-L-14-336 at 518 px, random weights, images/s at batch
+# 1/8/32 in bf16 (frozen weights prepared once in bf16; fp32 for the accuracy comparison), and the
+# fraction of the chip's bf16 matmul peak measured in the same run; then one ViT-L block per
+# variant (autocast vs prepared weights, sdpa vs matmul attention). int8 is CPU-only and is not run
+# here. About 3-5 minutes on an H200.
 #
 # Usage, from the repository root:  OUT=/some/dir bash benchmarks/gpu_check.sh
 # Writes JSON lines to $OUT/gpu.jsonl and the full log to $OUT/gpu.log.
@@ -46,3 +48,9 @@ echo "== forward with torch.compile: bf16, batch 32"
 timeout 200 "$PY" benchmarks/forward.py --device cuda --batch-sizes 32 --paths fast-bf16 --compile \
     --repeats 5 --warmup 2 --matmul-size 8192 --matmul-seconds 1 --jsonl "$OUT/gpu.jsonl"
 echo "compile rc=$?"
+
+echo "== one ViT-L block per variant, batch 8 (autocast vs prepared bf16 weights, sdpa vs matmul attention)"
+timeout 150 "$PY" benchmarks/block.py --device cuda --batch 8 --repeats 10 --matmul-size 8192 --matmul-seconds 1 \
+    --variants reference autocast-bf16 prepared-fp32-sdpa prepared-bf16-sdpa prepared-bf16-matmul \
+    --jsonl "$OUT/gpu.jsonl"
+echo "block rc=$?"

@@ -12,6 +12,7 @@ from monai.transforms import Compose, MapTransform
 
 from aaclip_med.keys import Keys
 
+from .cache import DEFAULT_CACHE_BYTES, VolumeCache
 from .errors import DataError
 from .loading import load_image
 from .manifest import check_classes, read_manifest, validate_record
@@ -40,19 +41,27 @@ class LoadSampled(MapTransform):
     `with_mask` is set); other record fields pass through. Masks follow the one mask rule of
     :mod:`aaclip_med.data.masks` (non-zero, or > 127 in JPEG files).
 
+    Records with a slice index read their volume through a :class:`VolumeCache`, so the slice
+    records of one case decode its volume once while it stays in the cache (see
+    :mod:`aaclip_med.data.cache` for the budget and DataLoader workers).
+
     Args:
         root: dataset root the record paths are relative to.
         with_mask: always provide a mask (training and evaluation need one).
+        cache: cache of decoded volumes; None makes one of ``DEFAULT_CACHE_BYTES`` (a cache of
+            0 bytes turns caching off).
     """
 
-    def __init__(self, root: str | PathLike, with_mask: bool = True) -> None:
+    def __init__(self, root: str | PathLike, with_mask: bool = True, cache: VolumeCache | None = None) -> None:
         super().__init__([Keys.IMAGE_PATH])
         self.root = Path(root)
         self.with_mask = with_mask
+        self.cache = cache if cache is not None else VolumeCache(DEFAULT_CACHE_BYTES)
 
     def _load(self, relative: str, slice_index: int | None) -> tuple[torch.Tensor, Path]:
         path = self.root / relative
-        image = load_image(path)
+        # Only sliced records use the cache: they keep a copied slice, never the cached volume.
+        image = load_image(path) if slice_index is None else self.cache.get(path, load_image)
         if slice_index is not None and image.ndim == 4:
             image = SliceVolume()(image, indices=[int(slice_index)])[0]
         return image, path
@@ -82,6 +91,7 @@ class ManifestDataset(Dataset):
         transform: applied after loading (e.g. :func:`aaclip_med.data.pipeline.inference_transforms`).
         known_classes: if given, every class must be in it (those with a text description).
         with_mask: always provide a mask, zeros for normal images.
+        cache_bytes: budget of the decoded-volume cache per loading process (0: no cache).
     """
 
     def __init__(
@@ -91,6 +101,7 @@ class ManifestDataset(Dataset):
         transform: Callable | None = None,
         known_classes: Iterable[str] | None = None,
         with_mask: bool = True,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         if isinstance(manifest, (str, PathLike)):
             records, source = read_manifest(manifest), manifest
@@ -98,7 +109,8 @@ class ManifestDataset(Dataset):
             records, source = [validate_record(r, f"record {n}") for n, r in enumerate(manifest, 1)], "manifest"
         if known_classes is not None:
             check_classes(records, known_classes, source)
-        steps = [LoadSampled(root, with_mask)] + ([transform] if transform is not None else [])
+        self.volume_cache = VolumeCache(cache_bytes)
+        steps = [LoadSampled(root, with_mask, self.volume_cache)] + ([transform] if transform is not None else [])
         super().__init__(records, transform=Compose(steps))
 
     def _transform(self, index: int):

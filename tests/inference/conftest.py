@@ -31,7 +31,7 @@ class IntensityModel(AAClip):
         images = taps[0]
         return ImageFeatures(levels=[images[:, 0]], global_feature=torch.sigmoid(images.mean((1, 2, 3)))[:, None])
 
-    def predict_from_features(self, feats: ImageFeatures, anchors, domain: str, size) -> Prediction:
+    def predict_from_features(self, feats: ImageFeatures, anchors, domain: str, size, sum_first=False) -> Prediction:
         amap = feats.levels[0]  # (B, S, S)
         peak = amap.flatten(1).amax(1)
         return Prediction(amap, peak, feats.global_feature[:, 0], peak)

@@ -2,9 +2,13 @@
 
 import pytest
 import torch
+from scipy.stats import spearmanr
 
 from aaclip_med.keys import Domain
-from aaclip_med.model.fast import FastPredictor, fast_predict, fused_block_forward
+from aaclip_med.model import fast
+from aaclip_med.model.fast import FastPredictor, FrozenBlock, fast_predict, fused_block_forward
+from aaclip_med.precision import resolve_precision
+from tests.conftest import make_tiny_model
 
 
 def _images(count: int, seed: int = 1) -> torch.Tensor:
@@ -60,3 +64,104 @@ def test_bf16_path_tracks_fp32(tiny_model):
 def test_bad_batch_size(tiny_model):
     with pytest.raises(ValueError, match="batch_size"):
         FastPredictor(tiny_model, "fp32", batch_size=0)
+
+
+# ---------------------------------------------------------------- maps: sum on the grid, one upsample
+@pytest.mark.parametrize("domain", [Domain.MEDICAL, Domain.INDUSTRIAL])
+@pytest.mark.parametrize("size", [(112, 112), (518, 518), (100, 77)])
+def test_sum_then_upsample_equals_upsample_then_sum(tiny_model, domain, size):
+    gen = torch.Generator().manual_seed(3)
+    g = tiny_model.grid_size
+    logits = [torch.randn(3, 2, *g, generator=gen) * 30 for _ in range(4)]  # x100-scaled logits
+    reference = tiny_model.anomaly_map(logits, domain, size)  # per level: blur, upsample, then sum
+    fast = tiny_model.anomaly_map(logits, domain, size, sum_first=True)
+    assert fast.shape == reference.shape == (3, *size)
+    torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+    # the identity is not vacuous: levels differ, and summing un-smoothed levels would not match
+    assert (logits[0] - logits[1]).abs().max() > 1
+
+
+def test_matmul_attention_equals_sdpa(monkeypatch):
+    gen = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(3, 4, 50, 16, generator=gen) for _ in range(3))
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    torch.testing.assert_close(fast.matmul_attention(q, k, v), want, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(fast, "_SCORE_CHUNK", 50 * 50 * 5)  # chunks of 5 (batch x head) rows, one ragged
+    torch.testing.assert_close(fast.matmul_attention(q, k, v), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "matmul"])
+def test_prepared_fp32_blocks_equal_reference(tiny_model, attention):
+    images = _images(3)
+    anchors = tiny_model.text_anchors("widget")
+    with torch.no_grad():
+        ref = tiny_model.predict(images, anchors, Domain.MEDICAL)
+    out = FastPredictor(tiny_model, "fp32", attention=attention)(images, anchors, Domain.MEDICAL)
+    torch.testing.assert_close(out.anomaly_map, ref.anomaly_map, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out.image_score, ref.image_score, rtol=1e-5, atol=1e-5)
+
+
+def test_weights_prepared_once_model_unchanged(tiny_model):
+    block = tiny_model.clip.visual.transformer.resblocks[0]
+    shared = FrozenBlock(block, "fp32")
+    assert shared.qkv.weight.data_ptr() == block.attn.in_proj_weight.data_ptr()  # fp32: no copy
+    predictor = FastPredictor(tiny_model, "bf16")
+    prepared = predictor._prepared[id(block)]
+    assert prepared.fc.weight.dtype == torch.bfloat16 and prepared.qkv.bias.dtype == torch.bfloat16
+    assert len(predictor._prepared) == tiny_model.config.levels[-1]  # every block up to the last tap
+    assert all(p.dtype == torch.float32 for p in tiny_model.parameters())  # the model keeps fp32
+    predictor(_images(1), tiny_model.text_anchors("widget"), "medical")
+    assert predictor._prepared[id(block)] is prepared  # not prepared again per call
+
+
+def test_changed_frozen_weights_are_prepared_again():
+    model = make_tiny_model(seed=5).eval()
+    images, anchors = _images(2), model.text_anchors("widget")
+    predictor = FastPredictor(model, "bf16")
+    before = predictor(images, anchors, "medical")
+    with torch.no_grad():
+        model.clip.visual.transformer.resblocks[1].mlp.c_fc.weight.mul_(3.0)  # e.g. weights loaded later
+        ref = model.predict(images, anchors, "medical")
+    after = predictor(images, anchors, "medical")
+    assert _corr(after.anomaly_map, ref.anomaly_map) > 0.999
+    assert (after.anomaly_map - before.anomaly_map).abs().max() > 10 * (after.anomaly_map - ref.anomaly_map).abs().max()
+
+
+def test_unknown_block_layout_runs_as_is_in_fp32_and_is_refused_for_int8():
+    model = make_tiny_model(seed=6).eval()
+    block = model.clip.visual.transformer.resblocks[0]
+    block.mlp.add_module("extra", torch.nn.Identity())  # a layout the fast path does not know
+    assert not FrozenBlock.supports(block)
+    images, anchors = _images(2), model.text_anchors("widget")
+    with torch.no_grad():
+        ref = model.predict(images, anchors, "medical")
+    predictor = FastPredictor(model, "fp32")
+    assert id(block) not in predictor._prepared
+    torch.testing.assert_close(predictor(images, anchors, "medical").anomaly_map, ref.anomaly_map, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="cannot be quantised"):
+        FastPredictor(model, "int8")
+
+
+# ---------------------------------------------------------------- int8 (CPU, inference only)
+def test_int8_tracks_fp32(tiny_model):
+    images = _images(12, seed=7)
+    anchors = tiny_model.text_anchors("widget")
+    ref = FastPredictor(tiny_model, "fp32")(images, anchors, "industrial")
+    predictor = FastPredictor(tiny_model, "int8")
+    assert predictor.precision == "int8"
+    out = predictor(images, anchors, "industrial")
+    assert out.anomaly_map.dtype == torch.float32 and out.anomaly_map.shape == (12, 112, 112)
+    for i in range(12):
+        assert _corr(out.anomaly_map[i], ref.anomaly_map[i]) >= 0.999
+    assert float(spearmanr(out.image_score, ref.image_score).statistic) >= 0.999
+    assert not torch.equal(out.anomaly_map, ref.anomaly_map)  # it did run quantised
+
+
+def test_int8_is_inference_only_and_cpu_only():
+    assert resolve_precision("int8", "cpu", inference=True) == "int8"
+    with pytest.raises(ValueError, match="inference only"):
+        resolve_precision("int8", "cpu")
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_precision("int8", "cuda", inference=True)
+    with pytest.raises(ValueError, match="Unknown attention"):
+        FastPredictor(make_tiny_model(seed=8), "fp32", attention="flash")
