@@ -20,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI reads the names before importing it
+    import torch
 
 __all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "autocast", "cpu_supports_bf16", "precision_dtype", "resolve_precision"]
 
@@ -30,7 +32,7 @@ logger = logging.getLogger(__name__)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Inference adds int8: dynamic int8 linears in the frozen image tower (CPU only; no autocast dtype).
 INFERENCE_PRECISIONS = (*PRECISIONS, "int8")
-_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": None}
+_AUTOCAST_DTYPES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16", "int8": None}  # torch dtype names
 # CPU feature flags (Linux /proc/cpuinfo) that mean bf16 matmuls run natively, not emulated.
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
@@ -62,6 +64,8 @@ def resolve_precision(precision: str, device: torch.device | str, inference: boo
     Raises:
         ValueError: unknown name, or a precision the device cannot run (the message says which to use).
     """
+    import torch
+
     names = INFERENCE_PRECISIONS if inference else PRECISIONS
     if precision not in names:
         if precision == "int8":
@@ -93,13 +97,18 @@ def resolve_precision(precision: str, device: torch.device | str, inference: boo
 
 def precision_dtype(precision: str) -> torch.dtype | None:
     """The autocast dtype of a resolved precision (None for fp32 and int8: no autocast)."""
-    if precision not in _DTYPES:
-        raise ValueError(f"{precision!r} is not a resolved precision; expected one of {list(_DTYPES)}.")
-    return _DTYPES[precision]
+    import torch
+
+    if precision not in _AUTOCAST_DTYPES:
+        raise ValueError(f"{precision!r} is not a resolved precision; expected one of {list(_AUTOCAST_DTYPES)}.")
+    name = _AUTOCAST_DTYPES[precision]
+    return None if name is None else getattr(torch, name)
 
 
 def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
     """Autocast context of a resolved ``precision`` on ``device`` (a no-op for fp32 and int8)."""
+    import torch
+
     dtype = precision_dtype(precision)
     if dtype is None:
         return contextlib.nullcontext()

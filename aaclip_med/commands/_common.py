@@ -17,7 +17,10 @@ import struct
 from importlib import resources
 from pathlib import Path
 
+from aaclip_med.precision import INFERENCE_PRECISIONS, PRECISIONS
+
 __all__ = [
+    "INFERENCE_PRECISIONS",
     "PRECISIONS",
     "add_model_arguments",
     "add_progress_argument",
@@ -32,8 +35,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# = aaclip_med.precision.PRECISIONS (that module imports torch; tests/commands pin the two equal)
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PAPER_BACKBONE = "ViT-L-14-336"
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 _IMPORT_HINT = ("the authors' text_adapter.pth / image_adapter.pth are converted with 'aaclip-med import-weights "

@@ -10,7 +10,7 @@ import argparse
 import logging
 import warnings
 
-from aaclip_med.commands._common import PRECISIONS, add_model_arguments, check_model_arguments
+from aaclip_med.commands._common import INFERENCE_PRECISIONS, add_model_arguments, check_model_arguments
 from aaclip_med.commands.sample import SAMPLE_SIZES
 
 __all__ = ["add_arguments", "run"]
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true", help="never try to download CLIP weights")
     parser.add_argument("--protocol", choices=("deployment", "paper"), default="deployment",
                         help="evaluation protocol (paper: per-class test-set min-max, benchmarks only)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+    parser.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
                         help="inference precision (auto: bf16/fp16 where the device runs it natively, else fp32)")
     parser.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
     add_model_arguments(parser, default_backbone=DEMO_BACKBONE, default_image_size=DEMO_IMAGE_SIZE,

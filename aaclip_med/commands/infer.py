@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from aaclip_med.commands._common import (
-    PRECISIONS,
+    INFERENCE_PRECISIONS,
     add_model_arguments,
     add_progress_argument,
     check_model_arguments,
@@ -81,8 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     calib.add_argument("--allow-calibration-mismatch", action="store_true",
                        help="apply a calibration fitted with other weights, modality, domain or class (warned)")
     run_group = parser.add_argument_group("execution")
-    run_group.add_argument("--precision", choices=PRECISIONS, default="auto",
-                           help="auto: bf16/fp16 where the device runs it natively, else fp32")
+    run_group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
+                           help="auto: bf16/fp16 where the device runs it natively, else fp32; int8: dynamic int8 image tower (CPU)")
     run_group.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
     run_group.add_argument("--workers", type=int, default=0, help="DataLoader workers loading cases ahead")
     run_group.add_argument("--seed", type=int, default=0,

@@ -15,7 +15,7 @@ import threading
 import torch
 
 from aaclip_med.commands._common import add_model_arguments, descriptions_from_args, model_from_args
-from aaclip_med.precision import PRECISIONS
+from aaclip_med.precision import INFERENCE_PRECISIONS
 
 __all__ = ["add_arguments", "run"]
 
@@ -31,7 +31,8 @@ def _add_infer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--description", help="class description text (overrides the registry)")
     group.add_argument("--descriptions", help="JSON file or inline JSON: class name -> description")
     group.add_argument("--threshold", type=float, help="raw map value of the DICOM SEG (without it: Parametric Map only)")
-    group.add_argument("--precision", choices=PRECISIONS, default="auto", help="auto (bf16 where the device runs it natively, else fp32), fp32, bf16 or fp16")
+    group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
+                       help="auto (bf16 where the device runs it natively, else fp32), fp32, bf16, fp16, or int8 (CPU)")
     group.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
     group.add_argument("--seed", type=int, default=0, help="seed for building untrained/random parts identically")
     group.add_argument("--calibration", help="calibration JSON to apply (written by 'aaclip-med infer --calibrate-normals')")

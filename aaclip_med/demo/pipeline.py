@@ -65,7 +65,7 @@ class DemoSettings:
     offline: bool = False
     protocol: str = "deployment"
     device: str | None = None
-    precision: str = "fp32"
+    precision: str = "auto"
     batch_size: int = 8
 
 

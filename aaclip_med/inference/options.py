@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aaclip_med.precision import INFERENCE_PRECISIONS
 from aaclip_med.presets import AUTO, resolve_modality_name
 
 __all__ = ["InferenceOptions", "SliceOptions", "DEFAULT_CLASS", "MIN_FOREGROUND", "check_threshold", "map_range"]
@@ -22,7 +23,6 @@ DEFAULT_CLASS = "scan"  # class (and description) of inputs when neither is give
 MIN_FOREGROUND = 0.05  # default fraction of a volume slice that must be foreground to count in the case score
 _AXES = ("acquisition", "axial", "coronal", "sagittal", 0, 1, 2)
 _DOMAINS = ("medical", "industrial")
-_PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # = aaclip_med.precision.PRECISIONS (a test pins it)
 
 
 @dataclass(frozen=True)
@@ -115,8 +115,8 @@ class InferenceOptions:
         object.__setattr__(self, "modality", resolve_modality_name(self.modality or AUTO, allow_auto=True))
         if self.domain is not None and str(self.domain) not in _DOMAINS:
             raise ValueError(f"domain must be one of {list(_DOMAINS)} or None, got {self.domain!r}")
-        if self.precision not in _PRECISIONS:
-            raise ValueError(f"Unknown precision {self.precision!r}; choose one of {list(_PRECISIONS)}.")
+        if self.precision not in INFERENCE_PRECISIONS:
+            raise ValueError(f"Unknown precision {self.precision!r}; choose one of {list(INFERENCE_PRECISIONS)}.")
         if self.batch_size < 1 or self.workers < 0:
             raise ValueError(f"need batch_size >= 1 and workers >= 0, got {self.batch_size} and {self.workers}")
         if isinstance(self.slices, Mapping):

@@ -24,7 +24,7 @@ def test_defaults_agree_everywhere():
     assert inspect.signature(predict_volume).parameters["modality"].default == "auto"
     assert "options" in inspect.signature(run_inference).parameters
     # the CLI keeps its own light copies of these (it answers --help before importing torch)
-    assert _common.PRECISIONS == tuple(PRECISIONS) and infer._MIN_FOREGROUND == MIN_FOREGROUND
+    assert _common.PRECISIONS is PRECISIONS and infer._MIN_FOREGROUND == MIN_FOREGROUND
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "nan"])
