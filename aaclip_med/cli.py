@@ -16,6 +16,8 @@ import logging
 import sys
 import warnings
 
+from aaclip_med.commands.config_file import CONFIG_OPTION, apply_config, read_config, split_config_argument
+
 __all__ = ["main", "COMMANDS"]
 
 # open_clip's notice while a model is built, before its weights are read (or when aaclip-med's own
@@ -87,6 +89,17 @@ class _DropNoise(logging.Filter):
         return _RANDOM_INIT_NOTICE not in message and message.strip() != _IGNITE_INTERRUPT
 
 
+def _command_parser(command: str, with_config: bool = True) -> argparse.ArgumentParser:
+    module_name, help_text = COMMANDS[command]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"aaclip-med {command}", description=help_text, formatter_class=_HelpFormatter)
+    module.add_arguments(parser)
+    if with_config:
+        parser.add_argument(CONFIG_OPTION, metavar="FILE", help="run configuration (JSON, e.g. from the project's "
+                            f"configs/): its '{command}' section sets options; the command line overrides them")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aaclip-med`` console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -95,12 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     if top.command is None:
         parser.print_help()
         return 2
-    module_name, help_text = COMMANDS[top.command]
-    module = importlib.import_module(module_name)
-    sub = argparse.ArgumentParser(prog=f"aaclip-med {top.command}", description=help_text, formatter_class=_HelpFormatter)
-    module.add_arguments(sub)
+    sub = _command_parser(top.command)
+    try:  # a run configuration's section: defaults that the command line overrides
+        config_path, rest = split_config_argument(rest)
+        if config_path is not None:
+            values = read_config(config_path, top.command)
+            apply_config(sub, lambda: _command_parser(top.command, with_config=False), values, rest, config_path)
+    except ValueError as err:
+        sub.error(str(err))
     args = sub.parse_args(rest)
     _configure_logging(top.verbose)
+    module = importlib.import_module(COMMANDS[top.command][0])
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:

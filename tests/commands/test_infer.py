@@ -220,7 +220,7 @@ def _help(*command) -> str:
 
 def test_help_states_defaults_and_is_true_per_command():
     infer = _help("infer")
-    for text in ("(default: auto)", "--precision {auto,fp32,bf16,fp16}", "(default: 8)", "--seed SEED seed of",
+    for text in ("(default: auto)", "--precision {auto,fp32,bf16,fp16,int8}", "(default: 8)", "--seed SEED seed of",
                  "--no-progress no progress bars", "ViT-B-16 512, ViT-L-14-336 518", "else ViT-L-14-336",
                  "aaclip-med import-weights", "(default: acquisition)", "(default: 0.05)"):
         assert text in infer, text

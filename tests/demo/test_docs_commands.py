@@ -6,7 +6,6 @@ must get a check here (or a test elsewhere) before it is documented.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import importlib
 import re
@@ -15,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from aaclip_med import cli
 from aaclip_med.cli import COMMANDS
+from aaclip_med.commands.config_file import apply_config, read_config, split_config_argument
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "aaclip_zero_shot"
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 _BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
-_REPO_PREFIXES = ("docs/", "bundles/", "aaclip_med/", "benchmarks/", "tests/")
+_REPO_PREFIXES = ("docs/", "bundles/", "aaclip_med/", "benchmarks/", "tests/")  # configs/: read by _parse_cli
 
 
 def _blocks(kind: str) -> list[tuple[Path, str]]:
@@ -47,8 +48,11 @@ def _parse_cli(args: list[str]) -> None:
         return
     sub, rest = args[0], args[1:]
     assert sub in COMMANDS, f"unknown subcommand {sub!r}"
-    parser = argparse.ArgumentParser(prog=f"aaclip-med {sub}")
-    importlib.import_module(COMMANDS[sub][0]).add_arguments(parser)
+    parser = cli._command_parser(sub)
+    config, rest = split_config_argument(rest)
+    if config is not None:  # the run configuration's section, as the CLI applies it
+        values = read_config(REPO / config, sub)
+        apply_config(parser, lambda: cli._command_parser(sub, with_config=False), values, rest, config)
     try:
         parser.parse_args(rest)
     except SystemExit as stop:
@@ -56,7 +60,9 @@ def _parse_cli(args: list[str]) -> None:
 
 
 def _check_other(line: str, tokens: list[str]) -> None:
-    if tokens[:1] == ["make"]:
+    if tokens[:1] == ["export"]:
+        assert all(re.match(r"^[A-Z_]+=\S+$", t) for t in tokens[1:]), line
+    elif tokens[:1] == ["make"]:
         makefile = (REPO / "Makefile").read_text()
         assert all(re.search(rf"^{t}:", makefile, re.M) for t in tokens[1:]), line
     elif "monai.bundle" in tokens:
