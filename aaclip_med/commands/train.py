@@ -96,21 +96,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _domain(args: argparse.Namespace) -> str:
-    """The validation maps' domain: --domain, else the explicit preset's, else the manifest's records'."""
+    """The validation maps' domain: --domain, else the explicit preset's, else the manifest records' own.
+
+    It only decides how validation scores checkpoints (smoothing kernel, image-score rule); where
+    nothing names it, the industrial rule is used and the warning says how to change it.
+    """
     if args.domain:
         return args.domain
     if args.modality != "auto":
         from aaclip_med.data.modality import get_modality
 
         return str(get_modality(args.modality).get("domain", "industrial"))
-    from aaclip_med.data.manifest import read_manifest
+    manifest = Path(args.manifest)
+    if manifest.is_file():
+        from aaclip_med.data.manifest import read_manifest
 
-    domains = {str(r.get("domain") or "") for r in read_manifest(args.manifest)}
-    if len(domains) == 1 and "" not in domains:
-        return domains.pop()
-    msg = (f"{args.manifest}: its records name the domains {sorted(d or 'none' for d in domains)}; with "
-           "--modality auto the validation domain cannot be inferred: pass --domain medical|industrial")
-    raise ValueError(msg)
+        domains = {str(r.get("domain") or "") for r in read_manifest(manifest)}
+        if len(domains) == 1 and "" not in domains:
+            return domains.pop()
+    logger.warning("%s names no single domain and --modality is auto: validation scores checkpoints with the "
+                   "industrial rule; pass --domain medical for medical data", manifest)
+    return "industrial"
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -75,7 +75,8 @@ class LoadSampled(MapTransform):
             mask_path = self.root / str(d[Keys.MASK_PATH])
             if not mask_path.exists():
                 raise DataError(mask_path, f"mask file not found (mask_path of {image_path})")
-            mask = read_mask(mask_path, slice_index)
+            cached = None if slice_index is None else (lambda path: self.cache.get(path, load_image))
+            mask = read_mask(mask_path, slice_index, load_volume=cached)
             d[Keys.MASK] = MetaTensor(check_mask(mask, image, mask_path, image_path), meta=dict(image.meta))
         elif self.with_mask:
             d[Keys.MASK] = MetaTensor(torch.zeros((1, *image.shape[1:])), meta=dict(image.meta))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
 
@@ -77,7 +78,10 @@ def _read_plain_mask(path: Path, max_pixels: int | None) -> torch.Tensor:
 
 
 def read_mask(
-    path: str | PathLike, slice_index: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | PathLike,
+    slice_index: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    load_volume: Callable[[Path], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Read a ground-truth mask and apply the mask rule.
 
@@ -86,6 +90,9 @@ def read_mask(
         slice_index: for a volume, the slice along the acquisition axis (as the manifest's
             `slice_index`; the image is cut at the same index).
         max_pixels: largest plain image decoded (see :func:`aaclip_med.data.loading.load_image`).
+        load_volume: reads a NIfTI/DICOM mask (default :func:`~aaclip_med.data.loading.load_image`),
+            e.g. a :class:`~aaclip_med.data.cache.VolumeCache` getter so that the slice records of
+            one case decode their mask volume once.
 
     Returns:
         (1, H, W) float32 tensor of {0, 1}.
@@ -96,7 +103,7 @@ def read_mask(
     path = Path(path)
     if source_kind(path) == "image":
         return _read_plain_mask(path, max_pixels).float()
-    volume = load_image(path)
+    volume = (load_volume or load_image)(path)
     if volume.ndim == 4:
         if slice_index is None:
             raise DataError(path, "is a volume; the manifest line needs a 'slice_index' to cut its mask")
