@@ -8,12 +8,19 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+
+# The benchmarks build their inputs with the tests' synthetic sources (tests/_synthetic.py): make the
+# repository root importable when a script runs as `python benchmarks/NAME.py`.
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 

@@ -5,7 +5,7 @@ Usage::
     python benchmarks/data_loading.py                      # reduced: 4 cases of 256 x 256 x 16
     python benchmarks/data_loading.py --side 512 --slices 64 --cases 4 --workers 0 2 4
 
-Synthetic cases are written to a temporary folder with :mod:`aaclip_med.data.synthetic` (a CT
+Synthetic cases are written to a temporary folder with tests/_synthetic.py (a CT
 series, one DICOM file per slice, shuffled; a NIfTI volume with an oblique affine). Measured:
 
 - ``load``: :func:`aaclip_med.data.load_image` alone (decode + geometry), in the main process;
@@ -37,8 +37,8 @@ from _common import emit, host_info, print_table
 from torch.utils.data import DataLoader, Dataset
 
 from aaclip_med.data import ManifestDataset, SliceVolumed, inference_transforms, load_image
-from aaclip_med.data.synthetic import write_dicom_series, write_nifti
 from aaclip_med.keys import Keys
+from tests._synthetic import write_dicom_series, write_nifti
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

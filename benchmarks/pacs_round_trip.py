@@ -31,7 +31,6 @@ import pydicom
 import torch
 from _common import emit, host_info, print_table
 
-from aaclip_med.data.synthetic import write_dicom_series
 from aaclip_med.model import AAClipConfig, build_aaclip
 from aaclip_med.pacs import (
     Credentials,
@@ -44,6 +43,7 @@ from aaclip_med.pacs import (
     series_key,
 )
 from aaclip_med.pacs.processing import infer_series
+from tests._synthetic import write_dicom_series
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from aaclip_med.files import write_bytes_atomic, write_json_atomic
 
-__all__ = ["write_json", "write_png", "write_nifti_gz", "write_ct_series", "series_affine_ras", "ANONYMOUS"]
+__all__ = ["write_json", "write_png", "write_nifti_gz", "write_ct_series", "slice_positions", "series_affine_ras", "ANONYMOUS"]
 
 ANONYMOUS = "ANON"  # PatientName and PatientID of every generated DICOM file
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -95,7 +95,7 @@ def _ct_slice(pixels: np.ndarray, number: int, position: np.ndarray, geometry: d
     ds.Modality, ds.StudyDescription = "CT", "aaclip-med sample (synthetic lesion)"
     ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
     _type2_attributes(ds)
-    ds.ImagePositionPatient = [round(float(v), 4) for v in position]
+    ds.ImagePositionPatient = [float(v) for v in position]
     ds.ImageOrientationPatient = [float(v) for v in np.concatenate([geometry["row_dir"], geometry["col_dir"]])]
     ds.PixelSpacing = [float(v) for v in geometry["spacing"]]
     ds.SliceThickness = ds.SpacingBetweenSlices = float(geometry["step"])
@@ -108,27 +108,64 @@ def _ct_slice(pixels: np.ndarray, number: int, position: np.ndarray, geometry: d
     return ds
 
 
-def write_ct_series(folder: Path, hu: np.ndarray, geometry: dict, seed: int) -> list[Path]:
-    """Write (slices, rows, columns) HU values as one axial CT series, one file per slice.
+def slice_positions(geometry: dict, count: int) -> np.ndarray:
+    """ImagePositionPatient (LPS, mm) of each of ``count`` slices, as written: rounded to 1e-4 mm
+    (a DICOM decimal string holds 16 characters)."""
+    normal = np.cross(geometry["row_dir"], geometry["col_dir"])
+    steps = np.arange(count)[:, None] * float(geometry["step"]) * normal
+    return np.round(np.asarray(geometry["origin"], float) + steps, 4)
+
+
+def _series_uids(seed: int | None, count: int, series_uid: str | None) -> dict:
+    if seed is None:  # a new series every call
+        uids = {key: generate_uid() for key in ("study", "series", "frame")}
+        uids["instances"] = [generate_uid() for _ in range(count)]
+    else:  # derived from the seed: a re-run writes identical files
+        entropy = ["aaclip-med sample", str(seed)]
+        uids = {key: generate_uid(entropy_srcs=[*entropy, key]) for key in ("study", "series", "frame")}
+        uids["instances"] = [generate_uid(entropy_srcs=[*entropy, "instance", str(k)]) for k in range(count)]
+    if series_uid is not None:
+        uids["series"] = series_uid
+    return uids
+
+
+def write_ct_series(
+    folder: Path,
+    hu: np.ndarray,
+    geometry: dict,
+    seed: int | None = 0,
+    instance_order: np.ndarray | None = None,
+    series_uid: str | None = None,
+    name_prefix: str = "",
+) -> list[Path]:
+    """Write (slices, rows, columns) HU values as one CT series, one file per slice.
+
+    The one DICOM series writer of the package: the sample data and the tests' synthetic series
+    (oblique planes, scrambled file order) both come from it, so they pass the same conformance.
 
     Args:
         folder: output folder (created).
         hu: int16 Hounsfield units.
         geometry: ``origin`` (LPS mm of slice 0), ``row_dir``, ``col_dir``, ``spacing`` (row, column
             mm) and ``step`` (mm between slices along the normal).
-        seed: UIDs are derived from it, so a re-run writes identical files.
+        seed: UIDs are derived from it, so a re-run writes identical files; None draws new UIDs.
+        instance_order: for slice k, its InstanceNumber minus 1 and file number (default k): a
+            permutation writes the files in another order than the slices lie in space.
+        series_uid: SeriesInstanceUID to use instead of the derived one.
+        name_prefix: file names are ``<prefix>IM<number>.dcm`` (several series in one folder).
 
     Returns:
-        The file paths in slice order.
+        The file paths in slice order (slice k is at ``slice_positions(geometry, n)[k]``).
     """
-    normal = np.cross(geometry["row_dir"], geometry["col_dir"])
-    entropy = ["aaclip-med sample", str(seed)]
-    uids = {key: generate_uid(entropy_srcs=[*entropy, key]) for key in ("study", "series", "frame")}
-    uids["instances"] = [generate_uid(entropy_srcs=[*entropy, "instance", str(k)]) for k in range(len(hu))]
+    count = len(hu)
+    order = np.arange(count) if instance_order is None else np.asarray(instance_order)
+    if sorted(order.tolist()) != list(range(count)):
+        raise ValueError(f"instance_order must be a permutation of 0..{count - 1}, got {order.tolist()}")
+    uids = _series_uids(seed, count, series_uid)
     paths = []
-    for k, pixels in enumerate(hu):
-        position = np.asarray(geometry["origin"], float) + k * geometry["step"] * normal
+    for k, (pixels, position) in enumerate(zip(hu, slice_positions(geometry, count), strict=True)):
+        number = int(order[k]) + 1
         buffer = io.BytesIO()
-        _ct_slice(pixels, k + 1, position, geometry, uids).save_as(buffer, enforce_file_format=True)
-        paths.append(write_bytes_atomic(Path(folder) / f"IM{k + 1:04d}.dcm", buffer.getvalue()))
+        _ct_slice(pixels, number, position, geometry, uids).save_as(buffer, enforce_file_format=True)
+        paths.append(write_bytes_atomic(Path(folder) / f"{name_prefix}IM{number:04d}.dcm", buffer.getvalue()))
     return paths

@@ -17,7 +17,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from aaclip_med.data.manifest import write_manifest
-from aaclip_med.data.synthetic import oblique_affine, write_dicom_series, write_nifti
+from tests._synthetic import oblique_affine, write_dicom_series, write_nifti
 
 from ..conftest import make_tiny_model
 from .commands import BUNDLE_DIR, TINY_TRAINING, run_command, tiny_model

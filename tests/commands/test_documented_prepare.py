@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from aaclip_med.cli import main
-from aaclip_med.data.synthetic import write_nifti
+from tests._synthetic import write_nifti
 from tests.data import _layouts as layouts
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aaclip_med.data.synthetic import write_dicom_series, write_nifti
+from tests._synthetic import write_dicom_series, write_nifti
 
 
 def pytest_configure(config):

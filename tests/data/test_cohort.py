@@ -3,7 +3,7 @@ import pytest
 
 from aaclip_med.data.builders import build_manifest
 from aaclip_med.data.errors import DataError
-from aaclip_med.data.synthetic import write_dicom_series, write_nifti
+from tests._synthetic import write_dicom_series, write_nifti
 
 
 def test_nifti_and_dicom_cases_one_line_per_slice(tmp_path):

@@ -8,7 +8,7 @@ from aaclip_med.data.dataset import ManifestDataset
 from aaclip_med.data.errors import DataError
 from aaclip_med.data.manifest import write_manifest
 from aaclip_med.data.pipeline import inference_transforms
-from aaclip_med.data.synthetic import write_nifti
+from tests._synthetic import write_nifti
 
 
 def _png(path, array):

@@ -3,7 +3,7 @@ import pytest
 
 from aaclip_med.data.dicom import find_dicom_series, read_dicom_header, slice_position
 from aaclip_med.data.errors import DataError
-from aaclip_med.data.synthetic import write_dicom_series
+from tests._synthetic import write_dicom_series
 
 
 def test_series_sorted_by_position_not_file_order(dicom_series):

@@ -9,7 +9,7 @@ from pydicom.data import get_testdata_file
 
 from aaclip_med.data.errors import DataError
 from aaclip_med.data.loading import INTENSITY_MAX, LoadSource, load_image, source_kind
-from aaclip_med.data.synthetic import write_multiframe_dicom, write_nifti
+from tests._synthetic import write_multiframe_dicom, write_nifti
 
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm"])

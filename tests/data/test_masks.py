@@ -7,7 +7,7 @@ from PIL import Image
 
 from aaclip_med.data.errors import DataError
 from aaclip_med.data.masks import LOSSY_THRESHOLD, mask_foreground, read_mask, resize_mask
-from aaclip_med.data.synthetic import write_nifti
+from tests._synthetic import write_nifti
 
 
 def _drawn_mask(size=64):

@@ -4,7 +4,7 @@ from monai.transforms import LoadImage
 
 from aaclip_med.data.errors import DataError
 from aaclip_med.data.readers import DicomSeriesReader
-from aaclip_med.data.synthetic import write_dicom_series
+from tests._synthetic import write_dicom_series
 
 
 def _lps_of_pixel(item, i, j):

@@ -2,7 +2,7 @@ import numpy as np
 
 from aaclip_med.data.loading import load_image
 from aaclip_med.data.slicing import SliceVolumed
-from aaclip_med.data.synthetic import write_nifti
+from tests._synthetic import write_nifti
 
 
 def test_image_and_mask_cut_together_skip_on_image(tmp_path):

@@ -2,7 +2,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 
-from aaclip_med.data.synthetic import oblique_affine, oblique_orientation, write_multiframe_dicom
+from tests._synthetic import oblique_affine, oblique_orientation, write_multiframe_dicom
 
 
 def test_orientation_is_orthonormal_and_oblique():

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from aaclip_med.data import load_image
 from aaclip_med.data.cache import VolumeCache
 from aaclip_med.data.dataset import ManifestDataset
-from aaclip_med.data.synthetic import write_dicom_series, write_nifti
+from tests._synthetic import write_dicom_series, write_nifti
 
 
 def _counting_loader():

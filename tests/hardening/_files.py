@@ -10,7 +10,7 @@ import numpy as np
 import pydicom
 from PIL import Image
 
-from aaclip_med.data.synthetic import write_dicom_series, write_nifti
+from tests._synthetic import write_dicom_series, write_nifti
 
 __all__ = ["write_constant_png", "write_png", "write_series", "truncate", "planted_series", "PLANTED"]
 

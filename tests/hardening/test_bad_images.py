@@ -105,7 +105,7 @@ def test_mixed_orientation_refused(tmp_path):
 
 
 def test_even_oblique_series_still_loads(tmp_path):
-    from aaclip_med.data.synthetic import write_dicom_series
+    from tests._synthetic import write_dicom_series
 
     write_dicom_series(tmp_path / "s", np.zeros((4, 6, 5), int), angle_deg=20.0)  # shuffled, oblique
     assert load_image(tmp_path / "s").shape == (1, 6, 5, 4)

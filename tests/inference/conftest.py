@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from aaclip_med.data.synthetic import write_nifti
 from aaclip_med.model import AAClip, ImageFeatures, Prediction
+from tests._synthetic import write_nifti
 from tests.conftest import make_tiny_model
 
 

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from aaclip_med.data.synthetic import write_nifti
 from aaclip_med.inference import (
     Calibration,
     Predictor,
@@ -19,6 +18,7 @@ from aaclip_med.inference import (
 )
 from aaclip_med.inference.calibration import ClassCalibration, PixelStats
 from aaclip_med.model import load_adapters, save_adapters
+from tests._synthetic import write_nifti
 from tests.conftest import make_tiny_model
 from tests.inference.conftest import IntensityModel, blob_volume
 

@@ -6,9 +6,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from aaclip_med.data.synthetic import write_dicom_series
 from aaclip_med.inference.writers.dicom_pmap import MAX_WINDOW_WIDTH, display_window, write_parametric_map
 from aaclip_med.inference.writers.dicom_seg import write_segmentation
+from tests._synthetic import write_dicom_series
 from tests._tools import dciodvfy
 
 SHAPE = (16, 18, 4)  # rows, columns, slices

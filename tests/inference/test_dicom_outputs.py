@@ -7,8 +7,8 @@ import nibabel as nib
 import numpy as np
 import pydicom
 
-from aaclip_med.data.synthetic import write_dicom_series
 from aaclip_med.inference import run_inference
+from tests._synthetic import write_dicom_series
 from tests._tools import dciodvfy
 from tests.inference.conftest import blob_volume
 

@@ -6,8 +6,8 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from aaclip_med.data.synthetic import write_dicom_series, write_nifti
 from aaclip_med.inference import run_inference
+from tests._synthetic import write_dicom_series, write_nifti
 from tests.inference.conftest import blob_volume
 
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])

@@ -8,9 +8,9 @@ import numpy as np
 from PIL import Image
 
 from aaclip_med.data.manifest import write_manifest
-from aaclip_med.data.synthetic import write_nifti
 from aaclip_med.evaluation.evaluate import evaluate_predictions
 from aaclip_med.inference import run_inference
+from tests._synthetic import write_nifti
 from tests.inference.conftest import IntensityModel, blob_volume
 
 

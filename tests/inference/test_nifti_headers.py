@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from aaclip_med.data.loading import load_image
-from aaclip_med.data.synthetic import oblique_affine, write_dicom_series
 from aaclip_med.inference import run_inference
 from aaclip_med.inference.writers.nifti import write_nifti_mask, write_nifti_overlay
+from tests._synthetic import oblique_affine, write_dicom_series
 from tests.inference.conftest import blob_volume
 
 # an aligned (template) space rotated and shifted against the scanner space the qform keeps; same

@@ -9,8 +9,8 @@ import logging
 import numpy as np
 from PIL import Image
 
-from aaclip_med.data.synthetic import write_nifti
 from aaclip_med.inference import InferenceOptions, SliceOptions, run_inference
+from tests._synthetic import write_nifti
 from tests.inference.conftest import IntensityModel
 
 

@@ -15,7 +15,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ComprehensiveSRStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from aaclip_med.data.synthetic import write_dicom_series
+from tests._synthetic import write_dicom_series
 from tests.pacs.orthanc import Orthanc, find_dicomweb_plugin, find_orthanc, free_port
 
 TINY = ["--backbone", "aaclip-tiny", "--backbone-weights", "random", "--device", "cpu", "--seed", "0"]

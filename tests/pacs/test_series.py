@@ -8,9 +8,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from aaclip_med.data.synthetic import write_dicom_series
 from aaclip_med.pacs import NotAnImageSeries, SeriesError
 from aaclip_med.pacs.series import inspect_series, is_image_sop_class, preset_for_modality
+from tests._synthetic import write_dicom_series
 from tests.pacs.conftest import corrupt_copy, write_ct, write_mr, write_sr
 
 
