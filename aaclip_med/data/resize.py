@@ -42,6 +42,17 @@ def _pil_bicubic(img: torch.Tensor, size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(out)).float() / 255.0
 
 
+def _side(size: int) -> int:
+    if int(size) < 1:
+        msg = f"image_size must be >= 1 pixel, got {size}"
+        raise ValueError(msg)
+    return int(size)
+
+
+def _with_meta(out: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return MetaTensor(out, meta=dict(like.meta)) if isinstance(like, MetaTensor) else out
+
+
 class ResizeImage(Transform):
     """Resize a (C, H, W) image in [0, 1] to (C, S, S).
 
@@ -55,18 +66,14 @@ class ResizeImage(Transform):
     backend = [TransformBackends.TORCH]
 
     def __init__(self, size: int) -> None:
-        if int(size) < 1:
-            msg = f"image_size must be >= 1 pixel, got {size}"
-            raise ValueError(msg)
-        self.size = int(size)
+        self.size = _side(size)
         self.fallback = Resize((self.size, self.size), mode="bicubic")
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         """Args: img: (C, H, W), values in [0, 1]."""
         if not is_8bit_source(img):
             return self.fallback(img)
-        out = _pil_bicubic(img, self.size)
-        return MetaTensor(out, meta=dict(img.meta)) if isinstance(img, MetaTensor) else out
+        return _with_meta(_pil_bicubic(img, self.size), img)
 
 
 class ResizeMask(Transform):
@@ -79,15 +86,11 @@ class ResizeMask(Transform):
     backend = [TransformBackends.TORCH]
 
     def __init__(self, size: int) -> None:
-        if int(size) < 1:
-            msg = f"image_size must be >= 1 pixel, got {size}"
-            raise ValueError(msg)
-        self.size = int(size)
+        self.size = _side(size)
 
     def __call__(self, mask: torch.Tensor) -> torch.Tensor:
         """Args: mask: (C, H, W), non-zero = anomalous."""
-        out = resize_mask(mask, (self.size, self.size)).float()
-        return MetaTensor(out, meta=dict(mask.meta)) if isinstance(mask, MetaTensor) else out
+        return _with_meta(resize_mask(mask, (self.size, self.size)).float(), mask)
 
 
 class ResizeImaged(ArrayTwind):
