@@ -197,6 +197,14 @@ def convert_public_checkpoints(
     return {**_convert_text(text_state, config.text_adapter_layers), **_convert_image(image_state)}
 
 
+def _public_head_config(config: AAClipConfig, state: dict[str, torch.Tensor]) -> AAClipConfig:
+    """``config`` with the head activations the converted files carry (their ``--relu``: a LeakyReLU
+    after every seg head, stored as ``seg_proj.j.fc.0``, and after the det head, ``det_proj.fc.0``)."""
+    relu_heads = any(k.startswith("seg_heads.") and ".fc.0." in k for k in state)
+    relu_det = any(k.startswith("det_head.fc.0.") for k in state)
+    return config.replace(head_activation=relu_heads, det_head_activation=relu_det)
+
+
 def load_public_checkpoints(
     text_adapter: str | os.PathLike, image_adapter: str | os.PathLike, config: AAClipConfig | None = None
 ) -> AAClip:
@@ -210,9 +218,7 @@ def load_public_checkpoints(
 
     config = config or AAClipConfig()
     state = convert_public_checkpoints(text_adapter, image_adapter, config)
-    relu_heads = any(k.startswith("seg_heads.") and ".fc.0." in k for k in state)
-    relu_det = any(k.startswith("det_head.fc.0.") for k in state)
-    model = build_aaclip(config.replace(head_activation=relu_heads, det_head_activation=relu_det))
+    model = build_aaclip(_public_head_config(config, state))
     try:
         model.load_adapter_state_dict(state)
     except ValueError as err:
@@ -250,8 +256,7 @@ def import_public_checkpoints(
 
     config = config or AAClipConfig()
     state = convert_public_checkpoints(text_adapter, image_adapter, config)
-    relu_heads = any(k.startswith("seg_heads.") and ".fc.0." in k for k in state)
-    resolved = resolve_config(config.replace(head_activation=relu_heads))
+    resolved = resolve_config(_public_head_config(config, state))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "copying into a meta parameter is a no-op"

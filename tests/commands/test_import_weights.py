@@ -40,6 +40,20 @@ def test_conversion_builds_no_clip_and_warns_nothing(tmp_path, monkeypatch, capl
         torch.testing.assert_close(converted.adapter_state_dict()[key], value, rtol=0, atol=0)
 
 
+def test_relu_checkpoints_convert_with_both_head_activations(tmp_path, capsys):
+    source = _perturbed_model(seed=5, head_activation=True, det_head_activation=True)
+    _write_public_format(source, tmp_path, relu_heads=True)
+    out = tmp_path / "adapters.safetensors"
+    code = main(["import-weights", "--text-adapter", str(tmp_path / "text_adapter.pth"), "--image-adapter",
+                 str(tmp_path / "image_adapter.pth"), "--out", str(out), "--backbone", "aaclip-tiny"])
+    assert code == 0, capsys.readouterr().err
+    config = read_adapter_file(out)[0]["config"]
+    assert config["head_activation"] is True and config["det_head_activation"] is True
+    converted = load_adapters(out, pretrained="random")
+    for key, value in source.adapter_state_dict().items():
+        torch.testing.assert_close(converted.adapter_state_dict()[key], value, rtol=0, atol=0)
+
+
 def test_files_of_another_backbone_are_refused(tmp_path, capsys):
     _write_public_format(_perturbed_model(seed=3), tmp_path)
     code = main(["import-weights", "--text-adapter", str(tmp_path / "text_adapter.pth"), "--image-adapter",
