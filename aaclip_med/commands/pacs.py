@@ -12,10 +12,15 @@ import logging
 import signal
 import threading
 
-import torch
-
-from aaclip_med.commands._common import add_model_arguments, descriptions_from_args, model_from_args
+from aaclip_med.commands._common import (
+    add_model_arguments,
+    check_model_arguments,
+    descriptions_from_args,
+    finite_float,
+    model_from_args,
+)
 from aaclip_med.precision import INFERENCE_PRECISIONS
+from aaclip_med.presets import AUTO, modality_choices
 
 __all__ = ["add_arguments", "run"]
 
@@ -24,13 +29,13 @@ logger = logging.getLogger(__name__)
 
 def _add_infer_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inference (as in 'aaclip-med infer')")
-    group.add_argument("--modality", default="auto",
-                       help="preset (ct, mr, oct, endoscopy, ct-<window>) or 'auto': from each series' Modality")
+    group.add_argument("--modality", choices=modality_choices(), default=AUTO, metavar="PRESET",
+                       help=f"preset: {', '.join(modality_choices())}; 'auto': from each series' Modality")
     group.add_argument("--domain", choices=("medical", "industrial"), help="default: from the preset")
     group.add_argument("--class-name", default="scan", help="class of the series (picks the description)")
     group.add_argument("--description", help="class description text (overrides the registry)")
     group.add_argument("--descriptions", help="JSON file or inline JSON: class name -> description")
-    group.add_argument("--threshold", type=float, help="raw map value of the DICOM SEG (without it: Parametric Map only)")
+    group.add_argument("--threshold", type=finite_float, metavar="T", help="raw map value of the DICOM SEG (without it: Parametric Map only)")
     group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
                        help="auto (bf16 where the device runs it natively, else fp32), fp32, bf16, fp16, or int8 (CPU)")
     group.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
@@ -93,10 +98,9 @@ def _options(args: argparse.Namespace):
 
 
 def _model(args: argparse.Namespace):
-    if (args.backbone_weights or "").lower() == "random":
-        logger.warning("!!! --backbone-weights random: the CLIP backbone has RANDOM weights; "
-                       "maps and scores are meaningless (smoke test only) !!!")
-    torch.manual_seed(args.seed)
+    import torch  # here, not at import: `pacs --help` and option errors answer without torch
+
+    torch.manual_seed(args.seed)  # (a random backbone is announced once, by the backbone loader)
     return model_from_args(args)
 
 
@@ -133,4 +137,5 @@ def _listen(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     # pynetdicom logs whole PDUs at debug level; its info lines are enough for network problems
     logging.getLogger("pynetdicom").setLevel(max(logging.getLogger("pynetdicom").getEffectiveLevel(), logging.INFO))
+    check_model_arguments(args)  # wrong paths and sizes are refused before any model work
     return _run(args) if args.pacs_command == "run" else _listen(args)

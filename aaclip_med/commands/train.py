@@ -17,7 +17,12 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from aaclip_med.commands._common import add_model_arguments, descriptions_from_args, model_from_args
+from aaclip_med.commands._common import (
+    add_model_arguments,
+    descriptions_from_args,
+    model_from_args,
+    read_adapter_header,
+)
 from aaclip_med.precision import PRECISIONS
 from aaclip_med.training.config import STAGE1_LEVELS, StageConfig, TrainConfig
 
@@ -146,7 +151,6 @@ def _early_checks(args: argparse.Namespace, config: TrainConfig) -> None:
     """
     from aaclip_med.data.kshot import sample_k_shot
     from aaclip_med.data.manifest import read_manifest
-    from aaclip_med.model import read_adapter_file
     from aaclip_med.training.record import carried_stages, check_stage2_start, check_trainable, summarize_data
     from aaclip_med.training.state import load_train_state
     from aaclip_med.training.workflow import STATE_FILE
@@ -157,7 +161,7 @@ def _early_checks(args: argparse.Namespace, config: TrainConfig) -> None:
         return
     out = Path(config.out_dir)
     state = load_train_state(out / STATE_FILE) if config.resume and (out / STATE_FILE).is_file() else None
-    carried = carried_stages(read_adapter_file(args.weights)[0].get("extra")) if args.weights else set()
+    carried = carried_stages(read_adapter_header(args.weights).get("extra")) if args.weights else set()
     check_stage2_start(out, state, carried)
 
 
