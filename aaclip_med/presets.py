@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "AUTO",
+    "dicom_modality_presets",
     "get_ct_window",
     "get_modality",
     "list_ct_windows",
@@ -102,8 +103,13 @@ def get_modality(name: str) -> dict[str, Any]:
     return copy.deepcopy(_presets()[resolve_modality_name(name)])
 
 
+def dicom_modality_presets() -> dict[str, str]:
+    """A copy of the DICOM Modality -> preset table of ``--modality auto``."""
+    return dict(_read("presets.json")["dicom_modalities"])
+
+
 def preset_for_dicom_modality(tag: str | None) -> str | None:
     """The preset of a DICOM Modality attribute (``CT`` -> ``ct``, ``MR`` -> ``mri``...), None if none fits."""
     if not tag:
         return None
-    return _read("presets.json")["dicom_modalities"].get(str(tag).strip().upper())
+    return dicom_modality_presets().get(str(tag).strip().upper())

@@ -19,13 +19,11 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from aaclip_med.pacs.errors import NotAnImageSeries, SeriesError
+from aaclip_med.presets import dicom_modality_presets, preset_for_dicom_modality
 
-__all__ = ["SeriesInfo", "inspect_series", "is_image_sop_class", "preset_for_modality", "MODALITY_PRESETS"]
+__all__ = ["SeriesInfo", "inspect_series", "is_image_sop_class", "preset_for_modality"]
 
 logger = logging.getLogger(__name__)
-
-# DICOM Modality -> preset of ``--modality auto``
-MODALITY_PRESETS = {"CT": "ct", "MR": "mr", "OPT": "oct", "OCT": "oct", "ES": "endoscopy"}
 
 _PIXEL_DATA = 0x7FE00010
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -47,16 +45,17 @@ def is_image_sop_class(sop_class_uid: str) -> bool:
 
 
 def preset_for_modality(requested: str, info: SeriesInfo) -> str:
-    """The inference preset of a series: ``requested`` itself, or for "auto" the one of its Modality.
+    """The inference preset of a series: ``requested`` itself, or for "auto" the one of its Modality
+    (the table ``--modality auto`` uses everywhere, :func:`aaclip_med.presets.preset_for_dicom_modality`).
 
     Raises:
         SeriesError: "auto" and the series' Modality has no preset.
     """
     if requested != "auto":
         return requested
-    preset = MODALITY_PRESETS.get(info.modality.upper())
+    preset = preset_for_dicom_modality(info.modality)
     if preset is None:
-        known = ", ".join(f"{m} -> {p}" for m, p in MODALITY_PRESETS.items())
+        known = ", ".join(f"{m} -> {p}" for m, p in dicom_modality_presets().items())
         raise SeriesError(f"series {info.series_uid}: Modality {info.modality or '(empty)'} has no preset ({known}); "
                           "pass --modality PRESET")
     return preset

@@ -21,7 +21,7 @@ def test_good_series(tmp_path):
     assert info == (ds.StudyInstanceUID, ds.SeriesInstanceUID, "CT", ds.SOPClassUID, 3)
     assert preset_for_modality("auto", info) == "ct" and preset_for_modality("ct-lung", info) == "ct-lung"
     mr = inspect_series(write_mr(tmp_path / "mr", depth=2)[0].parent)
-    assert preset_for_modality("auto", mr) == "mr"
+    assert preset_for_modality("auto", mr) == "mri"  # the table infer's --modality auto uses
 
 
 def test_corrupt_instance_names_series_and_instance(tmp_path):
