@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -110,18 +111,18 @@ def _settings(options: InferenceOptions, predictor: Predictor, calibration: Cali
         "modality": options.modality, "domain": predictor.domain, "precision": predictor.precision,
         "threshold": options.threshold, "dicom": options.dicom,
         "calibration": calibration.to_dict() if calibration else None,
-        "slices": {k: getattr(options.slices, k) for k in ("axis", "start", "stop", "min_foreground", "skip_empty")},
+        "slices": dataclasses.asdict(options.slices),
         "world_size": info.world_size,
     }
 
 
-def _calibration_lookup(calibration: Calibration | None, record: Mapping, options: InferenceOptions,
-                        class_name: str | None = None) -> Callable[[str, str], ClassCalibration | None]:
+def _calibration_lookup(calibration: Calibration | None, record: Mapping,
+                        options: InferenceOptions) -> Callable[[str, str], ClassCalibration | None]:
     """(modality, domain) -> the checked class calibration; the model and class are checked now."""
     if calibration is None:
         return lambda modality, domain: None
     identity = identity_from_record(record)
-    name = class_name or options.resolved_class
+    name = options.resolved_class
     fixed = None if options.modality == AUTO else options.modality
     check_calibration(calibration, identity, name, fixed, options.domain, options.allow_calibration_mismatch)
     checked: dict[tuple[str, str], ClassCalibration] = {}

@@ -110,7 +110,8 @@ class _LineBatcher:
 
     def _predict(self, key: tuple, items: list) -> None:
         description, modality, domain = key
-        out = self.predictor.predict_slices([image for _, image in items], description, modality, domain)
+        out = self.predictor.predict_slices([image for _, image in items], description, modality, domain,
+                                            keep_model_maps=True)
         for n, (index, _) in enumerate(items):
             scores = (float(out.image_score[n]), float(out.global_score[n]), float(out.map_max[n]))
             self.write(index, (out.maps[n], out.model_maps[n]), scores, modality, domain)

@@ -69,7 +69,7 @@ class SlicePredictions(NamedTuple):
     image_score: np.ndarray  # (N,) deployment score (medical: max(map); industrial: mix with s_g)
     global_score: np.ndarray  # (N,) s_g
     map_max: np.ndarray  # (N,) max of the S x S map
-    model_maps: list[np.ndarray]  # per slice (S, S) float32, the map at the model's input size (paper protocol)
+    model_maps: list[np.ndarray]  # per slice (S, S) float32 at the model's input size (paper protocol); [] unless asked
 
 
 def resize_map(score_map: torch.Tensor, size: Sequence[int]) -> np.ndarray:
@@ -158,7 +158,8 @@ class Predictor:
         return Prediction(*(t.detach().float().cpu() for t in pred))
 
     def predict_slices(
-        self, slices: Sequence[torch.Tensor], description: str, modality: str | None = None, domain: str | None = None
+        self, slices: Sequence[torch.Tensor], description: str, modality: str | None = None, domain: str | None = None,
+        keep_model_maps: bool = False,
     ) -> SlicePredictions:
         """Predict N loaded slices (C, H, W) and resize each map back to its (H, W).
 
@@ -168,6 +169,8 @@ class Predictor:
             modality: preset overriding the predictor's (e.g. from a manifest line); "auto" or an
                 "auto" predictor without one picks the preset once for all ``slices``.
             domain: domain overriding the predictor's (default: the preset's).
+            keep_model_maps: also return the S x S maps (manifest runs write them for the paper
+                protocol; a volume's would otherwise cost S * S * 4 bytes per slice for nothing).
 
         Returns:
             :class:`SlicePredictions` in the order of ``slices``.
@@ -187,7 +190,8 @@ class Predictor:
             batch = torch.stack([self.preprocess(s, name) for s in chunk])  # (B, 3, S, S)
             pred = self.predict_tensor(batch, description, domain)
             maps += [resize_map(m, s.shape[-2:]) for m, s in zip(pred.anomaly_map, chunk, strict=True)]
-            model_maps += [m.float().numpy() for m in pred.anomaly_map]
+            if keep_model_maps:
+                model_maps += [m.numpy().copy() for m in pred.anomaly_map]  # a copy: the batch tensor can go
             scores.append(pred.image_score)
             globals_.append(pred.global_score)
             maxima.append(pred.map_max)

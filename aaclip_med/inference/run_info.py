@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from datetime import datetime, timezone
@@ -16,9 +17,19 @@ _RANDOM = {"random", "none", ""}
 
 
 def sha256_file(path: str | os.PathLike | None) -> str | None:
-    """Hex sha256 of a file, or None when there is no file."""
+    """Hex sha256 of a file, or None when there is no file.
+
+    Remembered per (path, size, modification time): a run record is written per run, and PACS runs
+    write one per series, while the CLIP file hashed for it is ~0.9 GB (ViT-L/14-336).
+    """
     if not path or not Path(path).is_file():
         return None
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

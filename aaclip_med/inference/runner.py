@@ -86,8 +86,10 @@ def _prepare(job: Job, out_dir: Path, record: Mapping, force: bool, info: DistCo
 
 
 def _run_shard(job: Job, units: list, info: DistContext, workers: int, progress: bool) -> dict:
-    todo = [u for u in units if not job.is_done(u)]
-    status: dict[str, list] = {"done": [], "skipped": [job.unit_id(u) for u in units if job.is_done(u)], "failed": []}
+    done = [job.is_done(u) for u in units]  # markers on disk: looked up once per unit
+    todo = [u for u, finished in zip(units, done, strict=True) if not finished]
+    skipped = [job.unit_id(u) for u, finished in zip(units, done, strict=True) if finished]
+    status: dict[str, list] = {"done": [], "skipped": skipped, "failed": []}
     bar = tqdm(total=len(todo), desc=f"infer (rank {info.rank})" if info.world_size > 1 else "infer",
                unit=job.noun, position=info.rank, disable=None if progress else True, dynamic_ncols=True)
     processed = []
