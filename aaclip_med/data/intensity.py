@@ -54,10 +54,6 @@ def is_8bit_source(img: torch.Tensor) -> bool:
     return value is not None and float(value) == 255.0
 
 
-def _unit_8bit(img: torch.Tensor) -> torch.Tensor:
-    return (img.float() / 255.0).clamp(0.0, 1.0)
-
-
 class CTWindow(Transform):
     """Clip a CT image (HU) to a window and scale it to [0, 1].
 
@@ -80,7 +76,7 @@ class CTWindow(Transform):
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         """Args: img: (C, H, W) or (C, X, Y, Z) in HU (an 8-bit image file: divided by 255 instead)."""
         if is_8bit_source(img):
-            return _unit_8bit(img)
+            return ScaleToUnit(255.0)(img)  # grey levels, not HU or MR signal
         return self.scaler(img)
 
 
@@ -107,7 +103,7 @@ class MRINormalize(Transform):
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         """Args: img: (C, H, W) or (C, X, Y, Z), any unit (an 8-bit image file: divided by 255 instead)."""
         if is_8bit_source(img):
-            return _unit_8bit(img)
+            return ScaleToUnit(255.0)(img)  # grey levels, not HU or MR signal
         data = img.as_tensor() if isinstance(img, MetaTensor) else torch.as_tensor(img)
         data = data.float()
         background = float(data.min()) if self.background is None else self.background

@@ -11,6 +11,7 @@ so evaluation counts exactly the mask pixels that training and inference see.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -177,6 +178,16 @@ def load_model_map(predictions_dir: Path, sample: Sample) -> np.ndarray:
     return _read_map(Path(predictions_dir) / sample.model_map_path)
 
 
+def _mask_volume(path: Path):
+    stat = Path(path).stat()
+    return _decoded_mask_volume(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)  # the slices of a class come volume by volume: two are enough
+def _decoded_mask_volume(path: str, size: int, mtime_ns: int):
+    return load_image(path)
+
+
 def load_mask(dataset_root: Path, sample: Sample, shape: tuple[int, int], resize: bool = False) -> np.ndarray:
     """Binary (H, W) ground truth of ``sample``; all zeros for a normal image without mask.
 
@@ -201,7 +212,8 @@ def load_mask(dataset_root: Path, sample: Sample, shape: tuple[int, int], resize
             )
         return np.zeros(shape, dtype=bool)
     path = Path(dataset_root) / sample.mask_path
-    mask = read_mask(path, sample.slice_index)[0]  # a DataError (a ValueError) names the file
+    volume = None if sample.slice_index is None else _mask_volume  # a volume's mask: decoded once, not per slice
+    mask = read_mask(path, sample.slice_index, load_volume=volume)[0]  # a DataError (a ValueError) names the file
     if resize:
         mask = resize_mask(mask, shape)
     mask = mask.numpy() != 0
