@@ -31,7 +31,6 @@ Maps and scores are returned in float32.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import warnings
 from collections.abc import Callable
@@ -78,8 +77,8 @@ def _plain_mlp(block: nn.Module) -> bool:
 def fused_block_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """An open_clip residual block with its attention as one QKV matmul + fused SDPA.
 
-    Same result as ``block(x)`` (up to float rounding) for a batch-first block without mask. It
-    runs the block's own weights (used by the fp32 fast path when a block cannot be prepared).
+    Same result as ``block(x)`` (up to float rounding) for a batch-first block without mask, with
+    the block's own weights: the unprepared form of :class:`FrozenBlock`'s computation.
 
     Args:
         block: open_clip ``ResidualAttentionBlock`` (see :func:`_fusable`).
@@ -144,7 +143,6 @@ class FrozenLinear:
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, mode: str) -> None:
-        self.mode = mode
         self.sources = tuple(t for t in (weight, bias) if t is not None)
         self.out_features = weight.shape[0]
         self.packed = None
@@ -302,8 +300,7 @@ class FastPredictor:
         prepared = self._prepared.get(id(block))
         if prepared is not None:
             return prepared(x)
-        cast = autocast(self.precision, self.device) if self.precision != "int8" else contextlib.nullcontext()
-        with cast:
+        with autocast(self.precision, self.device):  # a no-op for fp32 and int8
             return block(x).float()
 
     def _vision_tokens(self, images: torch.Tensor) -> list[torch.Tensor]:
