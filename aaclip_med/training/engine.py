@@ -65,7 +65,6 @@ class StageParts:
 
     stage: int
     model: AAClip
-    params: list[nn.Parameter]
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
     scaler: Any  # torch.amp.GradScaler for fp16 on CUDA, else None
@@ -179,7 +178,7 @@ def build_stage_trainer(
     optimizer, scheduler = _optimizer(params, config.stage_config(stage))
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" and ctx.device.type == "cuda" else None
     objective = _wrap(StageObjective(model, stage, make_loss_fn(model, stage, config, descriptions)), ctx)
-    parts = StageParts(stage, model, params, optimizer, scheduler, scaler, batches, ctx, objective, precision)
+    parts = StageParts(stage, model, optimizer, scheduler, scaler, batches, ctx, objective, precision)
     engine = Engine(_step_fn(parts))
 
     @engine.on(Events.EPOCH_STARTED)

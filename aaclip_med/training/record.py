@@ -27,7 +27,10 @@ from aaclip_med.keys import Keys
 
 __all__ = [
     "RECORD_FILE",
+    "FINAL_ADAPTERS",
     "OUTPUT_NAMES",
+    "STATE_FILE",
+    "stage_done",
     "carried_stages",
     "check_stage2_start",
     "check_trainable",
@@ -42,8 +45,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RECORD_FILE = "train_config.json"
+STATE_FILE = "train_state.pt"
+FINAL_ADAPTERS = "adapters.safetensors"
 # every file and folder a training run writes in OUT (what --force deletes before starting afresh)
-OUTPUT_NAMES = ("train_state.pt", RECORD_FILE, "log.jsonl", "adapters.safetensors", "adapters.json",
+OUTPUT_NAMES = (STATE_FILE, RECORD_FILE, "log.jsonl", FINAL_ADAPTERS, "adapters.json",
                 "stage1", "stage2", "tensorboard")
 SHARED_KEYS = ("seed", "precision", "descriptions", "domain")
 STAGE_KEYS = {1: ("stage1", "stage1_levels", "disentangle_weight"), 2: ("stage2",)}
@@ -136,11 +141,16 @@ def touched_stages(recorded_stages: Iterable[int], state: Mapping[str, Any] | No
     return touched
 
 
+def stage_done(state: Mapping[str, Any] | None, stage: int) -> bool:
+    """Whether the resumable ``state`` has ``stage`` finished (a later stage started, or it completed)."""
+    if state is None:
+        return False
+    return int(state["stage"]) > stage or (int(state["stage"]) == stage and bool(state.get("completed")))
+
+
 def check_stage2_start(out: Path, state: Mapping[str, Any] | None, carried: set[int]) -> None:
     """Refuse Stage 2 alone without trained Stage-1 text adapters (its anchors come from them)."""
-    if state is not None and (int(state["stage"]) == 2 or (int(state["stage"]) == 1 and state.get("completed"))):
-        return
-    if 1 in carried:
+    if stage_done(state, 1) or 1 in carried:
         return
     where = (f"{out} holds an unfinished Stage 1" if state is not None
              else f"{out} holds no finished Stage 1")

@@ -18,7 +18,7 @@ import torch
 from aaclip_med.files import atomic_path
 from aaclip_med.model import safe_torch_load
 
-__all__ = ["STATE_FORMAT", "StageState", "capture_rng", "restore_rng", "save_train_state", "load_train_state",
+__all__ = ["STATE_FORMAT", "StageState", "capture_rng", "cpu_adapters", "restore_rng", "save_train_state", "load_train_state",
            "scheduler_state", "load_scheduler_state"]
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,8 @@ def load_train_state(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
-def _cpu_adapters(model) -> dict[str, torch.Tensor]:
+def cpu_adapters(model) -> dict[str, torch.Tensor]:
+    """A CPU copy of the model's adapter and head weights (what a state or a best epoch keeps)."""
     return {k: v.detach().cpu().clone() for k, v in model.adapter_state_dict().items()}
 
 
@@ -118,7 +119,7 @@ class StageState:
             "epoch_length": len(parts.batches), "max_epochs": self.epochs, "completed": completed,
             "optimizer": parts.optimizer.state_dict(), "scheduler": scheduler_state(parts.scheduler),
             "scaler": parts.scaler.state_dict() if parts.scaler else None,
-            "adapters": _cpu_adapters(parts.model), "best": dict(self.best),
+            "adapters": cpu_adapters(parts.model), "best": dict(self.best),
             "best_adapters": self.best_states.get(parts.stage), "rng": capture_rng(), "config": self.config,
         }
 

@@ -40,7 +40,9 @@ from aaclip_med.training.handlers import (
 )
 from aaclip_med.training.objectives import describe_classes, fixed_anchor_table, stack_anchors
 from aaclip_med.training.record import (
+    FINAL_ADAPTERS,
     RECORD_FILE,
+    STATE_FILE,
     carried_stages,
     check_stage2_start,
     check_trainable,
@@ -48,18 +50,17 @@ from aaclip_med.training.record import (
     differences,
     merge_record,
     read_record,
+    stage_done,
     summarize_data,
     touched_stages,
 )
-from aaclip_med.training.state import StageState, load_train_state, save_train_state
+from aaclip_med.training.state import StageState, cpu_adapters, load_train_state, save_train_state
 from aaclip_med.training.validate import validate
 
 __all__ = ["TrainResult", "run_training", "STATE_FILE", "FINAL_ADAPTERS"]
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "train_state.pt"
-FINAL_ADAPTERS = "adapters.safetensors"
 
 
 @dataclass
@@ -91,10 +92,6 @@ class _StageContext:
         return {"stage": stage, "trained_stages": sorted(self.trained | {stage}), **values}
 
 
-def _cpu_state(model: AAClip) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.adapter_state_dict().items()}
-
-
 def _anchor_fn(sc: _StageContext, stage: int) -> Callable[[list[str]], torch.Tensor]:
     """Validation anchors: the current text encoder (Stage 1) or the fixed table (Stage 2)."""
     if stage == 1:
@@ -114,7 +111,7 @@ def _attach_validation(sc: _StageContext, engine: Engine, stage: int) -> Validat
         return metrics
 
     def on_best(epoch: int, metrics: dict) -> None:
-        sc.best_states[stage] = _cpu_state(sc.model)
+        sc.best_states[stage] = cpu_adapters(sc.model)
         save_adapters(sc.model, sc.out / f"stage{stage}" / "best.safetensors",
                       extra=sc.adapter_extra(stage, epoch=epoch, validation=metrics))
 
@@ -201,12 +198,6 @@ def _run_stage(sc: _StageContext, stage: int, resume: dict | None) -> bool:
         _finish_stage(sc, state)
     barrier(ctx)
     return done
-
-
-def _stage_done(previous: dict | None, stage: int) -> bool:
-    if previous is None:
-        return False
-    return previous["stage"] > stage or (previous["stage"] == stage and bool(previous.get("completed")))
 
 
 def _previous_state(out: Path, config: TrainConfig) -> dict | None:
@@ -298,7 +289,7 @@ def run_training(
     record = _new_record(config, descriptions, model, train_summary, val_summary)
     previous_record, touched = _check_folder(out, config, record, previous, carried)
     final = out / FINAL_ADAPTERS
-    if previous is not None and all(_stage_done(previous, s) for s in config.stages) and final.is_file():
+    if previous is not None and all(stage_done(previous, s) for s in config.stages) and final.is_file():
         logger.info("Every requested stage is already finished in %s; nothing to do (adapters: %s)", out, final)
         return TrainResult(out, completed=True, adapters=final, best={})
     if ctx.is_main:
@@ -310,11 +301,11 @@ def run_training(
             logger.warning("Resuming in %s: the adapters of its training state replace those the network was "
                            "loaded with.", out)
         model.load_adapter_state_dict({k: v.to(ctx.device) for k, v in previous["adapters"].items()})
-    trained = carried | {s for s in touched if _stage_done(previous, s)}
+    trained = carried | {s for s in touched if stage_done(previous, s)}
     sc = _StageContext(model, config, ctx, out, lambda st: SeededSamples(
         train_data, train_transform(st) if train_transform else None, config.seed), descriptions, val_data, trained)
     for stage in sorted(config.stages):
-        if _stage_done(previous, stage):
+        if stage_done(previous, stage):
             logger.info("Stage %d already finished in %s; skipped", stage, out)
             continue
         resume = previous if previous is not None and previous["stage"] == stage else None
