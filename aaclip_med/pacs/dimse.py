@@ -150,12 +150,11 @@ def _send_all(assoc, node: DimseNode, datasets: Sequence[pydicom.Dataset], what:
 
 def send_files(
     node: DimseNode, files: Sequence[Path], what: str, calling_ae: str = "AACLIP", timeout: float = 30.0,
-    retries: int = 2, backoff: float = 1.0,
 ) -> list[str]:
     """C-STORE ``files`` to ``node`` in one association; returns their SOP Instance UIDs.
 
-    An association that cannot be opened is retried ``retries`` times (waiting ``backoff`` s,
-    doubled each time). Re-sending an instance already stored is harmless: the SOP Instance UID
+    No retry here: the listener keeps unsent results and sends them again every
+    ``--resend-seconds``. Re-sending an instance already stored is harmless: the SOP Instance UID
     is the same, so the destination holds it once.
 
     Raises:
@@ -163,17 +162,10 @@ def send_files(
         SeriesError: it refused an instance (the UID and status are named).
     """
     datasets = [pydicom.dcmread(str(path)) for path in files]
-    wait = backoff
-    for attempt in range(retries + 1):
-        try:
-            assoc = _associate(node, calling_ae, _contexts(datasets), timeout)
-            break
-        except ServerError as err:
-            if attempt == retries:
-                raise ServerError(f"{what}: {err}") from err
-            logger.warning("%s: %s; retry %d of %d in %.1f s", what, err, attempt + 1, retries, wait)
-            time.sleep(wait)
-            wait *= 2
+    try:
+        assoc = _associate(node, calling_ae, _contexts(datasets), timeout)
+    except ServerError as err:
+        raise ServerError(f"{what}: {err}") from err
     try:
         return _send_all(assoc, node, datasets, what)
     finally:

@@ -174,7 +174,7 @@ def listen(
 def _forwarder(forward: DimseNode, ae_title: str, timeout: float):
     def store(files: Sequence[Path], what: str) -> list[str]:
         # no retries here: the listen loop tries again every resend_seconds
-        return send_files(forward, files, what, calling_ae=ae_title, timeout=timeout, retries=0)
+        return send_files(forward, files, what, calling_ae=ae_title, timeout=timeout)
 
     return store
 
