@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import cpu_flags, emit, host_info, matmul_peak, print_table, synchronize
+from _common import emit, host_info, matmul_peak, print_table, synchronize
 from open_clip.transformer import ResidualAttentionBlock
 
 from aaclip_med.model import AAClip
@@ -127,7 +127,7 @@ def map_records(args: argparse.Namespace) -> list[dict]:
 
 def run(args: argparse.Namespace) -> list[dict]:
     device = torch.device(args.device)
-    emit({"kind": "host", **host_info(device), "cpu_native_bf16": cpu_supports_bf16(), "cpu_flags": cpu_flags()},
+    emit({"kind": "host", **host_info(device), "cpu_native_bf16": cpu_supports_bf16()},
          args.jsonl)
     torch.manual_seed(args.seed)
     block = ResidualAttentionBlock(args.width, args.heads, batch_first=True).to(device).eval()

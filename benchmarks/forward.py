@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import PeakMemory, cpu_flags, emit, host_info, matmul_peak, print_table, synchronize
+from _common import PeakMemory, emit, host_info, matmul_peak, print_table, synchronize
 from flops import count_predict_flops
 from scipy.stats import spearmanr
 
@@ -233,7 +233,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    host = {"kind": "host", **host_info(device), "cpu_native_bf16": cpu_supports_bf16(), "cpu_flags": cpu_flags()}
+    host = {"kind": "host", **host_info(device), "cpu_native_bf16": cpu_supports_bf16()}
     emit(host, args.jsonl)
     skipped = {path: reason for path in args.paths if (reason := skip_reason(path, device, args))}
     for path, reason in skipped.items():
