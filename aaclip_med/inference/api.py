@@ -186,5 +186,5 @@ def fit_calibration(
                          "pass --modality to calibrate one kind of image")
     logger.info("calibration of %r from %d normal slice(s)", class_name, len(scores))
     modality_used = next(iter(presets), None)
-    domain = predictor.fixed_domain or (result.domain if presets else predictor.domain)
+    domain = result.domain if presets else predictor.domain  # result.domain already honours a fixed one
     return ClassCalibration.fit(class_name, description, domain, scores, pixels, modality_used)

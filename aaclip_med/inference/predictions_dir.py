@@ -26,7 +26,7 @@ from aaclip_med.data.loading import load_image
 from aaclip_med.data.slicing import SliceVolume
 from aaclip_med.files import atomic_path, write_text_atomic
 from aaclip_med.inference.errors import short_error
-from aaclip_med.inference.predictor import Predictor, default_domain
+from aaclip_med.inference.predictor import Predictor
 from aaclip_med.inference.volume import resolve_case_modality
 from aaclip_med.keys import Keys
 from aaclip_med.presets import resolve_modality_name
@@ -170,7 +170,7 @@ class ManifestJob:
             self.on_choice(f"source {group[0]}", names[0], reason)
         for index, image, name in zip(group[1], slices, names, strict=True):
             record = self.records[index]
-            domain = str(record.get(Keys.DOMAIN) or self.domain or default_domain(name))
+            domain = self.predictor.domain_for(name, record.get(Keys.DOMAIN) or self.domain)
             self.batcher.add((self.descriptions[record[Keys.CLASS_NAME]], name, domain), index, image)
 
     def finish(self) -> dict[str, str]:

@@ -131,6 +131,11 @@ class Predictor:
             return self.fixed_domain
         return default_domain(self.modality)
 
+    def domain_for(self, preset: str, domain: str | None = None) -> str:
+        """The domain a slice under ``preset`` runs with: ``domain`` if given, else the predictor's
+        fixed one, else the preset's own."""
+        return str(domain or self.fixed_domain or default_domain(preset))
+
     def anchors(self, description: str) -> torch.Tensor:
         """(D, 2) text anchors of ``description``, computed once in fp32 and kept on the device."""
         if description not in self._anchors:
@@ -181,7 +186,7 @@ class Predictor:
             logger.info("modality auto: %s (%s)", choice.name, choice.reason)
             name = choice.name
         if name != AUTO:
-            domain = domain or self.fixed_domain or default_domain(name)
+            domain = self.domain_for(name, domain)
         maps, model_maps, scores, globals_, maxima = [], [], [], [], []
         bar = tqdm(total=len(slices), unit="slice", leave=False, dynamic_ncols=True,
                    disable=None if self.progress and len(slices) > self.batch_size else True)

@@ -24,7 +24,7 @@ from torch import nn
 from aaclip_med.data.modality import AIR_HU, ModalityChoice, detect_modality
 from aaclip_med.data.slicing import SliceVolume, restack_slices
 from aaclip_med.inference.options import SliceOptions
-from aaclip_med.inference.predictor import Predictor, default_domain
+from aaclip_med.inference.predictor import Predictor
 from aaclip_med.presets import AUTO, get_modality
 
 __all__ = ["CaseResult", "SliceScore", "foreground_fractions", "predict_case", "predict_volume", "resolve_case_modality"]
@@ -126,7 +126,7 @@ def predict_case(
     """
     options = options or SliceOptions()
     choice = resolve_case_modality(image, modality or predictor.modality)
-    domain = domain or predictor.fixed_domain or default_domain(choice.name)
+    domain = predictor.domain_for(choice.name, domain)
     slices, foreground = _cut(image, options, choice.name)
     out = predictor.predict_slices(slices, description, choice.name, domain)
     metas = [s.meta for s in slices]
