@@ -24,6 +24,7 @@ __all__ = [
     "PRECISIONS",
     "add_model_arguments",
     "add_progress_argument",
+    "add_reference_arguments",
     "check_model_arguments",
     "check_paths",
     "descriptions_from_args",
@@ -104,6 +105,17 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_backbone: str =
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (they are shown only when the output is a terminal)")
+
+
+def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--references FILE`` and ``--reference-weight W``: combine the maps with a reference memory."""
+    group = parser.add_argument_group("reference memory (docs/reference-memory.md)")
+    group.add_argument("--references", metavar="FILE",
+                       help="reference memory of normal scans ('aaclip-med references build'); the written maps "
+                            "and scores combine it with the zero-shot map, in normal standard deviations")
+    group.add_argument("--reference-weight", type=fraction, default=0.5, metavar="W",
+                       help="weight of the memory in the combined map: (1-W)*zero-shot + W*memory, each "
+                            "standardised on the references (1 = the memory alone)")
 
 
 def check_paths(**paths: str | None) -> None:

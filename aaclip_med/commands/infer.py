@@ -16,6 +16,7 @@ from aaclip_med.commands._common import (
     INFERENCE_PRECISIONS,
     add_model_arguments,
     add_progress_argument,
+    add_reference_arguments,
     check_model_arguments,
     check_paths,
     descriptions_from_args,
@@ -80,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     calib.add_argument("--calibrate-normals", metavar="DIR", help="fit a calibration on normal references first")
     calib.add_argument("--allow-calibration-mismatch", action="store_true",
                        help="apply a calibration fitted with other weights, modality, domain or class (warned)")
+    add_reference_arguments(parser)
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
                            help="auto: bf16/fp16 where the device runs it natively, else fp32; int8: dynamic int8 image tower (CPU)")
@@ -99,7 +101,7 @@ def _check(args: argparse.Namespace) -> None:
         if not Path(item).exists():
             raise FileNotFoundError(f"input {item}: no such file or folder")
     check_paths(manifest=args.manifest, dataset_root=args.dataset_root, calibration=args.calibration,
-                calibrate_normals=args.calibrate_normals)
+                calibrate_normals=args.calibrate_normals, references=args.references)
     if args.calibration and args.calibrate_normals:
         raise ValueError("give --calibration FILE or --calibrate-normals DIR, not both")
     out = Path(args.out)
@@ -118,6 +120,7 @@ def options_from_args(args: argparse.Namespace, calibration=None):
         modality=args.modality, domain=args.domain, class_name=args.class_name, description=args.description,
         descriptions=descriptions_from_args(args.descriptions), threshold=args.threshold, dicom=args.dicom_out,
         calibration=calibration, allow_calibration_mismatch=args.allow_calibration_mismatch,
+        references=args.references, reference_weight=args.reference_weight,
         slices=SliceOptions(axis=axis, start=start, stop=stop, min_foreground=args.min_foreground,
                             skip_empty=args.skip_empty),
         precision=args.precision, batch_size=args.batch_size, workers=args.workers, device=args.device,
@@ -127,6 +130,7 @@ def options_from_args(args: argparse.Namespace, calibration=None):
 
 def _fit_calibration(args: argparse.Namespace, options, model):
     from aaclip_med.inference import Calibration, Predictor, fit_calibration, save_calibration
+    from aaclip_med.inference.api import attach_references, references_record
     from aaclip_med.inference.calibration import identity_from_record
     from aaclip_med.inference.run_info import run_record
     from aaclip_med.prompts import resolve_description
@@ -134,8 +138,10 @@ def _fit_calibration(args: argparse.Namespace, options, model):
     predictor = Predictor(model, options.modality, options.domain, options.batch_size, options.precision,
                           options.device, progress=options.progress)
     description = options.description or resolve_description(options.resolved_class, options.descriptions)
+    record = run_record(model, args.weights, references_record(options))
+    attach_references(predictor, options, record, {options.resolved_class: description})  # fit on combined scores
     fitted = fit_calibration(predictor, [args.calibrate_normals], options.resolved_class, description)
-    identity = identity_from_record(run_record(model, args.weights, {}))
+    identity = identity_from_record(record)
     calibration = Calibration({options.resolved_class: fitted}, identity)
     path = save_calibration(calibration, Path(args.out) / "calibration.json")
     print(f"calibration fitted on {len(fitted.image_scores)} normal slice(s): {path}")

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from aaclip_med.data.modality import ModalityChoice, detect_modality
 from aaclip_med.data.pipeline import inference_transforms
 from aaclip_med.keys import Domain, Keys
-from aaclip_med.model import Prediction
+from aaclip_med.model import ImageFeatures, Prediction
 from aaclip_med.model.fast import FastPredictor
 from aaclip_med.presets import AUTO, get_modality, resolve_modality_name
 
@@ -118,6 +118,8 @@ class Predictor:
         self.image_size = int(model.config.image_size)
         self._transforms: dict[str, object] = {}
         self._anchors: dict[str, torch.Tensor] = {}
+        # description -> ReferenceScorer (aaclip_med.adaptation): maps combined with a reference memory
+        self.references: dict[str, object] | None = None
         # fused attention, autocast blocks with fp32 heads (the reference is AAClip.predict in fp32)
         self._fast = FastPredictor(model, precision=precision)
         self.precision = self._fast.precision  # resolved: what actually runs
@@ -153,14 +155,52 @@ class Predictor:
         out = self._transforms[name]({Keys.IMAGE: image})[Keys.IMAGE]
         return torch.as_tensor(out).float()
 
-    def predict_tensor(self, images: torch.Tensor, description: str, domain: str | None = None) -> Prediction:
-        """Raw prediction for preprocessed ``images`` (B, 3, S, S); every field float32 on CPU."""
+    def encode(self, images: torch.Tensor, description: str, domain: str | None = None) -> tuple[ImageFeatures, Prediction]:
+        """Patch features (on the device) and the raw zero-shot prediction (float32 on CPU) of ``images``.
+
+        The reference memory is built from these features and scores them (:mod:`aaclip_med.adaptation`).
+        """
         anchors = self.anchors(description)
         if not (domain or self.domain):
             raise ValueError("domain unknown: pass domain= ('medical' or 'industrial') or a modality preset")
         domain = str(Domain(domain or self.domain))
-        pred = self._fast(images.to(self.device), anchors, domain)
-        return Prediction(*(t.detach().float().cpu() for t in pred))
+        with torch.inference_mode():
+            feats = self._fast.encode_image(images.to(self.device))
+            size = tuple(images.shape[-2:])
+            pred = self.model.predict_from_features(feats, anchors, domain, size, sum_first=True)
+        return feats, Prediction(*(t.detach().float().cpu() for t in pred))
+
+    def predict_tensor(self, images: torch.Tensor, description: str, domain: str | None = None) -> Prediction:
+        """Raw prediction for preprocessed ``images`` (B, 3, S, S); every field float32 on CPU.
+
+        With :attr:`references` set, the map and score are the combination of the zero-shot map with
+        the class's reference memory (:mod:`aaclip_med.adaptation.scoring`).
+        """
+        if self.references is None:
+            anchors = self.anchors(description)
+            if not (domain or self.domain):
+                raise ValueError("domain unknown: pass domain= ('medical' or 'industrial') or a modality preset")
+            pred = self._fast(images.to(self.device), anchors, str(Domain(domain or self.domain)))
+            return Prediction(*(t.detach().float().cpu() for t in pred))
+        scorer = self.references.get(description)
+        if scorer is None:
+            known = sorted(s.memory.class_name for s in self.references.values())
+            raise ValueError(f"no reference memory for the class described as {description!r} (memory classes: {known})")
+        feats, pred = self.encode(images, description, domain)
+        domain = str(Domain(domain or self.domain))
+        if scorer.memory.domain != domain:
+            raise ValueError(f"the reference memory of {scorer.memory.class_name!r} was built for domain "
+                             f"{scorer.memory.domain!r}, these slices run as {domain!r}")
+        with torch.inference_mode():
+            combined = scorer.combine(pred, feats.levels, tuple(self.model.grid_size), domain)
+        return Prediction(*(t.detach().float().cpu() for t in combined))
+
+    def _check_reference_preset(self, description: str, preset: str) -> None:
+        scorer = (self.references or {}).get(description)
+        if scorer is not None and scorer.memory.modality != preset:
+            raise ValueError(f"the reference memory of {scorer.memory.class_name!r} was built from {scorer.memory.modality!r} "
+                             f"images, these slices are preprocessed as {preset!r}; pass --modality "
+                             f"{scorer.memory.modality} or build references of this kind")
 
     def predict_slices(
         self, slices: Sequence[torch.Tensor], description: str, modality: str | None = None, domain: str | None = None,
@@ -187,6 +227,7 @@ class Predictor:
             name = choice.name
         if name != AUTO:
             domain = self.domain_for(name, domain)
+        self._check_reference_preset(description, name)
         maps, model_maps, scores, globals_, maxima = [], [], [], [], []
         bar = tqdm(total=len(slices), unit="slice", leave=False, dynamic_ncols=True,
                    disable=None if self.progress and len(slices) > self.batch_size else True)
