@@ -146,10 +146,16 @@ def attach_references(predictor: Predictor, options: InferenceOptions, record: M
     source = str(given) if isinstance(given, (str, os.PathLike)) else "the reference memory"
     identity = identity_from_record(record) | {"slice_axis": options.slices.axis}
     fixed = None if options.modality == AUTO else options.modality
-    scorers = {}
+    scorers, owners = {}, {}
     for class_name, description in descriptions.items():
         memory = check_references(bank, identity, class_name, fixed, options.domain, source)
-        scorers[description] = ReferenceScorer(memory, options.reference_weight, predictor.device, predictor.precision)
+        key = (description, memory.modality)
+        if key in owners:
+            raise ValueError(f"classes {owners[key]!r} and {class_name!r} share the description {description!r} and "
+                             f"the preset {memory.modality!r}: their reference memories cannot be told apart; give "
+                             "them distinct descriptions (--descriptions)")
+        owners[key] = class_name
+        scorers[key] = ReferenceScorer(memory, options.reference_weight, predictor.device, predictor.precision)
     predictor.references = scorers
     logger.info("reference memory %s: classes %s, weight %g", source, sorted(descriptions), options.reference_weight)
 

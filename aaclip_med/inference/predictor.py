@@ -118,8 +118,8 @@ class Predictor:
         self.image_size = int(model.config.image_size)
         self._transforms: dict[str, object] = {}
         self._anchors: dict[str, torch.Tensor] = {}
-        # description -> ReferenceScorer (aaclip_med.adaptation): maps combined with a reference memory
-        self.references: dict[str, object] | None = None
+        # (description, preset) -> ReferenceScorer (aaclip_med.adaptation): maps combined with a reference memory
+        self.references: dict[tuple[str, str], object] | None = None
         # fused attention, autocast blocks with fp32 heads (the reference is AAClip.predict in fp32)
         self._fast = FastPredictor(model, precision=precision)
         self.precision = self._fast.precision  # resolved: what actually runs
@@ -170,22 +170,19 @@ class Predictor:
             pred = self.model.predict_from_features(feats, anchors, domain, size, sum_first=True)
         return feats, Prediction(*(t.detach().float().cpu() for t in pred))
 
-    def predict_tensor(self, images: torch.Tensor, description: str, domain: str | None = None) -> Prediction:
+    def predict_tensor(self, images: torch.Tensor, description: str, domain: str | None = None,
+                       scorer=None) -> Prediction:
         """Raw prediction for preprocessed ``images`` (B, 3, S, S); every field float32 on CPU.
 
-        With :attr:`references` set, the map and score are the combination of the zero-shot map with
-        the class's reference memory (:mod:`aaclip_med.adaptation.scoring`).
+        With a ``scorer`` (a :class:`~aaclip_med.adaptation.ReferenceScorer`), the map and score
+        combine the zero-shot map with its reference memory (:mod:`aaclip_med.adaptation.scoring`).
         """
-        if self.references is None:
+        if scorer is None:
             anchors = self.anchors(description)
             if not (domain or self.domain):
                 raise ValueError("domain unknown: pass domain= ('medical' or 'industrial') or a modality preset")
             pred = self._fast(images.to(self.device), anchors, str(Domain(domain or self.domain)))
             return Prediction(*(t.detach().float().cpu() for t in pred))
-        scorer = self.references.get(description)
-        if scorer is None:
-            known = sorted(s.memory.class_name for s in self.references.values())
-            raise ValueError(f"no reference memory for the class described as {description!r} (memory classes: {known})")
         feats, pred = self.encode(images, description, domain)
         domain = str(Domain(domain or self.domain))
         if scorer.memory.domain != domain:
@@ -195,12 +192,21 @@ class Predictor:
             combined = scorer.combine(pred, feats.levels, tuple(self.model.grid_size), domain)
         return Prediction(*(t.detach().float().cpu() for t in combined))
 
-    def _check_reference_preset(self, description: str, preset: str) -> None:
-        scorer = (self.references or {}).get(description)
-        if scorer is not None and scorer.memory.modality != preset:
-            raise ValueError(f"the reference memory of {scorer.memory.class_name!r} was built from {scorer.memory.modality!r} "
-                             f"images, these slices are preprocessed as {preset!r}; pass --modality "
-                             f"{scorer.memory.modality} or build references of this kind")
+    def reference_scorer(self, description: str, preset: str):
+        """The reference memory for slices of ``description`` under ``preset`` (None without :attr:`references`).
+
+        Raises:
+            ValueError: a memory is set but has none for this class and preset.
+        """
+        if self.references is None:
+            return None
+        scorer = self.references.get((description, preset))
+        if scorer is None:
+            known = sorted(f"{s.memory.class_name} ({s.memory.modality})" for s in self.references.values())
+            msg = (f"no reference memory for the class described as {description!r} preprocessed as {preset!r} "
+                   f"(the memory holds: {', '.join(known)}); build references of this class and preset")
+            raise ValueError(msg)
+        return scorer
 
     def predict_slices(
         self, slices: Sequence[torch.Tensor], description: str, modality: str | None = None, domain: str | None = None,
@@ -227,14 +233,14 @@ class Predictor:
             name = choice.name
         if name != AUTO:
             domain = self.domain_for(name, domain)
-        self._check_reference_preset(description, name)
+        scorer = self.reference_scorer(description, name)
         maps, model_maps, scores, globals_, maxima = [], [], [], [], []
         bar = tqdm(total=len(slices), unit="slice", leave=False, dynamic_ncols=True,
                    disable=None if self.progress and len(slices) > self.batch_size else True)
         for start in range(0, len(slices), self.batch_size):
             chunk = slices[start : start + self.batch_size]
             batch = torch.stack([self.preprocess(s, name) for s in chunk])  # (B, 3, S, S)
-            pred = self.predict_tensor(batch, description, domain)
+            pred = self.predict_tensor(batch, description, domain, scorer)
             maps += [resize_map(m, s.shape[-2:]) for m, s in zip(pred.anomaly_map, chunk, strict=True)]
             if keep_model_maps:
                 model_maps += [m.numpy().copy() for m in pred.anomaly_map]  # a copy: the batch tensor can go

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from aaclip_med.adaptation import ReferenceScorer
@@ -58,10 +59,12 @@ def test_predictor_with_references_writes_the_combined_map(predictor, bank):
     image = with_planted_anomaly(normal_slice(9))
     plain = predictor.predict_slices([image], "scan")
     try:
-        predictor.references = {"scan": ReferenceScorer(bank.classes["scan"], 1.0)}
+        predictor.references = {("scan", "ct"): ReferenceScorer(bank.classes["scan"], 1.0)}
         combined = predictor.predict_slices([image], "scan")
+        with pytest.raises(ValueError, match="no reference memory for the class described as 'liver' preprocessed as 'ct'"):
+            predictor.predict_slices([image], "liver")
         feats, zero_shot = _features(predictor, [image])
-        expected = predictor.references["scan"].combine(zero_shot, feats.levels, predictor.model.grid_size, "medical")
+        expected = predictor.references[("scan", "ct")].combine(zero_shot, feats.levels, predictor.model.grid_size, "medical")
     finally:
         predictor.references = None
     assert not torch.allclose(torch.as_tensor(plain.maps[0]), torch.as_tensor(combined.maps[0]))
