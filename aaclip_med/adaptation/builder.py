@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from aaclip_med.adaptation.bank import ClassMemory
-from aaclip_med.adaptation.coreset import greedy_coreset
+from aaclip_med.adaptation.coreset import select_coreset
 from aaclip_med.adaptation.scoring import max_cosine, scoring_dtype
 from aaclip_med.inference.calibration import PixelStats
 from aaclip_med.model.smoothing import level_maps_to_map
@@ -86,7 +86,7 @@ class PatchStore:
 
     def reduce(self, keep: int) -> None:
         """Keep a greedy k-center coreset of ``keep`` rows, moved to the front of the buffer in place."""
-        chosen = greedy_coreset(self.features, keep, seed=self.seed + self.reductions)
+        chosen = select_coreset(self.features, keep, seed=self.seed + self.reductions)
         self.reductions += 1
         # ascending indices with chosen[i] >= i: each block reads rows not yet overwritten
         for start in range(0, chosen.shape[0], 4096):

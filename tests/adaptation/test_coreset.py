@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from aaclip_med.adaptation.coreset import greedy_coreset
+from aaclip_med.adaptation.coreset import greedy_coreset, select_coreset
 
 
 def test_one_centre_per_separated_cluster():
@@ -27,3 +27,12 @@ def test_small_sets_are_kept_whole_and_k_must_be_positive():
     assert greedy_coreset(torch.randn(5, 8), 10).tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="k >= 1"):
         greedy_coreset(torch.randn(5, 8), 0)
+
+
+def test_chunked_selection_keeps_exactly_k_and_covers_every_cluster():
+    torch.manual_seed(0)
+    centres = torch.eye(8, 64) * 10
+    points = torch.cat([c + 0.01 * torch.randn(500, 64) for c in centres])  # (4000, 64)
+    chosen = select_coreset(points, 40, chunk_rows=1000)  # 4 random chunks of 1000, 10 kept in each
+    assert chosen.shape == (40,) and chosen.unique().numel() == 40
+    assert set((chosen // 500).tolist()) == set(range(8))
