@@ -134,7 +134,6 @@ def evaluate_predictions(
     dataset: str | None = None,
     fpr_limit: float = 0.3,
     examples_per_group: int = 3,
-    pages: bool = True,
 ) -> dict:
     """Evaluate what ``aaclip-med infer --manifest`` wrote and write the reports.
 
@@ -150,7 +149,6 @@ def evaluate_predictions(
             ``dataset`` entry, if any).
         fpr_limit: FPR limit of AUPRO.
         examples_per_group: overlay tiles per example group and class in the HTML.
-        pages: write the HTML pages (False: only the JSON, CSV and Markdown, when only the numbers are needed).
 
     Returns:
         The report dictionary (as written to report.json).
@@ -187,7 +185,6 @@ def evaluate_predictions(
     write_json(out_dir / "report.json", report)
     write_csv(out_dir / "metrics.csv", report)
     write_markdown(out_dir / "report.md", report)
-    if pages:
-        write_report_pages(out_dir, report, results, predictions_dir, dataset_root, Path(manifest), examples_per_group)
+    write_report_pages(out_dir, report, results, predictions_dir, dataset_root, Path(manifest), examples_per_group)
     logger.info("wrote %s to %s", ", ".join(REPORT_FILES), out_dir)
     return report

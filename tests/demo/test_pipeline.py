@@ -82,7 +82,7 @@ def test_reference_memory_is_compared_on_records_it_does_not_hold(demo):
     normals = [json.loads(line) for line in demo.manifest.read_text().splitlines()]
     normals = [r for r in normals if r["label"] == 0 and r["class_name"] in bank.classes]
     assert references + sum(r["label"] == 0 for r in evaluated) == len(normals)  # each normal is used once
-    run = json.loads((folder / "predictions_memory" / "run.json").read_text())
-    assert run["references"]["weight"] == 1.0
+    comparison = json.loads((folder / "comparison.json").read_text())
+    assert comparison["mean"] == demo.references and comparison["variants"]["memory"] == 1.0
     summary = (demo.out_dir / "SUMMARY.md").read_text()
     assert "| memory |" in summary and "Random weights are not CLIP" in summary
