@@ -59,3 +59,30 @@ def test_bad_cli_options_refused_before_the_model(tmp_path, capsys):
     assert main([*common, "--batch-size", "0", *TINY]) == 1
     assert "need batch_size >= 1" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_deploy_app_refuses_bad_options_at_start(tmp_path, monkeypatch, capsys):
+    """The MONAI Deploy app's command line: the same options, refused in one line before any series.
+
+    The SDK is replaced by empty stand-ins: the refusals happen before the app touches it.
+    """
+    import importlib
+    import sys
+    import types
+
+    core = types.ModuleType("monai.deploy.core")
+    core.Application = core.Operator = core.OperatorSpec = object
+    monkeypatch.setitem(sys.modules, "monai.deploy", types.ModuleType("monai.deploy"))
+    monkeypatch.setitem(sys.modules, "monai.deploy.core", core)
+    monkeypatch.delitem(sys.modules, "aaclip_med.pacs.deploy_app", raising=False)
+    deploy_app = importlib.import_module("aaclip_med.pacs.deploy_app")
+    monkeypatch.delitem(sys.modules, "aaclip_med.pacs.deploy_app")  # the next import gets the real SDK again
+    (tmp_path / "in").mkdir()
+    common = ["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *TINY]
+    assert deploy_app.main([*common, "--threshold", "1e6"]) == 1
+    [error] = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]  # one line, no traceback
+    assert error.startswith("aaclip_med.pacs.deploy_app: error: threshold 1e+06 is outside the range raw maps")
+    with pytest.raises(SystemExit) as info:
+        deploy_app.main([*common, "--min-foreground", "2"])
+    assert info.value.code == 2 and "--min-foreground: must be a fraction in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
