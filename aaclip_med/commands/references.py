@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aaclip_med.commands._common import (
     INFERENCE_PRECISIONS,
+    _slice_range,
     add_model_arguments,
     add_progress_argument,
     check_model_arguments,
@@ -23,7 +24,7 @@ from aaclip_med.commands._common import (
     fraction,
     model_from_args,
 )
-from aaclip_med.commands.infer import _AXES, _MIN_FOREGROUND, _slice_range
+from aaclip_med.inference.options import SLICE_AXES, InferenceOptions
 from aaclip_med.presets import AUTO, modality_choices
 
 __all__ = ["add_arguments", "run", "DEFAULT_MAX_MB"]
@@ -53,10 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            "'scan'); a manifest's records carry their own")
     data.add_argument("--description", help="class description text (overrides the registries)")
     data.add_argument("--descriptions", help="JSON file or inline JSON: class name -> description")
-    data.add_argument("--slice-axis", choices=_AXES, default="acquisition", help="axis volumes are cut along")
+    defaults = InferenceOptions().slices
+    data.add_argument("--slice-axis", choices=[str(axis) for axis in SLICE_AXES], default=str(defaults.axis),
+                      help="axis volumes are cut along")
     data.add_argument("--slice-range", type=_slice_range, default=None, metavar="START:STOP",
                       help="only slices START..STOP-1 (default: all)")
-    data.add_argument("--min-foreground", type=fraction, default=_MIN_FOREGROUND, metavar="FRACTION",
+    data.add_argument("--min-foreground", type=fraction, default=defaults.min_foreground, metavar="FRACTION",
                       help="volume slices with less foreground are left out of the memory")
     run_group = build.add_argument_group("execution")
     run_group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",

@@ -96,3 +96,20 @@ def test_bad_reference_sets_get_one_line_errors(tmp_path, capsys):
     assert code == 1 and "anomalous record(s) (label 1) among the references" in capsys.readouterr().err
     assert main(["references", "build", str(tmp_path), "--out", str(tmp_path / "refs.json"), *TINY]) == 1
     assert "the memory is a .safetensors file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["infer", "x.png", "--out", "o"], ["pacs", "run", "--url", "http://pacs", "--out", "o"],
+                                     ["pacs", "listen", "--ae-title", "AI", "--port", "11112", "--forward", "h:1:P",
+                                      "--out", "o"]])
+def test_every_inference_command_takes_the_memory(tmp_path, command):
+    from aaclip_med.cli import _command_parser
+    from aaclip_med.commands._common import inference_options_from_args
+
+    refs = tmp_path / "refs.safetensors"
+    refs.write_bytes(b"")
+    args = _command_parser(command[0]).parse_args([*command[1:], "--references", str(refs), "--reference-weight", "1"])
+    options = inference_options_from_args(args)
+    assert options.references == str(refs) and options.reference_weight == 1.0
+    args.references = str(tmp_path / "missing.safetensors")
+    with pytest.raises(FileNotFoundError, match="--references .*missing.safetensors: no such file"):
+        inference_options_from_args(args)
