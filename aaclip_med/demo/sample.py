@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from aaclip_med.data.manifest import write_manifest
-from aaclip_med.files import write_bytes_atomic
+from aaclip_med.files import write_bytes_atomic, write_json_atomic
 from aaclip_med.keys import Domain, Keys
 
 from . import sources
@@ -33,7 +33,6 @@ from .anomalies import TEXTURE_DEFECTS, Planted, plant_lesion
 from .writers import (
     series_affine_ras,
     write_ct_series,
-    write_json,
     write_nifti_gz,
     write_png,
 )
@@ -223,7 +222,7 @@ def write_sample(cases: list[SampleCase], out_dir: str | PathLike, size: str = "
     root.mkdir(parents=True, exist_ok=True)
     for case in cases:
         _write_case(case, root, seed)
-    write_json(root / "descriptions.json", {c.class_name: DESCRIPTIONS[c.class_name] for c in cases})
+    write_json_atomic(root / "descriptions.json", {c.class_name: DESCRIPTIONS[c.class_name] for c in cases}, sort_keys=True)
     write_bytes_atomic(root / "README.txt", _README.format(size=size, seed=seed).encode())
     manifest = write_manifest([r for c in cases for r in c.records()], root / "manifest.jsonl")
     logger.info("wrote the %s sample (%d cases) to %s", size, len(cases), root)
