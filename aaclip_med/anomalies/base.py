@@ -80,6 +80,7 @@ class RandAnomaly(RandomizableTransform):
             raise ValueError(msg)
         super().__init__(prob=prob)
         self._rng = np.random.default_rng(0)
+        self.meta: dict = {}  # meta of the image being planted (e.g. what ``auto`` reads to pick a preset)
 
     def randomize(self, data=None) -> None:
         super().randomize(None)
@@ -93,6 +94,7 @@ class RandAnomaly(RandomizableTransform):
     def __call__(self, img: torch.Tensor, randomize: bool = True) -> SyntheticAnomaly:
         if randomize:
             self.randomize()
+        self.meta = dict(getattr(img, "meta", None) or {})
         clean = to_numpy(img)
         out, mask = clean.astype(np.float32), np.zeros(clean.shape[1:], bool)
         if self._do_transform:

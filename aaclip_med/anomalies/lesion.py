@@ -30,29 +30,33 @@ RADIUS_FRACTION = (0.04, 0.1)  # semi-axes as a fraction of the slice's shorter 
 NOISE = 0.3  # relative amplitude of the smooth noise inside the lesion
 
 
-def _modality_kind(modality: str | dict, image: np.ndarray) -> str:
+def _modality_kind(modality: str | dict, image: np.ndarray, meta: dict) -> str:
     """The preset kind (``ct``, ``mri``, ...) of ``modality``, deciding ``auto`` on the image."""
     from aaclip_med.presets import get_modality
 
     if isinstance(modality, dict):
         return str(modality.get("kind"))
     if modality == "auto":
-        modality = detect_modality(torch.from_numpy(image), meta={}).name
+        modality = detect_modality(torch.from_numpy(image), meta=meta).name
     return str(get_modality(modality).get("kind"))
 
 
 def foreground_mask(image: np.ndarray, kind: str, margin: int = 2) -> np.ndarray:
-    """(H, W) bool: the body of a (C, H, W) slice, shrunk by ``margin`` pixels.
+    """(H, W) bool: the body of a (C, H, W) slice, shrunk by ``margin`` pixels where that leaves any.
 
-    CT: values above -500 HU (not air, the rule ``auto`` uses to recognise CT). Others: above Otsu's threshold of the channel mean. The
-    margin keeps a lesion's soft border off the body's edge.
+    CT: values above -500 HU (not air, the rule ``auto`` uses to recognise CT). MR: above Otsu's
+    threshold of the channel mean (the dark background is not body). Photos, OCT and endoscopy:
+    the whole frame. The margin keeps a lesion's soft border off the body's edge.
     """
     gray = image.mean(axis=0)
     if kind == "ct":
         body = gray > AIR_HU
-    else:
+    elif kind == "mri":
         body = gray > (threshold_otsu(gray) if np.ptp(gray) > 0 else np.inf)
-    return ndimage.binary_erosion(body, iterations=margin) if margin else body
+    else:
+        body = np.ones(gray.shape, bool)
+    shrunk = ndimage.binary_erosion(body, iterations=margin, border_value=0) if margin else body
+    return shrunk if shrunk.any() else body
 
 
 class RandLesion(RandAnomaly):
@@ -88,7 +92,7 @@ class RandLesion(RandAnomaly):
         return sign * float(rng.uniform(*self.relative_offset)) * (hi - lo)
 
     def plant(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        kind = _modality_kind(self.modality, image)
+        kind = _modality_kind(self.modality, image, self.meta)
         body = foreground_mask(image, kind)
         shape = image.shape[1:]
         if not body.any():  # nothing to put a lesion in: the sample stays normal
