@@ -16,7 +16,8 @@ from typing import Any
 from aaclip_med.anomalies.kinds import DEFAULT_PROBABILITY, parse_kinds, unused_kind
 from aaclip_med.precision import PRECISIONS
 
-__all__ = ["StageConfig", "SyntheticConfig", "TrainConfig", "default_stage_config", "STAGE1_LEVELS"]
+__all__ = ["StageConfig", "SyntheticConfig", "TrainConfig", "default_stage_config", "synthetic_settings",
+           "STAGE1_LEVELS"]
 
 STAGE1_LEVELS = ("all", "last")
 # keys of train_config.json files written before the options were renamed
@@ -96,6 +97,20 @@ class SyntheticConfig:
 
 
 VALIDATION_SEED_OFFSET = 1_000_003  # validation anomalies never share a seed with training ones
+
+
+def synthetic_settings(kinds: str | list[str] | tuple[str, ...] | None, probability: float = DEFAULT_PROBABILITY,
+                       holdout: float = 0.0, validation_kind: str | None = None) -> SyntheticConfig | None:
+    """A :class:`SyntheticConfig`, or None when ``kinds`` is empty (the bundle's off switch).
+
+    ``holdout`` defaults to 0 here: callers that pass their own data (the bundle, the Python API)
+    choose their validation set themselves.
+    """
+    if not kinds:
+        return None
+    config = SyntheticConfig(parse_kinds(kinds), probability, validation_kind, holdout)
+    config.validate()
+    return config
 
 
 @dataclass
