@@ -13,7 +13,7 @@ Names are loaded on first use, so importing :mod:`.kinds` (the CLI) does not imp
 
 from __future__ import annotations
 
-import importlib
+from aaclip_med._lazy import lazy_exports
 
 _API = {
     "SYNTHETIC_KINDS": "aaclip_med.anomalies.kinds",
@@ -32,9 +32,4 @@ _API = {
 }
 
 __all__ = sorted(_API)
-
-
-def __getattr__(name: str):
-    if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
-    raise AttributeError(f"module 'aaclip_med.anomalies' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _API)
