@@ -149,8 +149,10 @@ def _synthetic(args: argparse.Namespace) -> SyntheticConfig | None:
     if not args.synthetic_anomalies:
         return None
     holdout = 0.0 if args.val_manifest else args.synthetic_holdout  # real labelled data validates instead
-    return SyntheticConfig(kinds=parse_kinds(args.synthetic_anomalies), probability=args.synthetic_probability,
-                           validation_kind=args.synthetic_validation, holdout=holdout)
+    synthetic = SyntheticConfig(kinds=parse_kinds(args.synthetic_anomalies), probability=args.synthetic_probability,
+                                validation_kind=args.synthetic_validation, holdout=holdout)
+    synthetic.validate()  # a bad value is refused before the network is built
+    return synthetic
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
