@@ -172,7 +172,8 @@ def main() -> None:
             result = measure(predict, data)
             seconds = time.perf_counter() - start
             emit({"variant": name, "seconds": round(seconds, 1), "train_normals": len(normals),
-                  "test_samples": len(data), "train_kinds": args.train_kinds if name != "zero-shot" else None,
+                  "test_samples": len(data), "test_anomalous": int(sum(float(r[Keys.LABEL]) for r in data.data)),
+                  "train_kinds": args.train_kinds if name != "zero-shot" else None,
                   "metrics": result})
             for group, m in result.items():
                 rows.append({"variant": name, "class": group,
