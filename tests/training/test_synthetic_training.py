@@ -124,3 +124,22 @@ def test_bad_synthetic_settings_are_refused():
         SyntheticConfig(kinds=("blur",)).validate()
     with pytest.raises(ValueError, match="holdout"):
         SyntheticConfig(holdout=1.0).validate()
+
+
+def test_cli_validates_on_real_data_when_given_and_refuses_bad_values_before_building(tmp_path, capsys):
+    from aaclip_med.cli import _command_parser
+    from aaclip_med.commands.train import config_from_args
+
+    base = ["--manifest", "m.jsonl", "--dataset-root", ".", "--out", str(tmp_path / "o"), "--domain", "medical",
+            "--synthetic-anomalies", "cutpaste,lesion"]
+    config = config_from_args(_command_parser("train").parse_args(base))
+    assert config.synthetic.kinds == ("cutpaste", "lesion") and config.synthetic.holdout == 0.1
+    assert config.synthetic.resolved(0).validation_kind == "perlin"  # the kind training does not use
+    with_val = config_from_args(_command_parser("train").parse_args([*base, "--val-manifest", "v.jsonl"]))
+    assert with_val.synthetic.holdout == 0.0  # real labelled data picks the epoch; no normals held out
+    manifest = _normal_manifest(tmp_path, count=2)
+    code = main(["train", "--manifest", manifest, "--dataset-root", str(tmp_path), "--out", str(tmp_path / "bad"),
+                 "--backbone", "aaclip-tiny", "--backbone-weights", "random", "--synthetic-anomalies", "perlin",
+                 "--synthetic-probability", "1.5"])
+    assert code == 1 and "synthetic probability" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
