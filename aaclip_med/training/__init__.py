@@ -11,7 +11,9 @@ from aaclip_med._lazy import lazy_exports
 _MODULES = {
     "aaclip_med.distributed": ("DistContext", "init_distributed"),
     "aaclip_med.training.batches": ("EpochBatches", "SeededSamples", "collate_samples"),
-    "aaclip_med.training.config": ("StageConfig", "TrainConfig", "default_stage_config"),
+    "aaclip_med.training.config": (
+        "StageConfig", "SyntheticConfig", "TrainConfig", "default_stage_config", "synthetic_settings",
+    ),
     "aaclip_med.training.engine": ("StageObjective", "StageParts", "build_stage_trainer", "run_stage_engine"),
     "aaclip_med.training.freeze": ("freeze_for_stage",),
     "aaclip_med.training.objectives": ("stage1_losses", "stage2_losses"),
