@@ -26,7 +26,7 @@ from aaclip_med.inference.calibration import (
     check_calibration,
     identity_from_record,
 )
-from aaclip_med.inference.cohort import CohortJob, ModalityLog, load_case
+from aaclip_med.inference.cohort_job import CohortJob, ModalityLog, load_case
 from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.inference.predictions_dir import ManifestJob
 from aaclip_med.inference.predictor import Predictor

@@ -19,6 +19,7 @@ import numpy as np
 from monai.data import MetaTensor
 
 from aaclip_med.data.loading import INTENSITY_MAX
+from aaclip_med.files import write_json_atomic
 from aaclip_med.inference.calibration import ClassCalibration
 from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.inference.sources import Case
@@ -26,7 +27,6 @@ from aaclip_med.inference.volume import CaseResult
 from aaclip_med.inference.writers import (
     write_blend_png,
     write_heatmap_png,
-    write_json,
     write_nifti_mask,
     write_nifti_overlay,
 )
@@ -100,5 +100,5 @@ def write_case_outputs(
         if options.dicom and case.kind in ("dicom", "dicom_series"):
             written += _write_dicom(case, score_map, options, out_dir)
     case_row, slice_rows = rows
-    written.append(write_json(out_dir / f"{case.case_id}_scores.json", {"case": case_row, "slices": slice_rows}))
+    written.append(write_json_atomic(out_dir / f"{case.case_id}_scores.json", {"case": case_row, "slices": slice_rows}))
     return written
