@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aaclip_med.adaptation.builder import ReferenceSlices
 from aaclip_med.data.slicing import SliceVolume
-from aaclip_med.inference.cohort import load_case
+from aaclip_med.inference.cohort_job import load_case
 from aaclip_med.inference.options import SliceOptions
 from aaclip_med.inference.predictions_dir import _GroupLoader, group_records
 from aaclip_med.inference.sources import Case
