@@ -14,7 +14,7 @@ def test_build_and_score_records(capsys):
     build = bench.bench_build(args, None)
     assert build["patches_seen"] == 12 * 64 and build["patches_kept"] < build["patches_seen"]  # the cap bit
     assert build["bank_mb"] * 2**20 <= 0.05e6 and build["peak_rss_mb"] > 0
-    score = bench.bench_score(args, None)
+    (score,) = bench.bench_score(args, None)
     width = bench._model("aaclip-tiny", 112).embed_dim
     assert score["bank_rows_per_level"] == int(1e6 // (4 * width * 2))  # a full 1 MB memory
     assert score["with_memory_s"] > 0 and score["zero_shot_s"] > 0 and "added_fraction" in score
