@@ -113,3 +113,12 @@ def test_every_inference_command_takes_the_memory(tmp_path, command):
     args.references = str(tmp_path / "missing.safetensors")
     with pytest.raises(FileNotFoundError, match="--references .*missing.safetensors: no such file"):
         inference_options_from_args(args)
+
+
+def test_help_and_path_errors_answer_without_torch(tmp_path):
+    from tests.commands.test_infer import _light
+
+    code, out, err = _light("references", "build", "--help")
+    assert code == 0 and "--max-mb MB" in out and err.strip().endswith("NO-TORCH")
+    code, _, err = _light("references", "build", tmp_path / "missing", "--out", tmp_path / "r.safetensors")
+    assert code == 1 and "missing: no such file or folder" in err and "NO-TORCH" in err
