@@ -20,7 +20,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 from aaclip_med.adaptation.bank import ClassMemory
@@ -134,19 +133,18 @@ def _held_out_distances(levels: list[torch.Tensor], stores: list[PatchStore], gr
 
 
 class _Accumulator:
-    """Statistics of the combination rule over the references (exact means and stds)."""
+    """Statistics of the combination rule over the references (exact means and stds, constant memory)."""
 
-    def __init__(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
+    def __init__(self) -> None:
         self.zero_shot, self.memory = PixelStats(), PixelStats()
-        self.global_scores: list[float] = []
+        self.global_scores = PixelStats()
 
     def stats(self) -> dict[str, float]:
         z_mean, z_std = self.zero_shot.mean_std()
         m_mean, m_std = self.memory.mean_std()
-        scores = np.asarray(self.global_scores, dtype=np.float64)
+        g_mean, g_std = self.global_scores.mean_std()
         return {"zero_shot_mean": z_mean, "zero_shot_std": z_std, "memory_mean": m_mean, "memory_std": m_std,
-                "global_mean": float(scores.mean()), "global_std": float(scores.std())}
+                "global_mean": g_mean, "global_std": g_std}
 
 
 def build_class_memory(predictor, class_name: str, description: str, sources: Iterable[ReferenceSlices],
@@ -158,7 +156,7 @@ def build_class_memory(predictor, class_name: str, description: str, sources: It
         class_name, description: the class and its text (the zero-shot statistics depend on it).
         sources: normal slices, source by source (loaded lazily by the caller's iterable).
         capacity_bytes: budget of this class's features (all levels, float16).
-        seed: seed of the coreset selections and the statistics' subsample.
+        seed: seed of the coreset selections.
         domain: the domain (default: the predictor's rule for the preset).
 
     Raises:
@@ -171,7 +169,7 @@ def build_class_memory(predictor, class_name: str, description: str, sources: It
         raise ValueError(f"--max-mb leaves {capacity_bytes} bytes for class {class_name!r}: less than one patch "
                          f"({n_levels * width * 2} bytes); raise it")
     stores = [PatchStore(capacity, seed + 7919 * level) for level in range(n_levels)]
-    acc, dtype = _Accumulator(seed), scoring_dtype(predictor.precision)
+    acc, dtype = _Accumulator(), scoring_dtype(predictor.precision)
     presets: dict[str, str] = {}
     pending: list = []
     count = 0
@@ -205,12 +203,12 @@ def _add_batch(predictor, slices: Sequence, description: str, modality: str, dom
     images = torch.stack([predictor.preprocess(s, modality) for s in slices])  # (B, 3, S, S)
     feats, pred = predictor.encode(images, description, domain)
     grid = tuple(predictor.model.grid_size)
-    acc.zero_shot.add(pred.anomaly_map.numpy(), acc.rng)
-    acc.global_scores += pred.global_score.tolist()
+    acc.zero_shot.add(pred.anomaly_map.numpy(), None)
+    acc.global_scores.add(pred.global_score.numpy(), None)
     distances, usable = _held_out_distances(feats.levels, stores, grid, dtype)
     if usable:
         held_out = level_maps_to_map(distances, domain, tuple(pred.anomaly_map.shape[-2:]), sum_first=True)
-        acc.memory.add(held_out.numpy(), acc.rng)
+        acc.memory.add(held_out.numpy(), None)
     for feats_level, store in zip(feats.levels, stores, strict=True):
         store.add(feats_level.reshape(-1, feats_level.shape[-1]))
 

@@ -66,11 +66,14 @@ class PixelStats:
     total_sq: float = 0.0
     sample: list[float] = field(default_factory=list)
 
-    def add(self, score_map: np.ndarray, rng: np.random.Generator) -> None:
+    def add(self, score_map: np.ndarray, rng: np.random.Generator | None) -> None:
+        """Count ``score_map``'s values; ``rng`` None keeps no sample (mean and std only, constant memory)."""
         values = np.asarray(score_map, dtype=np.float64).ravel()
         self.count += values.size
         self.total += float(values.sum())
         self.total_sq += float(np.square(values).sum())
+        if rng is None:
+            return
         take = min(values.size, _PIXELS_PER_MAP)
         self.sample += values[rng.choice(values.size, take, replace=False)].tolist()
 
