@@ -122,3 +122,17 @@ def test_help_and_path_errors_answer_without_torch(tmp_path):
     assert code == 0 and "--max-mb MB" in out and err.strip().endswith("NO-TORCH")
     code, _, err = _light("references", "build", tmp_path / "missing", "--out", tmp_path / "r.safetensors")
     assert code == 1 and "missing: no such file or folder" in err and "NO-TORCH" in err
+
+
+def test_build_from_a_manifest_keeps_one_memory_per_class(tmp_path, capsys):
+    _pngs(tmp_path / "a", 2)
+    _pngs(tmp_path / "b", 3)
+    lines = [{"image_path": f"{folder}/normal{n}.png", "label": 0, "class_name": folder}
+             for folder, count in (("a", 2), ("b", 3)) for n in range(count)]
+    manifest = tmp_path / "normals.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    code = main(["references", "build", "--manifest", str(manifest), "--out", str(tmp_path / "r.safetensors"),
+                 "--modality", "photo", "--descriptions", '{"a": "brick", "b": "grass"}', *TINY])
+    assert code == 0
+    bank = load_references(tmp_path / "r.safetensors")
+    assert {name: (m.description, m.slices) for name, m in bank.classes.items()} == {"a": ("brick", 2), "b": ("grass", 3)}
