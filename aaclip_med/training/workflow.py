@@ -184,7 +184,8 @@ def _run_stage(sc: _StageContext, stage: int, resume: dict | None) -> bool:
     if resume is not None:
         sc.model.load_adapter_state_dict({k: v.to(ctx.device) for k, v in resume["adapters"].items()})
     batches = EpochBatches(sc.samples(stage), cfg.batch_size, config.seed, ctx.rank, ctx.world_size,
-                           shuffle=True, num_workers=config.num_workers)
+                           shuffle=True, num_workers=config.num_workers,
+                           case_window=config.case_window)
     broadcast_parameters(_all_adapter_params(sc.model), ctx)  # the other stage's modules too
     engine, parts = build_stage_trainer(sc.model, stage, config, batches, sc.descriptions, ctx, config.precision)
     sc.best.setdefault(stage, {"metric": None, "epoch": None})
