@@ -106,7 +106,7 @@ def _attach_validation(sc: _StageContext, engine: Engine, stage: int) -> Validat
 
     def evaluate() -> dict:
         metrics = validate(sc.model, sc.val_data, anchors_for, sc.config.domain, sc.ctx.device, stage,
-                           feature_chunk=sc.config.stage1_feature_chunk)
+                           feature_chunk=sc.config.stage1_feature_chunk, precision=sc.config.precision)
         _append_log(sc.out / "log.jsonl", {"stage": stage, "validation": metrics})
         return metrics
 
