@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from aaclip_med.keys import Keys
 from aaclip_med.training.record import sample_records
+from aaclip_med.workers import ignore_interrupt
 
 __all__ = ["EpochBatches", "SeededSamples", "case_keys", "case_local_order", "collate_samples", "sample_seed"]
 
@@ -163,7 +164,7 @@ class EpochBatches:
         keys = [(epoch, i) for i in self.indices(epoch)][skip_batches * self.batch_size :]
         loader = DataLoader(
             self.samples, batch_size=self.batch_size, sampler=keys, num_workers=self.num_workers,
-            collate_fn=collate_samples,
+            collate_fn=collate_samples, worker_init_fn=ignore_interrupt if self.num_workers else None,
         )
         self._iter = iter(loader)
 
