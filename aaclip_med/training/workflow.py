@@ -33,9 +33,9 @@ from aaclip_med.training.batches import EpochBatches, SeededSamples
 from aaclip_med.training.config import TrainConfig
 from aaclip_med.training.engine import build_stage_trainer, run_stage_engine
 from aaclip_med.training.handlers import (
+    BestEpochSelector,
     LossLogger,
     StopAfterIterations,
-    ValidationHandler,
     attach_state_checkpoint,
 )
 from aaclip_med.training.objectives import describe_classes, fixed_anchor_table, stack_anchors
@@ -101,7 +101,7 @@ def _anchor_fn(sc: _StageContext, stage: int) -> Callable[[list[str]], torch.Ten
     return lambda names: stack_anchors(table, [sc.descriptions[n] for n in names])
 
 
-def _attach_validation(sc: _StageContext, engine: Engine, stage: int) -> ValidationHandler:
+def _attach_validation(sc: _StageContext, engine: Engine, stage: int) -> BestEpochSelector:
     anchors_for = _anchor_fn(sc, stage)
 
     def evaluate() -> dict:
@@ -115,7 +115,7 @@ def _attach_validation(sc: _StageContext, engine: Engine, stage: int) -> Validat
         save_adapters(sc.model, sc.out / f"stage{stage}" / "best.safetensors",
                       extra=sc.adapter_extra(stage, epoch=epoch, validation=metrics))
 
-    handler = ValidationHandler(evaluate, on_best, sc.best[stage])
+    handler = BestEpochSelector(evaluate, on_best, sc.best[stage])
     handler.attach(engine)
     return handler
 
