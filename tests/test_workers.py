@@ -14,6 +14,7 @@ import torch
 
 from aaclip_med.inference.prefetch import prefetch
 from aaclip_med.training.batches import EpochBatches, SeededSamples
+from aaclip_med.workers import quiet_peer_errors
 from tests.training._synthetic import make_samples
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +29,16 @@ class _MarkSigint:
 
 
 def _sigint_ignored(item) -> tuple[bool, int]:
-    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN, os.getpid()
+    quiet = getattr(sys.excepthook, "__qualname__", "") == "quiet_peer_errors.<locals>.hook"
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN and quiet, os.getpid()
+
+
+def test_worker_excepthook_drops_only_the_errors_of_a_vanished_main_process():
+    seen = []
+    hook = quiet_peer_errors(lambda kind, value, tb: seen.append(kind))
+    for kind in (ConnectionResetError, BrokenPipeError, EOFError, ValueError, KeyError):
+        hook(kind, kind("x"), None)
+    assert seen == [ValueError, KeyError]
 
 
 def test_training_and_inference_workers_ignore_sigint_and_the_main_process_does_not():
@@ -42,7 +52,8 @@ def test_training_and_inference_workers_ignore_sigint_and_the_main_process_does_
 
 # torch and aaclip_med.workers only: the child starts in seconds (aaclip_med.training imports MONAI)
 _CHILD = textwrap.dedent('''
-    import sys, time
+    import signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal, even if pytest runs in the background
     import torch
     from torch.utils.data import DataLoader, Dataset
     from aaclip_med.workers import ignore_interrupt
