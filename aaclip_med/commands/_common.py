@@ -23,6 +23,7 @@ __all__ = [
     "INFERENCE_PRECISIONS",
     "PRECISIONS",
     "add_model_arguments",
+    "add_pmap_values_argument",
     "add_progress_argument",
     "check_model_arguments",
     "check_paths",
@@ -99,6 +100,15 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_backbone: str =
                             f"(default: {default_backbone_weights})")
     group.add_argument("--quick-gelu", action="store_true", help="QuickGELU activations (off in the paper's runs)")
     group.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+def add_pmap_values_argument(parser) -> None:
+    """``--pmap-values raw|probability``: what a DICOM Parametric Map stores (one declaration for every command)."""
+    parser.add_argument("--pmap-values", choices=("raw", "probability"), default=None,
+                        help="values of the DICOM Parametric Map: 'probability' = each voxel's probability against the "
+                             "normal references of the calibration, in [0, 1] (viewers such as OHIF show it as it is); "
+                             "'raw' = the raw map (its range in the mapping; viewers do not scale it). Default: "
+                             "probability with a calibration, else raw (warned)")
 
 
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from aaclip_med.commands._common import (
     INFERENCE_PRECISIONS,
     add_model_arguments,
+    add_pmap_values_argument,
     add_progress_argument,
     check_model_arguments,
     check_paths,
@@ -73,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     outputs.add_argument("--threshold", type=finite_float, metavar="T",
                          help="raw map value for the binary mask / DICOM SEG (default: no mask)")
     outputs.add_argument("--dicom-out", action="store_true", help="also write DICOM SEG and Parametric Map (highdicom)")
+    add_pmap_values_argument(outputs)
     outputs.add_argument("--force", action="store_true",
                          help="recompute every case when OUT holds work done with other settings")
     calib = parser.add_argument_group("calibration")
@@ -117,7 +119,7 @@ def options_from_args(args: argparse.Namespace, calibration=None):
     return InferenceOptions(
         modality=args.modality, domain=args.domain, class_name=args.class_name, description=args.description,
         descriptions=descriptions_from_args(args.descriptions), threshold=args.threshold, dicom=args.dicom_out,
-        calibration=calibration, allow_calibration_mismatch=args.allow_calibration_mismatch,
+        pmap_values=args.pmap_values, calibration=calibration, allow_calibration_mismatch=args.allow_calibration_mismatch,
         slices=SliceOptions(axis=axis, start=start, stop=stop, min_foreground=args.min_foreground,
                             skip_empty=args.skip_empty),
         precision=args.precision, batch_size=args.batch_size, workers=args.workers, device=args.device,
@@ -160,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
     from aaclip_med.inference import discover_cases, load_calibration, run_inference
 
     options = options_from_args(args, load_calibration(args.calibration) if args.calibration else None)
+    if options.dicom and options.calibration is not None:
+        options.resolved_pmap_values(options.calibration)  # an old calibration file is refused before the model is built
     cases = discover_cases(args.inputs) if args.inputs and not args.manifest else []
     torch.manual_seed(args.seed)
     model = model_from_args(args)

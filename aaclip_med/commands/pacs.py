@@ -14,6 +14,7 @@ import threading
 
 from aaclip_med.commands._common import (
     add_model_arguments,
+    add_pmap_values_argument,
     check_model_arguments,
     descriptions_from_args,
     finite_float,
@@ -41,6 +42,7 @@ def _add_infer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
     group.add_argument("--seed", type=int, default=0, help="seed for building untrained/random parts identically")
     group.add_argument("--calibration", help="calibration JSON to apply (written by 'aaclip-med infer --calibrate-normals')")
+    add_pmap_values_argument(group)
     add_model_arguments(parser)
 
 
@@ -86,13 +88,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace):
-    from aaclip_med.inference import load_calibration
+    from aaclip_med.inference import InferenceOptions, load_calibration
     from aaclip_med.pacs import InferOptions
 
+    calibration = load_calibration(args.calibration) if args.calibration else None
+    if calibration is not None:  # an old calibration file is refused before the model is built
+        InferenceOptions(pmap_values=args.pmap_values).resolved_pmap_values(calibration)
     return InferOptions(
         modality=args.modality, domain=args.domain, class_name=args.class_name, description=args.description,
         descriptions=descriptions_from_args(args.descriptions), threshold=args.threshold,
-        calibration=load_calibration(args.calibration) if args.calibration else None, precision=args.precision,
+        calibration=calibration, pmap_values=args.pmap_values,
+        precision=args.precision,
         batch_size=args.batch_size, device=args.device, weights=args.weights,
     )
 

@@ -46,7 +46,8 @@ def infer_series(model: nn.Module, options: InferOptions, modality: str, source:
     return run_inference(
         inputs=[source], out_dir=out_dir, model=model, modality=modality, domain=options.domain,
         class_name=options.class_name, description=options.description, descriptions=options.descriptions,
-        threshold=options.threshold, dicom=True, calibration=options.calibration, precision=options.precision,
+        threshold=options.threshold, dicom=True, calibration=options.calibration, pmap_values=options.pmap_values,
+        precision=options.precision,
         batch_size=options.batch_size, device=options.device, weights=options.weights,
     )
 

@@ -180,6 +180,8 @@ class InferOptions:
         class_name, description, descriptions: class of the series and its text.
         threshold: raw map value for the binary SEG; None: only the Parametric Map is written.
         calibration: a :class:`~aaclip_med.inference.Calibration`, or None.
+        pmap_values: what the Parametric Map stores, "raw" or "probability" (None: probability with
+            a calibration, else raw; see ``InferenceOptions.pmap_values``).
         precision, batch_size, device: execution settings.
         weights: the adapter file, recorded with its sha256 in the run records.
     """
@@ -191,6 +193,7 @@ class InferOptions:
     descriptions: Mapping[str, str] | None = None
     threshold: float | None = None
     calibration: object | None = None
+    pmap_values: str | None = None
     precision: str = "auto"
     batch_size: int = 8
     device: str | None = None
