@@ -10,7 +10,8 @@ Two kinds of values (``--pmap-values``):
 
 The series says what it is: its Series Description names the method, the kind of values and the
 adapters' short hash, its Content Label the kind of values; its Modality is the source's (the
-standard expects the acquisition modality for a map derived from one modality).
+standard expects the acquisition modality for a map derived from one modality). Its frames go by
+increasing position along the slice normal, the order OHIF places them in.
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ def write_parametric_map(score_map: np.ndarray, source_files: Sequence[Path], pa
     )
     pmap.Modality = sources[0].get("Modality") or "OT"  # the acquisition's modality (PS3.3 C.8.32.1); OT: unknown
     _set_laterality(pmap, sources[0])
+    _frames_along_normal(pmap)
     with atomic_path(path) as tmp:
         pmap.save_as(tmp)
     logger.debug("wrote DICOM Parametric Map %s", path)
@@ -136,6 +138,28 @@ def _value_mapping(hd, values: str, low: float, high: float):
     return hd.pm.RealWorldValueMapping(lut_label=label, lut_explanation=explanation, unit=codes.UCUM.NoUnits,
                                        value_range=(low, high), slope=1.0, intercept=0.0,
                                        quantity_definition=quantity)
+
+
+def _frames_along_normal(pmap) -> None:
+    """Reorder the frames by increasing position along the slice normal (row x column direction).
+
+    highdicom sorts them the other way (for an axial series: from head to feet). The standard
+    leaves the order free and each frame keeps its own position and source reference, but OHIF
+    3.13 places frame i on the i-th slice of its volume, which it sorts along this normal: without
+    the reorder it shows the map with its slices reversed (caught by tests/pacs/test_ohif_viewer.py).
+    """
+    groups = list(pmap.PerFrameFunctionalGroupsSequence)
+    orientation = np.asarray(pmap.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient,
+                             dtype=np.float64)
+    normal = np.cross(orientation[:3], orientation[3:])
+    distances = [float(np.dot(normal, np.asarray(g.PlanePositionSequence[0].ImagePositionPatient, dtype=np.float64)))
+                 for g in groups]
+    order = np.argsort(distances, kind="stable")
+    if len(groups) < 2 or np.array_equal(order, np.arange(len(groups))):
+        return
+    pixels = np.asarray(pmap.pixel_array).reshape(len(groups), pmap.Rows, pmap.Columns)
+    pmap.PerFrameFunctionalGroupsSequence = [groups[k] for k in order]
+    pmap.FloatPixelData = np.ascontiguousarray(pixels[order], dtype="<f4").tobytes()
 
 
 def _set_laterality(pmap, source) -> None:
