@@ -115,8 +115,9 @@ def _run(args: argparse.Namespace) -> int:
 
     credentials = read_credentials(args.user, args.password_file, args.token_file)
     server = DicomWebServer(args.url, credentials, args.ca_bundle, not args.insecure, args.timeout, args.retries)
+    options = _options(args)  # before the model: a calibration that cannot serve is refused first
     record = run_pacs(server, _model(args), args.out, studies=args.study, series=args.series, query=args.query,
-                      options=_options(args), keep_sources=args.keep_sources)
+                      options=options, keep_sources=args.keep_sources)
     counts = record["counts"]
     print(f"done {counts['done']}, skipped {counts['skipped']}, ignored {counts['ignored']}, "
           f"failed {counts['failed']} -> {args.out}")
@@ -132,8 +133,9 @@ def _listen(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    options = _options(args)  # before the model: a calibration that cannot serve is refused first
     counts = listen(_model(args), args.out, ae_title=args.ae_title, port=args.port, forward=forward,
-                    options=_options(args), host=args.host, quiet_seconds=args.quiet_seconds,
+                    options=options, host=args.host, quiet_seconds=args.quiet_seconds,
                     resend_seconds=args.resend_seconds, accept_from=args.accept_from, keep_sources=args.keep_sources,
                     timeout=args.timeout, stop=stop)
     print(f"stopped: done {counts['done']}, ignored {counts['ignored']}, failed {counts['failed']}")
