@@ -32,6 +32,7 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
+from scipy.ndimage import gaussian_filter
 
 from aaclip_med.inference.calibration import CDF_POINTS, ClassCalibration
 from aaclip_med.inference.writers.dicom_pmap import write_parametric_map
@@ -63,7 +64,8 @@ def _phantom(folder: Path) -> tuple[list[Path], np.ndarray, ClassCalibration]:
     calibration = ClassCalibration("scan", "scan", "medical", sorted(rng.normal(0, 1, 30).tolist()), 0.0, 1.0,
                                    2.0, 0.3, {}, "ct", np.quantile(normal, np.linspace(0, 1, CDF_POINTS)).tolist())
     blob = 3.0 * np.exp(-(((y - 28) / 7.0) ** 2 + ((x - 38) / 7.0) ** 2 + ((z - 4) / 1.5) ** 2))
-    raw = (rng.normal(2.0, 0.3, SHAPE) + blob).astype(np.float32)
+    smooth = gaussian_filter(rng.normal(0.0, 1.0, SHAPE), (0.5, 2.0, 2.0))  # maps vary smoothly, like real ones
+    raw = (2.0 + 0.3 * smooth / smooth.std() + blob).astype(np.float32)
     return files, np.moveaxis(raw, 0, -1), calibration  # map: (rows, columns, slices) like the writers take
 
 

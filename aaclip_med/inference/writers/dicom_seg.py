@@ -46,6 +46,7 @@ def _segment(hd, threshold: float | None, weights_sha256: str | None):
         segmented_property_type=codes.SCT.Lesion,
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=algorithm,
+        display_color=hd.color.CIELabColor.from_rgb(255, 96, 0),  # orange: viewers otherwise warn and pick one
     )
 
 

@@ -113,6 +113,7 @@ def test_segmentation_says_what_it_is(series, tmp_path):
     assert seg.ContentLabel == "ANOMALY_MASK" and "raw map >= 1.5" in seg.ContentDescription
     segment = seg.SegmentSequence[0]
     assert segment.SegmentLabel == "AA-CLIP anomaly, raw map >= 1.5"
+    assert len(segment.RecommendedDisplayCIELabValue) == 3  # viewers warn without a colour
     algorithm = segment.SegmentationAlgorithmIdentificationSequence[0]
     assert algorithm.AlgorithmName == "AA-CLIP"
     assert "threshold=1.5" in algorithm.AlgorithmParameters and WEIGHTS in algorithm.AlgorithmParameters
