@@ -74,8 +74,14 @@ def _per_source(files: list[Path], volume: np.ndarray) -> dict[str, np.ndarray]:
     return {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID: volume[..., k] for k, f in enumerate(files)}
 
 
+@pytest.fixture(scope="session")
+def ohif_dist():
+    """OHIF's dist/ folder, asked for first: without it nothing else is started."""
+    return require_ohif_dist()
+
+
 @pytest.fixture(scope="module")
-def stored(orthanc, client, tmp_path_factory):
+def stored(ohif_dist, orthanc, client, tmp_path_factory):
     """The phantom, its SEG and its probability PM in the test Orthanc, with what the viewer must show."""
     root = tmp_path_factory.mktemp("ohif")
     files, raw, calibration = _phantom(root / "ct")
@@ -145,9 +151,8 @@ def _console_errors(driver) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-def test_seg_and_pmap_in_ohif(orthanc, stored, browser, tmp_path):
-    dist = require_ohif_dist()
-    with OhifServer(dist, orthanc.url, orthanc.user, orthanc.password) as server:
+def test_seg_and_pmap_in_ohif(ohif_dist, orthanc, stored, browser, tmp_path):
+    with OhifServer(ohif_dist, orthanc.url, orthanc.user, orthanc.password) as server:
         browser.get(f"{server.url}/viewer?StudyInstanceUIDs={stored['ct'].StudyInstanceUID}")
         frame_of_reference = stored["ct"].FrameOfReferenceUID
 
