@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from aaclip_med.data.manifest import record_case
 from aaclip_med.keys import Keys
 from aaclip_med.training.record import sample_records
 from aaclip_med.workers import ignore_interrupt
@@ -64,12 +65,13 @@ class SeededSamples(Dataset):
 
 
 def case_keys(data: Sequence) -> list[Hashable]:
-    """One key per sample naming its case: the image file (the slice records of a volume share
-    it), else the sample's own index. Read from the manifest records, so no image is loaded."""
+    """One key per sample naming its case (:func:`aaclip_med.data.manifest.record_case`: the slice
+    records of a volume share it), else the sample's own index. Read from the manifest records, so
+    no image is loaded."""
     keys: list[Hashable] = []
     for index, record in enumerate(sample_records(data)):
-        path = record.get(Keys.IMAGE_PATH) if isinstance(record, Mapping) else None
-        keys.append(str(path) if path is not None else index)
+        case = record_case(record) if isinstance(record, Mapping) else None
+        keys.append(case if case is not None else index)
     return keys
 
 
