@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
-from .dicom import find_dicom_series, read_dicom_header
+from .dicom import check_pixel_data, find_dicom_series, read_dicom_header
 from .errors import DataError
 
 __all__ = ["DicomSeriesReader", "sitk_affine_ras", "check_series_geometry"]
@@ -121,6 +121,8 @@ class DicomSeriesReader(ImageReader):
         files = self._series_files(paths[0]) if len(paths) == 1 and paths[0].is_dir() else tuple(paths)
         if len(files) > 1:
             check_series_geometry(files, paths[0])
+        for path in files:  # ITK reads a short PixelData without complaint: garbage pixels
+            check_pixel_data(read_dicom_header(path, defer_pixels=True), path)
         reader = sitk.ImageSeriesReader() if len(files) > 1 else sitk.ImageFileReader()
         if len(files) > 1:
             reader.SetFileNames([str(f) for f in files])
