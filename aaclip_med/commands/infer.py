@@ -23,6 +23,7 @@ from aaclip_med.commands._common import (
     fraction,
     model_from_args,
 )
+from aaclip_med.files import check_output_folder
 from aaclip_med.presets import AUTO, modality_choices
 
 __all__ = ["add_arguments", "run", "options_from_args"]
@@ -102,9 +103,7 @@ def _check(args: argparse.Namespace) -> None:
                 calibrate_normals=args.calibrate_normals)
     if args.calibration and args.calibrate_normals:
         raise ValueError("give --calibration FILE or --calibrate-normals DIR, not both")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder")
+    check_output_folder(args.out)
     check_model_arguments(args)
 
 

@@ -23,6 +23,7 @@ from aaclip_med.commands._common import (
     model_from_args,
     read_adapter_header,
 )
+from aaclip_med.files import check_output_folder
 from aaclip_med.precision import PRECISIONS
 from aaclip_med.training.config import STAGE1_LEVELS, StageConfig, TrainConfig
 
@@ -155,6 +156,7 @@ def _early_checks(args: argparse.Namespace, config: TrainConfig) -> None:
     from aaclip_med.training.state import load_train_state
     from aaclip_med.training.workflow import STATE_FILE
 
+    check_output_folder(config.out_dir)
     records = read_manifest(args.manifest)
     check_trainable(summarize_data(sample_k_shot(records, args.shot, seed=args.seed) if args.shot else records))
     if 1 in config.stages:
