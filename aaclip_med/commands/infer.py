@@ -96,6 +96,8 @@ def _check(args: argparse.Namespace) -> None:
     """Everything that can be checked without torch: refuse before building anything."""
     if not args.inputs and not args.manifest and not args.calibrate_normals:
         raise ValueError("give INPUT files/folders, --manifest FILE or --calibrate-normals DIR")
+    if args.inputs and args.manifest:  # one would be ignored
+        raise ValueError("give INPUT files/folders or --manifest FILE, not both")
     for item in args.inputs:
         if not Path(item).exists():
             raise FileNotFoundError(f"input {item}: no such file or folder")
@@ -156,11 +158,13 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     import torch
 
+    from aaclip_med.distributed import check_device
     from aaclip_med.inference import discover_cases, load_calibration, run_inference
 
     options = options_from_args(args, load_calibration(args.calibration) if args.calibration else None)
-    cases = discover_cases(args.inputs) if args.inputs and not args.manifest else []
+    cases = discover_cases(args.inputs) if args.inputs else []
     torch.manual_seed(args.seed)
+    check_device(args.device)  # before the model loads, not after
     model = model_from_args(args)
     options.check_model(model)
     if args.calibrate_normals:

@@ -170,12 +170,14 @@ def _early_checks(args: argparse.Namespace, config: TrainConfig) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from aaclip_med.distributed import check_device
     from aaclip_med.training import run_training
     from aaclip_med.training.data import manifest_training_data
 
     config = config_from_args(args)
     _early_checks(args, config)
     torch.manual_seed(args.seed)  # the adapters' Xavier init: same command, same weights
+    check_device(args.device)  # before the model loads, not after
     model = model_from_args(args, for_training=True)
     train, transform, val = manifest_training_data(
         args.manifest, args.dataset_root, model.config.image_size, modality=args.modality, shot=args.shot,

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from aaclip_med.data.modality import ModalityChoice, detect_modality
 from aaclip_med.data.pipeline import inference_transforms
+from aaclip_med.distributed import check_device
 from aaclip_med.keys import Domain, Keys
 from aaclip_med.model import Prediction
 from aaclip_med.model.fast import FastPredictor
@@ -111,7 +112,7 @@ class Predictor:
         check_image_size(model)
         self.modality = resolve_modality_name(modality, allow_auto=True)
         self.fixed_domain = str(Domain(domain)) if domain else None
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = check_device(device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
         self.progress = progress
         self.model = model.to(self.device).eval()
