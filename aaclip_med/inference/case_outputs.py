@@ -92,6 +92,9 @@ def write_case_outputs(
 ) -> list[Path]:
     """Write the case's files (see module docstring; ``options.threshold``/``dicom`` decide which); returns their paths."""
     score_map = result.anomaly_map
+    if options.dicom and case.kind not in ("dicom", "dicom_series"):  # SEG/PM objects reference their source's UIDs
+        logger.warning("%s: --dicom-out writes DICOM objects for DICOM sources only; this %s input gets none",
+                       case.case_id, "NIfTI" if case.kind == "nifti" else "image")
     if case.kind == "image":
         written = _write_png(case, image, np.asarray(score_map[0]), out_dir)
     else:

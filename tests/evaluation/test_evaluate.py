@@ -128,3 +128,11 @@ def test_unscored_prediction_is_left_out_with_a_named_warning(predictions_factor
     assert report["classes"][0]["image_auroc"] == pytest.approx(expected, abs=1e-6)
     assert any("predictions.jsonl:1" in r.getMessage() and "unscored (no slice reaches min_foreground 0.05)" in r.getMessage()
                for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_unknown_dataset_name_is_refused_listing_the_known_ones(predictions_factory, tmp_path):
+    manifest, data, preds = predictions_factory({"bottle": (2, 2, "industrial")})
+    with pytest.raises(ValueError, match=r"dataset 'mvtech' has no published numbers to compare with; known: .*mvtec"):
+        evaluate_predictions(manifest, data, preds, tmp_path / "out", dataset="mvtech")
+    assert not (tmp_path / "out").exists()
+    assert evaluate_predictions(manifest, data, preds, tmp_path / "out", dataset="MVTec-AD")["published"]["key"] == "mvtec"
