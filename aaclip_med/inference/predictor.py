@@ -36,11 +36,31 @@ __all__ = ["Predictor", "SlicePredictions", "check_image_size", "default_domain"
 logger = logging.getLogger(__name__)
 
 
+def _patch_size(model: nn.Module) -> int | None:
+    """The side (px) of the ViT's patches, None when the network does not say."""
+    patch = getattr(getattr(getattr(model, "clip", None), "visual", None), "patch_size", None)
+    return int(patch[0] if isinstance(patch, (tuple, list)) else patch) if patch else None
+
+
+def _announce_small(slices: Sequence[torch.Tensor], patch: int | None) -> None:
+    """Warn once per source whose slices are smaller than one patch: blown up to the model's input,
+    such an image has (almost) no detail for the map to show."""
+    if not patch:
+        return
+    seen = set()
+    for item in slices:
+        height, width = item.shape[-2:]
+        source = str(getattr(item, "meta", {}).get("filename_or_obj", "an image"))
+        if min(height, width) < patch and source not in seen:
+            seen.add(source)
+            logger.warning("%s: %d x %d px is below the patch size of %d px; its map and score carry little "
+                           "information", source, height, width, patch)
+
+
 def check_image_size(model: nn.Module) -> None:
     """Refuse a network whose input side is not a whole number of patches (the map grid would be cut)."""
     size = int(model.config.image_size)
-    patch = getattr(getattr(getattr(model, "clip", None), "visual", None), "patch_size", None)
-    patch = int(patch[0] if isinstance(patch, (tuple, list)) else patch) if patch else None
+    patch = _patch_size(model)
     if patch and size % patch:
         lower, upper = size // patch * patch, (size // patch + 1) * patch
         msg = (f"image size {size} is not a multiple of the patch size {patch} of {model.config.backbone}; "
@@ -188,6 +208,7 @@ class Predictor:
             name = choice.name
         if name != AUTO:
             domain = self.domain_for(name, domain)
+        _announce_small(slices, _patch_size(self.model))
         maps, model_maps, scores, globals_, maxima = [], [], [], [], []
         bar = tqdm(total=len(slices), unit="slice", leave=False, dynamic_ncols=True,
                    disable=None if self.progress and len(slices) > self.batch_size else True)
