@@ -28,18 +28,13 @@ from aaclip_med.data.pipeline import inference_transforms
 from aaclip_med.distributed import check_device
 from aaclip_med.keys import Domain, Keys
 from aaclip_med.model import Prediction
+from aaclip_med.model.config import check_image_size, patch_size
 from aaclip_med.model.fast import FastPredictor
 from aaclip_med.presets import AUTO, get_modality, resolve_modality_name
 
-__all__ = ["Predictor", "SlicePredictions", "check_image_size", "default_domain", "resize_map"]
+__all__ = ["Predictor", "SlicePredictions", "default_domain", "resize_map"]
 
 logger = logging.getLogger(__name__)
-
-
-def _patch_size(model: nn.Module) -> int | None:
-    """The side (px) of the ViT's patches, None when the network does not say."""
-    patch = getattr(getattr(getattr(model, "clip", None), "visual", None), "patch_size", None)
-    return int(patch[0] if isinstance(patch, (tuple, list)) else patch) if patch else None
 
 
 def _announce_small(slices: Sequence[torch.Tensor], patch: int | None) -> None:
@@ -55,17 +50,6 @@ def _announce_small(slices: Sequence[torch.Tensor], patch: int | None) -> None:
             seen.add(source)
             logger.warning("%s: %d x %d px is below the patch size of %d px; its map and score carry little "
                            "information", source, height, width, patch)
-
-
-def check_image_size(model: nn.Module) -> None:
-    """Refuse a network whose input side is not a whole number of patches (the map grid would be cut)."""
-    size = int(model.config.image_size)
-    patch = _patch_size(model)
-    if patch and size % patch:
-        lower, upper = size // patch * patch, (size // patch + 1) * patch
-        msg = (f"image size {size} is not a multiple of the patch size {patch} of {model.config.backbone}; "
-               f"use {lower or patch} or {upper}")
-        raise ValueError(msg)
 
 
 def default_domain(modality: str) -> str:
@@ -129,7 +113,7 @@ class Predictor:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        check_image_size(model)
+        check_image_size(int(model.config.image_size), model.config.backbone)
         self.modality = resolve_modality_name(modality, allow_auto=True)
         self.fixed_domain = str(Domain(domain)) if domain else None
         self.device = check_device(device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -208,7 +192,7 @@ class Predictor:
             name = choice.name
         if name != AUTO:
             domain = self.domain_for(name, domain)
-        _announce_small(slices, _patch_size(self.model))
+        _announce_small(slices, patch_size(self.model.config.backbone))
         maps, model_maps, scores, globals_, maxima = [], [], [], [], []
         bar = tqdm(total=len(slices), unit="slice", leave=False, dynamic_ncols=True,
                    disable=None if self.progress and len(slices) > self.batch_size else True)
