@@ -6,8 +6,10 @@ File layout in the output folder (``<case>`` = case ID from the input's file/fol
   threshold, ``<case>_anomaly_mask.nii.gz`` (uint8);
 - plain images: ``<case>_heatmap.png`` and ``<case>_blend.png`` at the original size;
 - DICOM sources with ``dicom=True``: ``<case>_seg.dcm`` (binary SEG; needs a threshold) and
-  ``<case>_pmap.dcm`` (float Parametric Map);
-- ``<case>_scores.json``: case score, the preset used (and why), and per-slice scores.
+  ``<case>_pmap.dcm`` (float Parametric Map of raw values or normal-reference probabilities,
+  ``options.pmap_values``);
+- ``<case>_scores.json``: case score, the preset used (and why), and per-slice scores; a case
+  where no slice reaches ``min_foreground`` has a null score and its ``reason``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aaclip_med.data.loading import INTENSITY_MAX
 from aaclip_med.files import write_json_atomic
 from aaclip_med.inference.calibration import ClassCalibration
 from aaclip_med.inference.options import InferenceOptions
+from aaclip_med.inference.run_info import sha256_file
 from aaclip_med.inference.sources import Case
 from aaclip_med.inference.volume import CaseResult
 from aaclip_med.inference.writers import (
@@ -53,9 +56,12 @@ def score_rows(case: Case, result: CaseResult, calibration: ClassCalibration | N
     best = result.best_slice
     case_row = {"case_id": case.case_id, "source": str(case.path), "class_name": class_name,
                 "modality": result.modality, "modality_reason": result.modality_reason, "domain": result.domain,
-                "n_slices": len(result.slices), "case_score": best.image_score, "max_slice": best.slice_index}
+                "n_slices": len(result.slices), "case_score": result.case_score,
+                "max_slice": None if best is None else best.slice_index, "reason": result.unscored}
     if calibration is not None:
-        case_row |= {"calibrated_z": calibration.z(best.image_score), "normal_percentile": calibration.percentile(best.image_score)}
+        score = result.case_score
+        case_row |= {"calibrated_z": None if score is None else calibration.z(score),
+                     "normal_percentile": None if score is None else calibration.percentile(score)}
     return case_row, slices
 
 
@@ -65,13 +71,17 @@ def _write_png(case: Case, image: MetaTensor, score_map: np.ndarray, out_dir: Pa
             write_blend_png(rgb, score_map, out_dir / f"{case.case_id}_blend.png")]
 
 
-def _write_dicom(case: Case, score_map: MetaTensor, options: InferenceOptions, out_dir: Path) -> list[Path]:
+def _write_dicom(case: Case, score_map: MetaTensor, options: InferenceOptions, out_dir: Path,
+                 calibration: ClassCalibration | None) -> list[Path]:
     from aaclip_med.inference.writers.dicom_pmap import write_parametric_map
     from aaclip_med.inference.writers.dicom_seg import write_segmentation
 
     files = list(case.files) or [case.path]
     volume = np.asarray(score_map[0], dtype=np.float32)  # (rows, columns[, slices])
-    written = [write_parametric_map(volume, files, out_dir / f"{case.case_id}_pmap.dcm")]
+    weights = sha256_file(options.weights)  # remembered: hashed once per run, not per case
+    written = [write_parametric_map(volume, files, out_dir / f"{case.case_id}_pmap.dcm",
+                                    values=options.pmap_values or "raw", calibration=calibration,
+                                    weights_sha256=weights)]
     if options.threshold is None:
         logger.warning("%s: no --threshold, so no DICOM SEG (the Parametric Map is written)", case.case_id)
     else:
@@ -79,15 +89,24 @@ def _write_dicom(case: Case, score_map: MetaTensor, options: InferenceOptions, o
         if not mask.any():
             logger.warning("%s: no voxel reaches --threshold %g (map maximum %.4g): its DICOM SEG is empty",
                            case.case_id, options.threshold, float(volume.max()))
-        written.append(write_segmentation(mask, files, out_dir / f"{case.case_id}_seg.dcm"))
+        written.append(write_segmentation(mask, files, out_dir / f"{case.case_id}_seg.dcm",
+                                          threshold=options.threshold, weights_sha256=weights))
     return written
 
 
 def write_case_outputs(
-    case: Case, image: MetaTensor, result: CaseResult, out_dir: Path, options: InferenceOptions, rows: tuple[dict, list[dict]]
+    case: Case, image: MetaTensor, result: CaseResult, out_dir: Path, options: InferenceOptions, rows: tuple[dict, list[dict]],
+    calibration: ClassCalibration | None = None,
 ) -> list[Path]:
-    """Write the case's files (see module docstring; ``options.threshold``/``dicom`` decide which); returns their paths."""
+    """Write the case's files (see module docstring; ``options.threshold``/``dicom`` decide which); returns their paths.
+
+    ``calibration`` (the case's class calibration) turns the Parametric Map into probabilities
+    when ``options.pmap_values`` is "probability".
+    """
     score_map = result.anomaly_map
+    if options.dicom and case.kind not in ("dicom", "dicom_series"):  # SEG/PM objects reference their source's UIDs
+        logger.warning("%s: --dicom-out writes DICOM objects for DICOM sources only; this %s input gets none",
+                       case.case_id, "NIfTI" if case.kind == "nifti" else "image")
     if case.kind == "image":
         written = _write_png(case, image, np.asarray(score_map[0]), out_dir)
     else:
@@ -98,7 +117,7 @@ def write_case_outputs(
             path = out_dir / f"{case.case_id}_anomaly_mask.nii.gz"
             written.append(write_nifti_mask(score_map, score_map.affine, options.threshold, path, source=source))
         if options.dicom and case.kind in ("dicom", "dicom_series"):
-            written += _write_dicom(case, score_map, options, out_dir)
+            written += _write_dicom(case, score_map, options, out_dir, calibration)
     case_row, slice_rows = rows
     written.append(write_json_atomic(out_dir / f"{case.case_id}_scores.json", {"case": case_row, "slices": slice_rows}))
     return written

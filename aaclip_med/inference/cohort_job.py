@@ -105,13 +105,14 @@ class CohortJob:
         self.modality_log(f"case {case.case_id}", result.modality, result.modality_reason)
         calibration = self.calibration_for(result.modality, result.domain)
         rows = score_rows(case, result, calibration, self.options.resolved_class)
-        self._write(case, image, result, rows)
+        self._write(case, image, result, rows, calibration)
 
-    def _write(self, case: Case, image, result: CaseResult, rows: tuple[dict, list[dict]]) -> None:
+    def _write(self, case: Case, image, result: CaseResult, rows: tuple[dict, list[dict]],
+               calibration: ClassCalibration | None) -> None:
         # outputs go to a staging folder first: a case failing half-way leaves nothing under final names
         staging = self.out_dir / f"{TMP_PREFIX}{case.case_id}"
         try:
-            written = write_case_outputs(case, image, result, staging, self.options, rows)
+            written = write_case_outputs(case, image, result, staging, self.options, rows, calibration)
             for path in written:
                 os.replace(path, self.out_dir / path.name)
         finally:
