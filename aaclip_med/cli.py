@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-weights": ("aaclip_med.commands.import_weights", "convert the authors' text/image adapter .pth files"),
     "sample": ("aaclip_med.commands.sample", "generate the bundled multi-modality sample data set"),
     "demo": ("aaclip_med.commands.demo", "sample data -> inference -> overlays -> evaluation report"),
+    "references": ("aaclip_med.commands.references", "build a reference memory of normal scans for 'infer --references'"),
     "pacs": ("aaclip_med.commands.pacs", "PACS: retrieve series (DICOMweb) or receive them (DIMSE), store SEG/PM back"),
 }
 

@@ -164,6 +164,13 @@ def add_inference_arguments(parser: argparse.ArgumentParser, dicom_flag: bool = 
     calib.add_argument("--calibration", metavar="FILE", help="calibration JSON to apply (z-scores, normal percentiles)")
     calib.add_argument("--allow-calibration-mismatch", action="store_true",
                        help="apply a calibration fitted with other weights, modality, domain or class (warned)")
+    memory = parser.add_argument_group("reference memory (docs/reference-memory.md)")
+    memory.add_argument("--references", metavar="FILE",
+                        help="reference memory of normal scans ('aaclip-med references build'); the written maps "
+                             "and scores combine it with the zero-shot map, in normal standard deviations")
+    memory.add_argument("--reference-weight", type=fraction, default=defaults.reference_weight, metavar="W",
+                        help="weight of the memory in the combined map: (1-W)*zero-shot + W*memory, each "
+                             "standardised on the references (1 = the memory alone)")
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default=defaults.precision,
                            help="auto: bf16/fp16 where the device runs it natively, else fp32; int8: dynamic int8 "
@@ -184,6 +191,7 @@ def inference_options_from_args(args: argparse.Namespace, **changes) -> Inferenc
         args: the parsed arguments.
         changes: settings the command fixes, e.g. ``dicom=True`` for PACS.
     """
+    check_paths(calibration=args.calibration, references=args.references)  # before any series or model work
     calibration = None
     if args.calibration:
         from aaclip_med.inference.calibration import load_calibration  # numpy, not torch
@@ -196,6 +204,7 @@ def inference_options_from_args(args: argparse.Namespace, **changes) -> Inferenc
         descriptions=descriptions_from_args(args.descriptions), threshold=args.threshold,
         dicom=getattr(args, "dicom_out", False), pmap_values=args.pmap_values, calibration=calibration,
         allow_calibration_mismatch=args.allow_calibration_mismatch,
+        references=args.references, reference_weight=args.reference_weight,
         slices=SliceOptions(axis=axis, start=start, stop=stop, min_foreground=args.min_foreground,
                             skip_empty=args.skip_empty),
         precision=args.precision, batch_size=args.batch_size, workers=args.workers, device=args.device,

@@ -75,4 +75,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"report:          {result.report_html}")
     print(f"figures:         {', '.join(str(p) for p in result.figures)}")
     print(f"summary:         {result.out_dir / 'SUMMARY.md'}")
+    _print_references(result.references, result.random_weights)
     return 0
+
+
+def _print_references(means: dict, random_weights: bool) -> None:
+    """Zero-shot vs reference memory, side by side (the same held-out records)."""
+    if not means:
+        return
+    print("\nreference memory (the sample's normals; held-out records):   pixel AUROC   image AUROC")
+    for name, mean in means.items():
+        cells = [("-" if mean.get(k) is None else f"{mean[k]:.3f}") for k in ("pixel_auroc", "image_auroc")]
+        print(f"  {name:<58}{cells[0]:>13}{cells[1]:>14}")
+    if random_weights:
+        print("  random weights are not CLIP: the zero-shot numbers mean nothing; the memory compares patch features")

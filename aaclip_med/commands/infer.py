@@ -48,7 +48,7 @@ def _check(args: argparse.Namespace) -> None:
         if not Path(item).exists():
             raise FileNotFoundError(f"input {item}: no such file or folder")
     check_paths(manifest=args.manifest, dataset_root=args.dataset_root, calibration=args.calibration,
-                calibrate_normals=args.calibrate_normals)
+                calibrate_normals=args.calibrate_normals, references=args.references)
     if args.calibration and args.calibrate_normals:
         raise ValueError("give --calibration FILE or --calibrate-normals DIR, not both")
     check_output_folder(args.out)
@@ -57,6 +57,7 @@ def _check(args: argparse.Namespace) -> None:
 
 def _fit_calibration(args: argparse.Namespace, options, model):
     from aaclip_med.inference import Calibration, Predictor, fit_calibration, save_calibration
+    from aaclip_med.inference.api import attach_references, references_record
     from aaclip_med.inference.calibration import identity_from_record
     from aaclip_med.inference.run_info import run_record
     from aaclip_med.prompts import resolve_description
@@ -64,8 +65,10 @@ def _fit_calibration(args: argparse.Namespace, options, model):
     predictor = Predictor(model, options.modality, options.domain, options.batch_size, options.precision,
                           options.device, progress=options.progress)
     description = options.description or resolve_description(options.resolved_class, options.descriptions)
+    record = run_record(model, args.weights, references_record(options))
+    attach_references(predictor, options, record, {options.resolved_class: description})  # fit on combined scores
     fitted = fit_calibration(predictor, [args.calibrate_normals], options.resolved_class, description)
-    identity = identity_from_record(run_record(model, args.weights, {}))
+    identity = identity_from_record(record)
     calibration = Calibration({options.resolved_class: fitted}, identity)
     path = save_calibration(calibration, Path(args.out) / "calibration.json")
     print(f"calibration fitted on {len(fitted.image_scores)} normal slice(s): {path}")

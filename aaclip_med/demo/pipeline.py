@@ -10,6 +10,8 @@ layout of the output folder::
     OUT/predictions/   the predictions directory of the manifest run (read by evaluate)
     OUT/report/        report.html, report.md, report.json, metrics.csv
     OUT/figures/       overlay_montage.png, roc_curves.png
+    OUT/references/    the reference memory of the sample's normals and zero-shot / memory / combined
+                       reports on the held-out records (see references.py)
     OUT/SUMMARY.md     what ran, with which weights, where everything is
 """
 
@@ -32,6 +34,7 @@ from aaclip_med.model import AAClip, AAClipConfig, BackboneWeightsError, build_a
 from aaclip_med.model.checkpoint import read_adapter_file
 
 from .figures import overlay_montage, roc_figure
+from .references import compare_references
 from .sample import generate_sample
 from .weights import DEMO_BACKBONE, DEMO_IMAGE_SIZE, WeightsChoice, choose_weights
 
@@ -44,7 +47,7 @@ RANDOM_BANNER = (
     "but every map, score and metric of this run is MEANINGLESS."
 )
 # subfolders a demo run owns and replaces on a re-run (a fresh run, so no stale outputs of other weights)
-_OWNED = ("sample", "overlays", "predictions", "report", "figures")
+_OWNED = ("sample", "overlays", "predictions", "report", "figures", "references")
 _MARKER = ".aaclip-med-demo"
 UNTRAINED_NOTE = (
     "No trained adapters (--weights): the AA-CLIP adapters and heads are untrained, so maps are not "
@@ -85,6 +88,7 @@ class DemoResult:
     report_html: Path | None = None
     figures: list[Path] = field(default_factory=list)
     report: dict = field(default_factory=dict)
+    references: dict = field(default_factory=dict)  # variant -> report "mean" (zero-shot, memory, combined)
     seconds: dict = field(default_factory=dict)
 
     @property
@@ -140,8 +144,7 @@ def _infer(model: AAClip, settings: DemoSettings, manifest: Path, out: Path, res
     from aaclip_med.inference import run_inference
 
     descriptions = json.loads((manifest.parent / "descriptions.json").read_text())
-    common = {"precision": settings.precision, "batch_size": settings.batch_size, "device": settings.device,
-              "weights": settings.weights}
+    common = _common(settings)
     for job in _cohorts(manifest):
         folder = out / "overlays" / job["class_name"]
         summary = run_inference(job["inputs"], folder, model, modality=job["modality"], domain=job["domain"],
@@ -153,6 +156,12 @@ def _infer(model: AAClip, settings: DemoSettings, manifest: Path, out: Path, res
     summary = run_inference([], out / "predictions", model, manifest=manifest, dataset_root=manifest.parent,
                             descriptions=descriptions, **common)
     _check(summary, out / "predictions")
+
+
+def _common(settings: DemoSettings) -> dict:
+    """The run settings every inference of the demo shares."""
+    return {"precision": settings.precision, "batch_size": settings.batch_size, "device": settings.device,
+            "weights": settings.weights}
 
 
 def _check(summary: dict, folder: Path) -> None:
@@ -202,6 +211,9 @@ def run_demo(out_dir: str | PathLike, settings: DemoSettings | None = None) -> D
     seconds["model"] = time.perf_counter() - clock - sum(seconds.values())
     _infer(model, settings, manifest, out, result)
     seconds["inference"] = time.perf_counter() - clock - sum(seconds.values())
+    result.references = compare_references(model, manifest, json.loads((manifest.parent / "descriptions.json").read_text()),
+                                           out / "references", _common(settings), settings.protocol)
+    seconds["references"] = time.perf_counter() - clock - sum(seconds.values())
     result.report = evaluate_predictions(manifest, manifest.parent, out / "predictions", out / "report",
                                          protocol=settings.protocol)
     result.report_html = out / "report" / "report.html"
@@ -231,9 +243,28 @@ def summary_markdown(result: DemoResult) -> str:
         f"- report: {rel(result.report_html)}",
         f"- mean pixel AUROC {mean.get('pixel_auroc')}, image AUROC {mean.get('image_auroc')}",
         f"- seconds per step: {result.seconds}", "",
+        *_references_lines(result),
         "## NIfTI overlays (open on top of the source in 3D Slicer, ITK-SNAP, NiiVue)",
         *[f"- {rel(p)}" for p in result.overlays], "",
         "## PNG blends", *[f"- {rel(p)}" for p in result.blends], "",
         "## Figures", *[f"- {rel(p)}" for p in result.figures], "",
     ]
     return "\n".join(lines)
+
+
+def _references_lines(result: DemoResult) -> list[str]:
+    """SUMMARY.md's side-by-side table of the reference memory step (empty when it did not run)."""
+    if not result.references:
+        return []
+    lines = ["## Reference memory (references/: the sample's normals, evaluated on held-out records)", "",
+             "| | pixel AUROC | image AUROC |", "|---|---|---|"]
+    for name, mean in result.references.items():
+        lines.append(f"| {name} | {_fmt(mean.get('pixel_auroc'))} | {_fmt(mean.get('image_auroc'))} |")
+    note = ("Random weights are not CLIP: the zero-shot numbers mean nothing, while nearest-neighbour distances "
+            "between patch features still separate a foreign texture from normal ones. "
+            if result.random_weights else "")
+    return lines + ["", note + "See docs/reference-memory.md.", ""]
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"

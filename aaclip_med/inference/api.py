@@ -38,7 +38,7 @@ from aaclip_med.keys import Keys
 from aaclip_med.presets import AUTO
 from aaclip_med.prompts import resolve_description
 
-__all__ = ["run_inference", "fit_calibration", "calibration_from_model", "InferenceOptions"]
+__all__ = ["run_inference", "fit_calibration", "calibration_from_model", "attach_references", "InferenceOptions"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,10 +94,12 @@ def run_inference(
         if manifest is not None:
             record = run_record(model, options.weights, _settings(options, predictor, None, info))
             job = _manifest_job(predictor, options, manifest, dataset_root, out, record)
+            attach_references(predictor, options, record, job.descriptions)
         else:
             record = run_record(model, options.weights, _settings(options, predictor, calibration, info))
             description = options.description or resolve_description(options.resolved_class, options.descriptions)
             record |= {"class_name": options.resolved_class, "description": description}
+            attach_references(predictor, options, record, {options.resolved_class: description})
             calibrate = _calibration_lookup(calibration, record, options)
             job = CohortJob(predictor, cases, out, options, description, calibrate)
         created = not out.exists()
@@ -126,7 +128,49 @@ def _settings(options: InferenceOptions, predictor: Predictor, calibration: Cali
         "calibration": calibration.to_dict() if calibration else None,
         "slices": dataclasses.asdict(options.slices),
         "world_size": info.world_size,
+        **references_record(options),
     }
+
+
+def references_record(options: InferenceOptions) -> dict:
+    """What run.json records of the reference memory: ``references`` ({sha256, weight}: the scores depend on
+    both, and calibration compares it) and ``references_path``; nothing without one."""
+    if options.references is None:
+        return {}
+    path = options.references if isinstance(options.references, (str, os.PathLike)) else None
+    return {"references": {"sha256": sha256_file(path) if path else None, "weight": float(options.reference_weight)},
+            "references_path": str(path) if path else None}
+
+
+def attach_references(predictor: Predictor, options: InferenceOptions, record: Mapping,
+                      descriptions: Mapping[str, str]) -> None:
+    """Give ``predictor`` the reference memory of every class of the run, checked against this run first.
+
+    Raises:
+        ValueError: the file was built with another network, preset, domain or slice axis (each
+            difference named), or has no references of a class of the run.
+    """
+    if options.references is None:
+        return
+    from aaclip_med.adaptation import ReferenceScorer, check_references, load_references
+
+    given = options.references
+    bank = load_references(given) if isinstance(given, (str, os.PathLike)) else given
+    source = str(given) if isinstance(given, (str, os.PathLike)) else "the reference memory"
+    identity = identity_from_record(record) | {"slice_axis": options.slices.axis}
+    fixed = None if options.modality == AUTO else options.modality
+    scorers, owners = {}, {}
+    for class_name, description in descriptions.items():
+        memory = check_references(bank, identity, class_name, fixed, options.domain, source)
+        key = (description, memory.modality)
+        if key in owners:
+            raise ValueError(f"classes {owners[key]!r} and {class_name!r} share the description {description!r} and "
+                             f"the preset {memory.modality!r}: their reference memories cannot be told apart; give "
+                             "them distinct descriptions (--descriptions)")
+        owners[key] = class_name
+        scorers[key] = ReferenceScorer(memory, options.reference_weight, predictor.device, predictor.precision)
+    predictor.references = scorers
+    logger.info("reference memory %s: classes %s, weight %g", source, sorted(descriptions), options.reference_weight)
 
 
 def _calibration_lookup(calibration: Calibration | None, record: Mapping,

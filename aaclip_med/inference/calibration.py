@@ -51,7 +51,8 @@ from aaclip_med.files import write_text_atomic
 
 __all__ = [
     "ClassCalibration", "Calibration", "PixelStats", "save_calibration", "load_calibration", "check_calibration",
-    "MIN_NORMAL_SLICES", "MODEL_FIELDS", "identity_from_record", "CDF_POINTS",
+    "MIN_NORMAL_SLICES", "MODEL_FIELDS", "identity_from_record", "model_differences", "class_differences",
+    "CDF_POINTS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -74,13 +75,21 @@ class PixelStats:
     total_sq: float = 0.0
     sample: list[float] = field(default_factory=list)
 
-    def add(self, score_map: np.ndarray, rng: np.random.Generator) -> None:
+    def add(self, score_map: np.ndarray, rng: np.random.Generator | None) -> None:
+        """Count ``score_map``'s values; ``rng`` None keeps no sample (mean and std only, constant memory)."""
         values = np.asarray(score_map, dtype=np.float64).ravel()
         self.count += values.size
         self.total += float(values.sum())
         self.total_sq += float(np.square(values).sum())
+        if rng is None:
+            return
         take = min(values.size, _PIXELS_PER_MAP)
         self.sample += values[rng.choice(values.size, take, replace=False)].tolist()
+
+    def mean_std(self) -> tuple[float, float]:
+        """Exact mean and (population) standard deviation of every value added."""
+        mean = self.total / self.count
+        return float(mean), float(np.sqrt(max(self.total_sq / self.count - mean**2, 0.0)))
 
 
 @dataclass
@@ -110,13 +119,11 @@ class ClassCalibration:
             logger.warning("calibration of %r from only %d normal slice(s) (recommended: at least %d): its percentiles "
                            "move in steps of %.2f and its z-scores are rough", class_name, scores.size,
                            MIN_NORMAL_SLICES, 1 / (scores.size + 1))
-        pixel_mean = pixels.total / pixels.count
-        pixel_var = max(pixels.total_sq / pixels.count - pixel_mean**2, 0.0)
+        pixel_mean, pixel_std = pixels.mean_std()
         quantiles = {str(q): float(np.quantile(pixels.sample, q)) for q in PIXEL_QUANTILES}
         table = np.quantile(pixels.sample, np.linspace(0.0, 1.0, CDF_POINTS)).tolist()
         return cls(class_name, description, str(domain), scores.tolist(), float(scores.mean()),
-                   float(scores.std(ddof=1)), float(pixel_mean), float(np.sqrt(pixel_var)), quantiles, modality,
-                   table)
+                   float(scores.std(ddof=1)), pixel_mean, pixel_std, quantiles, modality, table)
 
     def z(self, score: float) -> float:
         """Standard score of a raw image score against the normal references."""
@@ -199,24 +206,33 @@ def load_calibration(path: str | os.PathLike) -> Calibration:
     return Calibration.from_dict(data, str(path))
 
 
-def _model_differences(stored: Mapping, identity: Mapping) -> tuple[list[str], list[str]]:
+def model_differences(stored: Mapping, identity: Mapping, what: str = "calibration") -> tuple[list[str], list[str]]:
+    """(differences, fields not recorded) between a stored identity and this run's, over :data:`MODEL_FIELDS`.
+
+    ``references`` (the reference memory scores were combined with) is compared too: a file that
+    does not record it was fitted without one. ``what`` names the stored side in the messages.
+    """
     differ, unknown = [], []
     for key in MODEL_FIELDS:
         if key not in stored:
             unknown.append(key)
         elif stored[key] != identity.get(key):
-            differ.append(f"{key}: calibration {stored[key]!r}, this run {identity.get(key)!r}")
+            differ.append(f"{key}: {what} {stored[key]!r}, this run {identity.get(key)!r}")
+    if stored.get("references") != identity.get("references"):
+        differ.append(f"references: {what} {stored.get('references')!r}, this run {identity.get('references')!r}")
     return differ, unknown
 
 
-def _class_differences(found: ClassCalibration, class_name: str, modality: str | None, domain: str | None) -> list[str]:
+def class_differences(found, class_name: str, modality: str | None, domain: str | None,
+                      what: str = "calibration") -> list[str]:
+    """Differences of class, preset and domain between what ``found`` was fitted on and this run."""
     differ = []
     if found.class_name != class_name:
-        differ.append(f"class: calibration {found.class_name!r}, this run {class_name!r}")
+        differ.append(f"class: {what} {found.class_name!r}, this run {class_name!r}")
     if found.modality and modality and found.modality != modality:
-        differ.append(f"modality: calibration {found.modality!r}, this run {modality!r}")
+        differ.append(f"modality: {what} {found.modality!r}, this run {modality!r}")
     if domain and found.domain != domain:
-        differ.append(f"domain: calibration {found.domain!r}, this run {domain!r}")
+        differ.append(f"domain: {what} {found.domain!r}, this run {domain!r}")
     return differ
 
 
@@ -243,8 +259,8 @@ def check_calibration(
         msg = (f"the calibration has no class {class_name!r} (classes: {sorted(calibration.classes)}); fit one "
                "with --calibrate-normals and the same --class-name")
         raise ValueError(msg)
-    differ, unknown = _model_differences(calibration.model, identity)
-    differ += _class_differences(found, class_name, modality, domain)
+    differ, unknown = model_differences(calibration.model, identity)
+    differ += class_differences(found, class_name, modality, domain)
     if differ and not allow_mismatch:
         # one line: a case failing on it is reported by its first line
         msg = (f"the calibration was fitted with other settings ({'; '.join(differ)}), so its z-scores and "
@@ -259,11 +275,17 @@ def check_calibration(
 
 
 def identity_from_record(record: Mapping) -> dict:
-    """The :data:`MODEL_FIELDS` of a run record (``run.json``): the CLIP file by its sha256 when it is a file."""
+    """The :data:`MODEL_FIELDS` of a run record (``run.json``): the CLIP file by its sha256 when it is a file.
+
+    A run with a reference memory adds ``references`` ({sha256, weight}): its scores are combined ones.
+    """
     pretrained = record.get("pretrained_sha256")
-    return {
+    identity = {
         "backbone": record.get("backbone"),
         "image_size": record.get("image_size"),
         "pretrained": f"sha256:{pretrained}" if pretrained else record.get("pretrained"),
         "weights_sha256": record.get("weights_sha256"),
     }
+    if record.get("references"):
+        identity["references"] = dict(record["references"])
+    return identity

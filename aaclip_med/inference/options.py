@@ -98,6 +98,10 @@ class InferenceOptions:
             calibration is applied, else "raw" (warned when DICOM outputs are written).
         calibration: a :class:`~aaclip_med.inference.calibration.Calibration` to apply.
         allow_calibration_mismatch: apply a calibration fitted with other settings (warned).
+        references: a reference memory (``refs.safetensors`` path or a loaded
+            :class:`~aaclip_med.adaptation.ReferenceBank`) combined with the zero-shot maps
+            (docs/reference-memory.md); the maps are then in normal standard deviations.
+        reference_weight: weight of the memory in the combined map, in [0, 1] (1 = memory alone).
         slices: how volumes are cut (:class:`SliceOptions`).
         precision: "auto", "fp32", "bf16" or "fp16" (see :mod:`aaclip_med.precision`).
         batch_size: slices per forward pass.
@@ -118,6 +122,8 @@ class InferenceOptions:
     pmap_values: str | None = None
     calibration: Any = None
     allow_calibration_mismatch: bool = False
+    references: Any = None
+    reference_weight: float = 0.5
     slices: SliceOptions = field(default_factory=SliceOptions)
     precision: str = "auto"
     batch_size: int = 8
@@ -139,6 +145,8 @@ class InferenceOptions:
             object.__setattr__(self, "slices", SliceOptions(**self.slices))
         if self.threshold is not None:
             check_threshold(self.threshold)
+        if not (isinstance(self.reference_weight, (int, float)) and 0.0 <= self.reference_weight <= 1.0):
+            raise ValueError(f"reference_weight is in [0, 1] (1 = the memory alone), got {self.reference_weight!r}")
         if self.pmap_values not in (None, *PMAP_VALUES):
             raise ValueError(f"pmap_values must be one of {list(PMAP_VALUES)} or None, got {self.pmap_values!r}")
 
@@ -184,6 +192,8 @@ class InferenceOptions:
     def check_model(self, model: Any) -> None:
         """Refuse settings that cannot work with ``model`` (a threshold outside its map range)."""
         config = getattr(model, "config", None)
+        if self.references is not None:  # combined maps are in normal standard deviations, not raw units
+            return
         if self.threshold is None or config is None or not getattr(config, "levels", None):
             return
         low, high = map_range(len(config.levels), float(config.logit_scale))

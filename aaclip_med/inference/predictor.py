@@ -27,7 +27,7 @@ from aaclip_med.data.modality import ModalityChoice, detect_modality
 from aaclip_med.data.pipeline import inference_transforms
 from aaclip_med.distributed import check_device
 from aaclip_med.keys import Domain, Keys
-from aaclip_med.model import Prediction
+from aaclip_med.model import ImageFeatures, Prediction
 from aaclip_med.model.config import check_image_size, patch_size
 from aaclip_med.model.fast import FastPredictor
 from aaclip_med.presets import AUTO, get_modality, resolve_modality_name
@@ -123,6 +123,8 @@ class Predictor:
         self.image_size = int(model.config.image_size)
         self._transforms: dict[str, object] = {}
         self._anchors: dict[str, torch.Tensor] = {}
+        # (description, preset) -> ReferenceScorer (aaclip_med.adaptation): maps combined with a reference memory
+        self.references: dict[tuple[str, str], object] | None = None
         # fused attention, autocast blocks with fp32 heads (the reference is AAClip.predict in fp32)
         self._fast = FastPredictor(model, precision=precision)
         self.precision = self._fast.precision  # resolved: what actually runs
@@ -158,14 +160,58 @@ class Predictor:
         out = self._transforms[name]({Keys.IMAGE: image})[Keys.IMAGE]
         return torch.as_tensor(out).float()
 
-    def predict_tensor(self, images: torch.Tensor, description: str, domain: str | None = None) -> Prediction:
-        """Raw prediction for preprocessed ``images`` (B, 3, S, S); every field float32 on CPU."""
+    def encode(self, images: torch.Tensor, description: str, domain: str | None = None) -> tuple[ImageFeatures, Prediction]:
+        """Patch features (on the device) and the raw zero-shot prediction (float32 on CPU) of ``images``.
+
+        The reference memory is built from these features and scores them (:mod:`aaclip_med.adaptation`).
+        """
         anchors = self.anchors(description)
         if not (domain or self.domain):
             raise ValueError("domain unknown: pass domain= ('medical' or 'industrial') or a modality preset")
         domain = str(Domain(domain or self.domain))
-        pred = self._fast(images.to(self.device), anchors, domain)
-        return Prediction(*(t.detach().float().cpu() for t in pred))
+        with torch.inference_mode():
+            feats = self._fast.encode_image(images.to(self.device))
+            size = tuple(images.shape[-2:])
+            pred = self.model.predict_from_features(feats, anchors, domain, size, sum_first=True)
+        return feats, Prediction(*(t.detach().float().cpu() for t in pred))
+
+    def predict_tensor(self, images: torch.Tensor, description: str, domain: str | None = None,
+                       scorer=None) -> Prediction:
+        """Raw prediction for preprocessed ``images`` (B, 3, S, S); every field float32 on CPU.
+
+        With a ``scorer`` (a :class:`~aaclip_med.adaptation.ReferenceScorer`), the map and score
+        combine the zero-shot map with its reference memory (:mod:`aaclip_med.adaptation.scoring`).
+        """
+        if scorer is None:
+            anchors = self.anchors(description)
+            if not (domain or self.domain):
+                raise ValueError("domain unknown: pass domain= ('medical' or 'industrial') or a modality preset")
+            pred = self._fast(images.to(self.device), anchors, str(Domain(domain or self.domain)))
+            return Prediction(*(t.detach().float().cpu() for t in pred))
+        feats, pred = self.encode(images, description, domain)
+        domain = str(Domain(domain or self.domain))
+        if scorer.memory.domain != domain:
+            raise ValueError(f"the reference memory of {scorer.memory.class_name!r} was built for domain "
+                             f"{scorer.memory.domain!r}, these slices run as {domain!r}")
+        with torch.inference_mode():
+            combined = scorer.combine(pred, feats.levels, tuple(self.model.grid_size), domain)
+        return Prediction(*(t.detach().float().cpu() for t in combined))
+
+    def reference_scorer(self, description: str, preset: str):
+        """The reference memory for slices of ``description`` under ``preset`` (None without :attr:`references`).
+
+        Raises:
+            ValueError: a memory is set but has none for this class and preset.
+        """
+        if self.references is None:
+            return None
+        scorer = self.references.get((description, preset))
+        if scorer is None:
+            known = sorted(f"{s.memory.class_name} ({s.memory.modality})" for s in self.references.values())
+            msg = (f"no reference memory for the class described as {description!r} preprocessed as {preset!r} "
+                   f"(the memory holds: {', '.join(known)}); build references of this class and preset")
+            raise ValueError(msg)
+        return scorer
 
     def predict_slices(
         self, slices: Sequence[torch.Tensor], description: str, modality: str | None = None, domain: str | None = None,
@@ -193,13 +239,14 @@ class Predictor:
         if name != AUTO:
             domain = self.domain_for(name, domain)
         _announce_small(slices, patch_size(self.model.config.backbone))
+        scorer = self.reference_scorer(description, name)
         maps, model_maps, scores, globals_, maxima = [], [], [], [], []
         bar = tqdm(total=len(slices), unit="slice", leave=False, dynamic_ncols=True,
                    disable=None if self.progress and len(slices) > self.batch_size else True)
         for start in range(0, len(slices), self.batch_size):
             chunk = slices[start : start + self.batch_size]
             batch = torch.stack([self.preprocess(s, name) for s in chunk])  # (B, 3, S, S)
-            pred = self.predict_tensor(batch, description, domain)
+            pred = self.predict_tensor(batch, description, domain, scorer)
             maps += [resize_map(m, s.shape[-2:]) for m, s in zip(pred.anomaly_map, chunk, strict=True)]
             if keep_model_maps:
                 model_maps += [m.numpy().copy() for m in pred.anomaly_map]  # a copy: the batch tensor can go

@@ -18,7 +18,7 @@ from aaclip_med.model.adapters import ResidualAdapter, mix_adapter
 from aaclip_med.model.backbone import build_clip, resolve_config
 from aaclip_med.model.config import AAClipConfig
 from aaclip_med.model.heads import ProjectionHead
-from aaclip_med.model.smoothing import SMOOTHING, gaussian_blur
+from aaclip_med.model.smoothing import level_maps_to_map
 from aaclip_med.model.surgery import surgery_block_forward
 from aaclip_med.prompts import DEFAULT_PROMPTS, PromptSet
 from aaclip_med.scoring import combine_image_score
@@ -311,21 +311,9 @@ class AAClip(nn.Module):
         Returns:
             (B, H, W) float32.
         """
-        if domain not in SMOOTHING:
-            raise ValueError(f"Unknown domain {domain!r}; use one of {sorted(SMOOTHING)}.")
-        ksize, sigma = SMOOTHING[domain]
-        if sum_first:
-            logits = torch.stack([t.float() for t in level_logits], dim=1)  # (B, n, 2, g, g)
-            levels = (logits[:, :, 1] + 1.0 - logits[:, :, 0]) / 2.0  # (B, n, g, g)
-            summed = gaussian_blur(levels, ksize, sigma).sum(dim=1, keepdim=True)  # (B, 1, g, g)
-            return F.interpolate(summed, size=size, mode="bilinear", align_corners=True)[:, 0]
-        total = None
-        for logits in level_logits:
-            level = (logits[:, 1:2].float() + 1.0 - logits[:, 0:1].float()) / 2.0  # (B, 1, g, g)
-            level = gaussian_blur(level, ksize, sigma)
-            level = F.interpolate(level, size=size, mode="bilinear", align_corners=True)
-            total = level if total is None else total + level
-        return total[:, 0]
+        logits = torch.stack([t.float() for t in level_logits], dim=1)  # (B, n, 2, g, g)
+        levels = (logits[:, :, 1] + 1.0 - logits[:, :, 0]) / 2.0  # (B, n, g, g)
+        return level_maps_to_map(levels, domain, size, sum_first=sum_first)
 
     def predict_from_features(
         self, feats: ImageFeatures, anchors: torch.Tensor, domain: str, size: tuple[int, int], sum_first: bool = False

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from aaclip_med.keys import Domain
 
-__all__ = ["SMOOTHING", "gaussian_kernel1d", "gaussian_blur"]
+__all__ = ["SMOOTHING", "gaussian_kernel1d", "gaussian_blur", "level_maps_to_map"]
 
 # (kernel size, sigma) per domain.
 SMOOTHING: dict[str, tuple[int, float]] = {
@@ -49,3 +49,35 @@ def gaussian_blur(maps: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
     x = F.conv2d(x, kernel.view(1, 1, 1, size))  # horizontal pass
     x = F.conv2d(x, kernel.view(1, 1, size, 1))  # vertical pass
     return x.reshape(b, c, h, w)
+
+
+def level_maps_to_map(levels: torch.Tensor, domain: str, size: tuple[int, int], sum_first: bool = False) -> torch.Tensor:
+    """Per-level patch-grid maps -> one map at ``size``: blur each level with ``domain``'s kernel,
+    upsample (bilinear, corners aligned) and sum over the levels (spec section 5).
+
+    The zero-shot map and the reference memory's map both go through here, so they are smoothed
+    and upsampled identically.
+
+    Args:
+        levels: (B, n, g, g) one map per level on the patch grid.
+        domain: ``medical`` or ``industrial`` (smoothing kernel).
+        size: (H, W) of the map.
+        sum_first: sum the smoothed levels on the patch grid, then upsample once. Bilinear
+            upsampling is linear, so this is the same map up to float rounding and n times less
+            work at full size; the default keeps the reference order (upsample each, then sum).
+
+    Returns:
+        (B, H, W) float32.
+    """
+    if domain not in SMOOTHING:
+        raise ValueError(f"Unknown domain {domain!r}; use one of {sorted(SMOOTHING)}.")
+    ksize, sigma = SMOOTHING[domain]
+    smoothed = gaussian_blur(levels.float(), ksize, sigma)  # (B, n, g, g)
+    if sum_first:
+        summed = smoothed.sum(dim=1, keepdim=True)  # (B, 1, g, g)
+        return F.interpolate(summed, size=size, mode="bilinear", align_corners=True)[:, 0]
+    total = None
+    for index in range(smoothed.shape[1]):
+        level = F.interpolate(smoothed[:, index : index + 1], size=size, mode="bilinear", align_corners=True)
+        total = level if total is None else total + level
+    return total[:, 0]

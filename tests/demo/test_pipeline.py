@@ -66,3 +66,23 @@ def test_rerun_replaces_outputs_and_refuses_foreign_folders(demo, tmp_path):
     with pytest.raises(FileExistsError, match="not written by"):
         run_demo(tmp_path, SETTINGS)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_reference_memory_is_compared_on_records_it_does_not_hold(demo):
+    from aaclip_med.adaptation import load_references
+
+    assert list(demo.references) == ["zero-shot", "memory", "combined"]
+    for mean in demo.references.values():
+        assert 0.0 <= mean["pixel_auroc"] <= 1.0
+    folder = demo.out_dir / "references"
+    bank = load_references(folder / "refs.safetensors")
+    evaluated = [json.loads(line) for line in (folder / "evaluation.jsonl").read_text().splitlines()]
+    assert set(bank.classes) == {r["class_name"] for r in evaluated}
+    references = sum(m.slices for m in bank.classes.values())
+    normals = [json.loads(line) for line in demo.manifest.read_text().splitlines()]
+    normals = [r for r in normals if r["label"] == 0 and r["class_name"] in bank.classes]
+    assert references + sum(r["label"] == 0 for r in evaluated) == len(normals)  # each normal is used once
+    comparison = json.loads((folder / "comparison.json").read_text())
+    assert comparison["mean"] == demo.references and comparison["variants"]["memory"] == 1.0
+    summary = (demo.out_dir / "SUMMARY.md").read_text()
+    assert "| memory |" in summary and "Random weights are not CLIP" in summary

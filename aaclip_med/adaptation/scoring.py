@@ -1,0 +1,137 @@
+"""Scoring with a reference memory, and the documented rule that combines it with the zero-shot map.
+
+Per level ``l`` and patch ``p``: ``m_l(p) = 1 - max_j cos(f_l(p), bank_l[j])``, the few-shot rule
+of MVFA-AD and AnomalyCLIP (features are L2-normalised, so the cosine is a dot product). The level
+maps are smoothed, upsampled and summed exactly as the zero-shot maps are
+(:func:`aaclip_med.model.smoothing.level_maps_to_map`), giving the memory map ``M``.
+
+Raw zero-shot values ``Z`` (a sum of four ``(S_A + 1 - S_N) / 2`` maps) and memory distances are on
+different scales, so a plain weighted sum would let one of them decide alone. Each is therefore
+standardised by its mean and std over the reference images themselves, measured when the memory
+was built and stored in the file::
+
+    map = (1 - w) * (Z - mean_Z) / std_Z + w * (M - mean_M) / std_M       (w = --reference-weight)
+
+so the written map is in "normal standard deviations": about 0 on normal tissue, large where either
+source sees something unlike the references. ``w = 1`` is the memory alone, ``w = 0`` the zero-shot
+map alone (both standardised). The image score follows the package's one rule
+(:func:`aaclip_med.scoring.combine_image_score`) on the combined map's maximum and the global score
+standardised the same way.
+
+The nearest-neighbour search is a matrix product per level (a linear layer's layout, which CPU
+GEMM backends serve best) in the predictor's precision (bf16 on CPUs with AMX/AVX512-BF16), run
+in blocks of bank rows into one reused buffer (:func:`max_cosine`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from aaclip_med.adaptation.bank import ClassMemory
+from aaclip_med.model import Prediction
+from aaclip_med.model.smoothing import level_maps_to_map
+from aaclip_med.precision import precision_dtype
+from aaclip_med.scoring import combine_image_score
+
+__all__ = ["ReferenceScorer", "max_cosine", "BANK_BLOCK", "SCORE_CHUNK", "scoring_dtype", "standardise"]
+
+SCORE_CHUNK = 2**24  # largest similarity block in elements (32 MB of bf16)
+BANK_BLOCK = 8192  # bank rows per product (measured faster than one product per level on a 2-core Xeon)
+
+
+def max_cosine(queries: torch.Tensor, bank: torch.Tensor, block: int = BANK_BLOCK, chunk: int = SCORE_CHUNK) -> torch.Tensor:
+    """Largest dot product of each query row with the bank rows.
+
+    The products run in blocks of ``block`` bank rows into one reused buffer of at most ``chunk``
+    elements, each block's row maxima folded into a running maximum: memory stays bounded, and
+    no block allocates (and page-faults) a fresh output as large as queries x bank.
+
+    Args:
+        queries: (Q, D), cast to the bank's dtype.
+        bank: (N, D).
+
+    Returns:
+        (Q,) float32.
+    """
+    queries = queries.to(bank.dtype)
+    count, size = queries.shape[0], bank.shape[0]
+    block = max(1, min(block, size))
+    rows = max(1, min(count, chunk // block))
+    buffer = torch.empty(rows, block, dtype=bank.dtype, device=bank.device)
+    best = torch.full((count,), -float("inf"), dtype=torch.float32, device=bank.device)
+    for row in range(0, count, rows):
+        part = queries[row : row + rows]
+        target = best[row : row + part.shape[0]]
+        for start in range(0, size, block):
+            rows_of_bank = bank[start : start + block]
+            out = buffer[: part.shape[0], : rows_of_bank.shape[0]]
+            torch.mm(part, rows_of_bank.t(), out=out)  # (rows, block): a linear layer's layout
+            torch.maximum(target, out.amax(dim=1).float(), out=target)
+    return best
+
+
+def scoring_dtype(precision: str) -> torch.dtype:
+    """The dtype of the similarity products under a predictor's resolved precision (bf16/fp16 or fp32)."""
+    return precision_dtype(precision) if precision in ("bf16", "fp16") else torch.float32
+
+
+def standardise(values: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """``(values - mean) / std`` with a floor on ``std`` (a constant reference statistic stays finite)."""
+    return (values - mean) / max(float(std), 1e-6)
+
+
+class ReferenceScorer:
+    """One class memory ready to score: banks on the device in the scoring dtype.
+
+    Args:
+        memory: the class memory (from a loaded :class:`~aaclip_med.adaptation.bank.ReferenceBank`).
+        weight: ``w`` of the combination rule, in [0, 1].
+        device: where the predictor runs.
+        precision: the predictor's resolved precision (bf16/fp16 score in that dtype, else fp32).
+    """
+
+    def __init__(self, memory: ClassMemory, weight: float, device: torch.device | str = "cpu",
+                 precision: str = "fp32") -> None:
+        if not 0.0 <= float(weight) <= 1.0:
+            raise ValueError(f"reference weight must be in [0, 1] (1 = memory alone), got {weight!r}")
+        dtype = scoring_dtype(precision)
+        self.memory, self.weight = memory, float(weight)
+        self.banks = [level.to(device=device, dtype=dtype).contiguous() for level in memory.levels]
+
+    def distances(self, levels: list[torch.Tensor], grid: tuple[int, int]) -> torch.Tensor:
+        """Per-level memory distances on the patch grid.
+
+        Args:
+            levels: per level (B, L, D) normalised patch features (``ImageFeatures.levels``).
+            grid: (gh, gw) with gh * gw = L.
+
+        Returns:
+            (B, n_levels, gh, gw) float32, ``1 - max cos``.
+        """
+        if len(levels) != len(self.banks):
+            raise ValueError(f"the reference memory has {len(self.banks)} levels, the network {len(levels)}")
+        maps = []
+        for feats, bank in zip(levels, self.banks, strict=True):
+            b, length, width = feats.shape
+            best = max_cosine(feats.reshape(b * length, width), bank)  # (B*L,)
+            maps.append(1.0 - best.view(b, *grid))
+        return torch.stack(maps, dim=1)
+
+    def memory_map(self, levels: list[torch.Tensor], grid: tuple[int, int], domain: str,
+                   size: tuple[int, int]) -> torch.Tensor:
+        """(B, H, W) raw memory map ``M``: level distances smoothed and upsampled as the zero-shot maps."""
+        return level_maps_to_map(self.distances(levels, grid), domain, size, sum_first=True)
+
+    def combine(self, zero_shot: Prediction, levels: list[torch.Tensor], grid: tuple[int, int],
+                domain: str) -> Prediction:
+        """The combined prediction (module docstring); ``global_score`` stays the raw ``s_g``."""
+        stats = self.memory.stats
+        size = tuple(zero_shot.anomaly_map.shape[-2:])
+        memory = self.memory_map(levels, grid, domain, size)
+        combined = (1.0 - self.weight) * standardise(zero_shot.anomaly_map.float(), stats["zero_shot_mean"],
+                                                     stats["zero_shot_std"])
+        combined = combined + self.weight * standardise(memory, stats["memory_mean"], stats["memory_std"])
+        global_std = standardise(zero_shot.global_score.float(), stats["global_mean"], stats["global_std"])
+        map_max = combined.flatten(1).amax(dim=1)
+        score = combine_image_score(map_max, global_std, domain)
+        return Prediction(anomaly_map=combined, image_score=score, global_score=zero_shot.global_score, map_max=map_max)

@@ -1,0 +1,186 @@
+"""Reference memory: build time and peak RSS for N slices, and what scoring adds per image.
+
+Usage (defaults: build with ViT-B-16 at 224 px from 500 synthetic CT slices under a 256 MB cap;
+scoring at the paper's ViT-L-14-336 / 518 px with a full 256 MB memory; random weights, CPU)::
+
+    python benchmarks/references.py
+    python benchmarks/references.py --parts build --build-backbone aaclip-tiny --slices 100
+    flock /tmp/heavy.lock prlimit --as=12000000000 python benchmarks/references.py --parts score
+
+``build``: :func:`aaclip_med.adaptation.build_references` streams the slices (generated lazily, 10
+per source, 256 x 256 HU with a body ellipse and noise), so the features never take more than the
+cap plus one batch: the record gives the peak resident set (sampled) next to the model's own
+size, the memory kept, and ``kept/seen`` patches.
+
+``score``: one image at a time, the zero-shot prediction alone and with the memory (combined,
+weight 0.5), alternating, best of ``--repeats``; the memory is a full ``--score-max-mb`` of random
+unit features (what the search costs does not depend on their values). ``added_fraction`` =
+(with memory - zero-shot) / zero-shot, measured in the same run, next to the nearest-neighbour
+search alone as a fraction of the zero-shot time and of the bf16 matmul probe of the same run.
+
+Prints one JSON line per measurement (``kind``: host, matmul_peak, build, score), then a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import PeakMemory, emit, host_info, matmul_peak, print_table
+
+from aaclip_med.adaptation import ClassMemory, ReferenceScorer, ReferenceSlices, build_references
+from aaclip_med.adaptation.scoring import max_cosine
+from aaclip_med.inference import Predictor
+from aaclip_med.model import AAClipConfig, build_aaclip
+
+_SLICES_PER_SOURCE = 10
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", choices=("build", "score"), default=["build", "score"])
+    parser.add_argument("--build-backbone", default="ViT-B-16")
+    parser.add_argument("--build-size", type=int, default=224)
+    parser.add_argument("--slices", type=int, default=500)
+    parser.add_argument("--build-max-mb", type=float, default=256.0)
+    parser.add_argument("--score-backbone", default="ViT-L-14-336")
+    parser.add_argument("--score-size", type=int, default=518)
+    parser.add_argument("--score-max-mb", type=float, nargs="+", default=[256.0], help="one or more memory sizes")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--matmul-size", type=int, default=2048)
+    parser.add_argument("--jsonl", type=Path)
+    return parser.parse_args(argv)
+
+
+def _model(backbone: str, size: int):
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_aaclip(AAClipConfig(backbone=backbone, image_size=size, pretrained="random")).eval()
+
+
+def _ct_slices(count: int, seed: int = 0):
+    """Sources of synthetic CT slices (HU), made when iterated: one source's slices in memory at a time."""
+    yy, xx = np.mgrid[:256, :256]
+    body = ((yy - 128) / 110) ** 2 + ((xx - 128) / 90) ** 2 < 1
+    rng = np.random.default_rng(seed)
+    for start in range(0, count, _SLICES_PER_SOURCE):
+        slices = []
+        for _ in range(min(_SLICES_PER_SOURCE, count - start)):
+            image = np.where(body, 40 + rng.normal(0, 20, body.shape), -1000.0).astype(np.float32)
+            slices.append(torch.as_tensor(image[None]))
+        yield ReferenceSlices(f"synthetic{start}", slices, "ct")
+
+
+def bench_build(args: argparse.Namespace, jsonl: Path | None) -> dict:
+    model = _model(args.build_backbone, args.build_size)
+    predictor = Predictor(model, "ct", batch_size=args.batch_size, precision=args.precision, device="cpu")
+    model_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+    identity = {"backbone": args.build_backbone, "image_size": args.build_size}
+    device = torch.device("cpu")
+    start = time.perf_counter()
+    with PeakMemory(device) as peak:
+        bank = build_references(predictor, {"scan": ("scan", _ct_slices(args.slices))}, args.build_max_mb, identity)
+    seconds = time.perf_counter() - start
+    memory = bank.classes["scan"]
+    grid = model.grid_size[0] * model.grid_size[1]
+    batch_features_mb = args.batch_size * grid * len(memory.levels) * model.embed_dim * 2 / 2**20
+    record = {
+        "kind": "build", "backbone": args.build_backbone, "image_size": args.build_size, "slices": args.slices,
+        "precision": predictor.precision, "seconds": round(seconds, 1), "slices_per_s": round(args.slices / seconds, 2),
+        "peak_rss_mb": round(peak.peak_mb), "rss_added_mb": round(peak.delta_mb), "model_params_mb": round(model_mb),
+        "cap_mb": round(args.build_max_mb * 1e6 / 2**20), "one_batch_features_mb": round(batch_features_mb, 1),
+        "bank_mb": round(bank.nbytes / 2**20, 1), "patches_kept": memory.patches_kept, "patches_seen": memory.patches_seen,
+    }
+    emit(record, jsonl)
+    return record
+
+
+def _bank(model, max_mb: float) -> ClassMemory:
+    levels, width = len(model.config.levels), model.embed_dim
+    rows = int(max_mb * 1e6 // (levels * width * 2))
+    generator = torch.Generator().manual_seed(0)
+    features = [torch.nn.functional.normalize(torch.randn(rows, width, generator=generator), dim=1).half()
+                for _ in range(levels)]
+    stats = {"zero_shot_mean": 0.0, "zero_shot_std": 1.0, "memory_mean": 0.0, "memory_std": 1.0,
+             "global_mean": 0.0, "global_std": 1.0}
+    return ClassMemory("scan", "scan", "ct", "medical", features, stats, 0, rows)
+
+
+def _best(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_score(args: argparse.Namespace, jsonl: Path | None) -> list[dict]:
+    model = _model(args.score_backbone, args.score_size)
+    predictor = Predictor(model, "ct", batch_size=1, precision=args.precision, device="cpu")
+    return [_score_one(args, model, predictor, max_mb, jsonl) for max_mb in args.score_max_mb]
+
+
+def _score_one(args: argparse.Namespace, model, predictor: Predictor, max_mb: float, jsonl: Path | None) -> dict:
+    memory = _bank(model, max_mb)
+    scorer = ReferenceScorer(memory, 0.5, "cpu", predictor.precision)
+    image = torch.randn(1, 3, args.score_size, args.score_size)
+    feats, _ = predictor.encode(image, "scan", "medical")  # warm-up, and the features the search alone reads
+    predictor.predict_tensor(image, "scan", "medical", scorer)
+    queries = [f.reshape(-1, f.shape[-1]) for f in feats.levels]
+
+    def search() -> None:
+        for query, bank in zip(queries, scorer.banks, strict=True):
+            max_cosine(query, bank)
+
+    zero, combined = float("inf"), float("inf")
+    for _ in range(args.repeats):  # alternate so both see the same load
+        zero = min(zero, _best(lambda: predictor.predict_tensor(image, "scan", "medical"), 1))
+        combined = min(combined, _best(lambda: predictor.predict_tensor(image, "scan", "medical", scorer), 1))
+    search_s = _best(search, args.repeats)
+    flops = 2.0 * sum(q.shape[0] * b.shape[0] * b.shape[1] for q, b in zip(queries, scorer.banks, strict=True))
+    record = {
+        "kind": "score", "backbone": args.score_backbone, "image_size": args.score_size,
+        "precision": predictor.precision, "bank_mb": round(sum(t.numel() * 2 for t in memory.levels) / 1e6),
+        "bank_rows_per_level": memory.levels[0].shape[0], "zero_shot_s": round(zero, 3),
+        "with_memory_s": round(combined, 3), "added_fraction": round((combined - zero) / zero, 3),
+        "search_s": round(search_s, 3), "search_fraction": round(search_s / zero, 3),
+        "search_gflops": round(flops / search_s / 1e9, 1),
+    }
+    emit(record, jsonl)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    device = torch.device("cpu")
+    emit({"kind": "host", **host_info(device)}, args.jsonl)
+    peak = matmul_peak(torch.bfloat16, device, args.matmul_size, 2.0)
+    emit(peak, args.jsonl)
+    rows = []
+    if "build" in args.parts:
+        rows.append(bench_build(args, args.jsonl))
+    if "score" in args.parts:
+        for record in bench_score(args, args.jsonl):
+            record["search_fraction_of_bf16_peak"] = round(record["search_gflops"] / peak["peak_gflops"], 3)
+            emit({"kind": "score_vs_peak", "bank_mb": record["bank_mb"],
+                  "search_fraction_of_bf16_peak": record["search_fraction_of_bf16_peak"]}, args.jsonl)
+            rows.append(record)
+    print_table(rows, ["kind", "backbone", "image_size", "precision", "seconds", "peak_rss_mb", "bank_mb",
+                       "patches_kept", "patches_seen", "zero_shot_s", "with_memory_s", "added_fraction",
+                       "search_fraction"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
