@@ -11,7 +11,7 @@ from aaclip_med.commands._common import check_paths
 __all__ = ["add_arguments", "run"]
 
 _PREDICTIONS_FILE = "predictions.jsonl"  # = aaclip_med.inference.predictions_dir.PREDICTIONS_FILE (pinned by a test)
-_DEFAULT_CACHE_MB = 512  # = aaclip_med.evaluation.evaluate.DEFAULT_CACHE_MB (pinned by a test; the CLI stays torch-free)
+_DEFAULT_CACHE_MB = 256  # = aaclip_med.evaluation.evaluate.DEFAULT_CACHE_MB (pinned by a test; the CLI stays torch-free)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None, help="dataset name for the comparison with published numbers")
     parser.add_argument("--fpr-limit", type=float, default=0.3, help="FPR limit of AUPRO")
     parser.add_argument("--cache-mb", type=int, default=_DEFAULT_CACHE_MB, metavar="MB",
-                        help="memory budget of the cache of decoded volumes (sources and masks; default %(default)s "
-                             "MB, 0 decodes a volume at each use): changes memory use and time, never a result")
+                        help="memory budget of the cache of decoded mask volumes (default %(default)s MB; 0 decodes a "
+                             "mask volume for each of its slices): changes memory use and time, never a result")
     parser.add_argument("--no-viewer", action="store_true",
                         help="write report.html without viewer.html and its volumes (a smaller report folder)")
 

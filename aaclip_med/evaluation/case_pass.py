@@ -1,9 +1,9 @@
 """The report's one pass over the cases: example tiles and viewer entries from one read of each case.
 
 Classes come in the report's order and, within a class, case by case (not in score order), so a
-case is read once however many of its slices are examples: its source is decoded once (through
-the run's volume cache, which also holds its mask volume), each of its maps is read once, and its
-tiles and its viewer entry are cut from what was read. A case with neither a tile nor a viewer
+case is read once however many of its slices are examples: its source is decoded once, its mask
+volume comes from the run's volume cache (decoded by the metric pass), each of its maps is read
+once, and its tiles and its viewer entry are cut from what was read. A case with neither a tile nor a viewer
 entry is not read at all. The colour scale of a class comes from the metric pass
 (``ClassResult.value_range``), not from another pass over its maps.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aaclip_med.data.cache import VolumeCache
 from aaclip_med.evaluation.cases import CaseSamples, SourceVolumes, Volume, group_cases, sample_label
 from aaclip_med.evaluation.class_eval import ClassResult
 from aaclip_med.evaluation.plots import Example
@@ -36,12 +37,14 @@ class PassInputs:
     Attributes:
         predictions_dir: where ``maps/`` are.
         dataset_root: where masks are (sources are read by ``sources``).
-        sources: the sources, read through the run's volume cache (``sources.cache``).
+        sources: reads the sources.
+        cache: the run's volume cache (mask volumes).
     """
 
     predictions_dir: Path
     dataset_root: Path
     sources: SourceVolumes
+    cache: VolumeCache
 
 
 def example_groups(result: ClassResult, per_group: int) -> list[tuple[str, list[int]]]:
@@ -81,7 +84,7 @@ def _read(result: ClassResult, positions: list[int], inputs: PassInputs) -> tupl
         sample = result.samples[position]
         raw = load_map(inputs.predictions_dir, sample)
         maps[position] = result.normaliser.map(raw)
-        masks[position] = load_mask(inputs.dataset_root, sample, raw.shape, cache=inputs.sources.cache)
+        masks[position] = load_mask(inputs.dataset_root, sample, raw.shape, cache=inputs.cache)
     return maps, masks
 
 

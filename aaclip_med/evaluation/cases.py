@@ -13,7 +13,6 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from aaclip_med.data.cache import VolumeCache
 from aaclip_med.data.display import display_image, display_range
 from aaclip_med.data.errors import DataError
 from aaclip_med.data.loading import INTENSITY_MAX, load_image
@@ -107,8 +106,7 @@ class Volume:
     """A source volume as inference loaded it.
 
     Attributes:
-        array: (X, Y, Z) float32 voxels (a view of the cached tensor: read only); the manifest's
-            slice_index indexes the last axis.
+        array: (X, Y, Z) float32 voxels; the manifest's slice_index indexes the last axis.
         affine: (4, 4) voxel -> RAS mm.
         nifti: the source file when it is a NIfTI file (its header is kept by copies), else None.
         display_range: (low, high) display window over all voxels (:func:`aaclip_med.data.display.display_range`).
@@ -125,17 +123,17 @@ class Volume:
 
 
 class SourceVolumes:
-    """Loads sources for the report's tiles and the viewer through the evaluation's volume cache.
+    """Loads sources for the report's tiles and the viewer.
 
     Sources are loaded exactly as inference loads them (:func:`aaclip_med.data.load_image`: DICOM
     series and NIfTI), so slice ``k`` of a volume is the slice whose map is ``maps/NNNNNN.npy``.
-    The decoded volumes are kept by the run's one :class:`~aaclip_med.data.cache.VolumeCache`,
-    shared with the masks of the metric pass.
+    A source is not kept: the report pass (:mod:`aaclip_med.evaluation.case_pass`) reads each case
+    once and holds its volume while it cuts the tiles and the viewer's layers, so keeping it in the
+    run's volume cache would only push out the mask volumes that the cache keeps for that pass.
     """
 
-    def __init__(self, dataset_root: Path, cache: VolumeCache) -> None:
+    def __init__(self, dataset_root: Path) -> None:
         self.dataset_root = Path(dataset_root)
-        self.cache = cache
 
     def volume(self, image_path: str) -> Volume:
         """The volume of ``image_path`` (relative to the dataset root).
@@ -145,11 +143,11 @@ class SourceVolumes:
             ValueError: the source is a 2D image.
         """
         path = self.dataset_root / image_path
-        image = self.cache.get(path, load_image)
+        image = load_image(path)
         if image.ndim != 4:
             msg = f"{path}: expected a volume, got an image of shape {tuple(image.shape)}"
             raise ValueError(msg)
-        array = image[0].as_tensor().numpy()  # a view: no copy of the cached voxels
+        array = image[0].as_tensor().numpy()  # a view: no copy of the decoded voxels
         nifti = path if path.name.lower().endswith((".nii", ".nii.gz")) else None
         return Volume(array, np.asarray(image.affine, dtype=np.float64), nifti, display_range(array))
 

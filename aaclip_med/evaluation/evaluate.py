@@ -2,8 +2,8 @@
 
 This is what ``aaclip-med evaluate`` and the bundle call. Classes are evaluated one after the
 other, so peak memory is that of the largest class (see ``accumulator.py`` for the bound), plus
-the run's one cache of decoded volumes (masks in the metric pass, sources and masks in the
-report and viewer pass), bounded by ``cache_mb``.
+the run's one cache of decoded mask volumes (kept as uint8 from the metric pass for the report
+and viewer pass), bounded by ``cache_mb``, plus the one source volume the report pass holds.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ __all__ = ["evaluate_predictions", "REPORT_FILES", "DEFAULT_CACHE_MB"]
 
 logger = logging.getLogger(__name__)
 
-# Holds the largest single volume of a usual CT (512 x 512 x 512 float32): the passes go case by
-# case, so one volume at a time must fit; a larger budget only saves the masks' second decode.
-DEFAULT_CACHE_MB = 512
+# Mask volumes are kept as uint8: 256 MB hold one mask of 512 x 512 x 1000 (the passes go case by
+# case, so one at a time must fit) or the masks of ~60 CTs of 512 x 512 x 64 (then the report pass
+# decodes none again).
+DEFAULT_CACHE_MB = 256
 
 REPORT_FILES = ("report.json", "metrics.csv", "report.html", "report.md")
 _PACKAGES = (
@@ -159,9 +160,9 @@ def evaluate_predictions(
             ``dataset`` entry, if any).
         fpr_limit: FPR limit of AUPRO.
         examples_per_group: overlay tiles per example group and class in the HTML.
-        cache_mb: budget (MiB) of the run's cache of decoded volumes; 0 decodes a volume at each
-            use. It changes memory use and time, never a result (its statistics are in
-            report.json under ``volume_cache``).
+        cache_mb: budget (MiB) of the run's cache of decoded mask volumes; 0 decodes a mask volume
+            for each of its slices. It changes memory use and time, never a result (its
+            statistics are in report.json under ``volume_cache``).
         viewer: also write ``viewer.html`` and its volumes (off: report.html only).
         figures_dir: also save the report's figures there as PNG files (the demo's ``figures/``).
 

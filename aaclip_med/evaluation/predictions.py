@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from monai.data import MetaTensor
 
 from aaclip_med.data.cache import VolumeCache
 from aaclip_med.data.loading import load_image
 from aaclip_med.data.manifest import check_relative_path
-from aaclip_med.data.masks import read_mask, resize_mask
+from aaclip_med.data.masks import mask_foreground, read_mask, resize_mask
 
 __all__ = [
     "Sample", "read_jsonl", "read_run", "load_samples", "load_map", "load_model_map", "load_mask",
@@ -177,6 +179,13 @@ def load_model_map(predictions_dir: Path, sample: Sample) -> np.ndarray:
     return _read_map(Path(predictions_dir) / sample.model_map_path)
 
 
+def _binary_volume(path: Path) -> MetaTensor:
+    """A mask volume with the data layer's rule applied once, as uint8 {0, 1}: a quarter of the
+    decoded float32 in the cache (read_mask applies the same rule again to its slice, unchanged)."""
+    volume = load_image(path)
+    return MetaTensor(mask_foreground(volume.as_tensor(), lossy=False).to(torch.uint8), meta=volume.meta)
+
+
 def load_mask(dataset_root: Path, sample: Sample, shape: tuple[int, int], resize: bool = False,
               cache: VolumeCache | None = None) -> np.ndarray:
     """Binary (H, W) ground truth of ``sample``; all zeros for a normal image without mask.
@@ -191,7 +200,7 @@ def load_mask(dataset_root: Path, sample: Sample, shape: tuple[int, int], resize
         resize: resize the mask to ``shape`` with PIL NEAREST (the paper protocol's S x S masks);
             otherwise the mask must already have that shape.
         cache: the evaluation's volume cache, so that the slices of one case decode their mask
-            volume once (None: decoded for this slice only).
+            volume once, kept as uint8 (None: decoded for this slice only).
 
     Raises:
         ValueError: when the mask is unreadable (a DataError naming the file), or of another shape
@@ -204,7 +213,7 @@ def load_mask(dataset_root: Path, sample: Sample, shape: tuple[int, int], resize
             )
         return np.zeros(shape, dtype=bool)
     path = Path(dataset_root) / sample.mask_path
-    volume = None if cache is None else functools.partial(cache.get, load=load_image)
+    volume = None if cache is None else functools.partial(cache.get, load=_binary_volume)
     mask = read_mask(path, sample.slice_index, load_volume=volume)[0]  # a DataError (a ValueError) names the file
     if resize:
         mask = resize_mask(mask, shape)

@@ -172,6 +172,9 @@ def _viewer_note(page: Page) -> str:
             "with a before/after slider.</p>")
 
 
+_RANDOM_STAMP = "RANDOM WEIGHTS: these numbers do not measure the method"
+
+
 def _figure_stem(number: int, class_name: str, what: str) -> str:
     return f"class{number:02d}_" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", class_name).strip("._")[:40] or "class") + f"_{what}"
 
@@ -179,16 +182,18 @@ def _figure_stem(number: int, class_name: str, what: str) -> str:
 def report_figures(report: dict, results: list[ClassResult], page: Page) -> dict[str, str]:
     """Every figure of the page as base64 PNG, by file stem (``metrics_per_class``, ``roc_pr_curves``,
     ``classNN_<name>_curves``, ``classNN_<name>_examples``); drawn once, for the page and for
-    ``write_report_pages(figures_dir=...)``."""
-    figures = {"metrics_per_class": bars_png(report["classes"], METRIC_NAMES)}
+    ``write_report_pages(figures_dir=...)``. A random-weights run stamps each figure with a warning."""
+    stamp = _RANDOM_STAMP if report.get("random_weights") else None
+    figures = {"metrics_per_class": bars_png(report["classes"], METRIC_NAMES, stamp)}
     curves = [ClassCurves(r.class_name, r.pixel, r.image) for r in results]
     if any(c.pixel is not None or c.image is not None for c in curves):
-        figures["roc_pr_curves"] = overview_png(curves)
+        figures["roc_pr_curves"] = overview_png(curves, stamp)
     for number, result in enumerate(results, start=1):
         if result.pixel is not None or result.image is not None:
-            figures[_figure_stem(number, result.class_name, "curves")] = curves_png(result.class_name, result.pixel, result.image)
+            figures[_figure_stem(number, result.class_name, "curves")] = curves_png(
+                result.class_name, result.pixel, result.image, stamp)
         if page.examples.get(result.class_name):
-            figures[_figure_stem(number, result.class_name, "examples")] = overlays_png(page.examples[result.class_name])
+            figures[_figure_stem(number, result.class_name, "examples")] = overlays_png(page.examples[result.class_name], stamp)
     return figures
 
 
@@ -259,7 +264,7 @@ def write_report_pages(out_dir: Path, report: dict, results: list[ClassResult], 
         predictions_dir, dataset_root: where maps, sources and masks are.
         manifest: the manifest (modality preset per line); None: the run's preset for all.
         per_group: example tiles per group and class.
-        cache: the run's volume cache (sources and masks are decoded through it).
+        cache: the run's volume cache (mask volumes, kept from the metric pass).
         viewer: write the viewer (off: report.html only).
         figures_dir: also save the page's figures there as PNG files (:func:`report_figures`).
 
@@ -269,7 +274,7 @@ def write_report_pages(out_dir: Path, report: dict, results: list[ClassResult], 
     out_dir = Path(out_dir)
     page = Page(cases=case_rows(results, _modalities(manifest), (report.get("run") or {}).get("modality")))
     writer = ViewerWriter(out_dir, page.cases) if viewer else None
-    inputs = PassInputs(Path(predictions_dir), Path(dataset_root), SourceVolumes(dataset_root, cache))
+    inputs = PassInputs(Path(predictions_dir), Path(dataset_root), SourceVolumes(dataset_root), cache)
     page.examples = case_pass(results, inputs, per_group, writer)
     for r in results:
         paths = [r.samples[p].image_path for _, positions in example_groups(r, per_group) for p in positions]
