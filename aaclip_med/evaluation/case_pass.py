@@ -3,8 +3,8 @@
 Classes come in the report's order and, within a class, case by case (not in score order), so a
 case is read once however many of its slices are examples: its source is decoded once, its mask
 volume comes from the run's volume cache (decoded by the metric pass), each of its maps is read
-once, and its tiles and its viewer entry are cut from what was read. A case with neither a tile nor a viewer
-entry is not read at all. The colour scale of a class comes from the metric pass
+once, and its tiles and its viewer entry are cut from what was read. A case with neither a tile
+nor a viewer entry is not read at all. The colour scale of a class comes from the metric pass
 (``ClassResult.value_range``), not from another pass over its maps.
 """
 

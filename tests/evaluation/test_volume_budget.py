@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from aaclip_med.cli import main
+from aaclip_med.data.loading import load_image
+from aaclip_med.evaluation import cases
 from aaclip_med.evaluation.evaluate import evaluate_predictions
 from aaclip_med.evaluation.predictions import read_jsonl
 
@@ -23,13 +26,32 @@ def budgets(sample_report, tmp_path_factory):
     """The sample evaluated with the cache off and with room for every volume: {budget: report dir}."""
     _, manifest, pred = sample_report
     root = tmp_path_factory.mktemp("budgets")
-    for budget in (0, 64):
-        evaluate_predictions(manifest, manifest.parent, pred, root / str(budget), examples_per_group=2, cache_mb=budget)
-    return {budget: root / str(budget) for budget in (0, 64)}, manifest
+    decoded: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:  # count the sources the report pass decodes
+        def counted(path, *args, **kwargs):
+            decoded.append(Path(path).relative_to(manifest.parent).as_posix())
+            return load_image(path, *args, **kwargs)
 
+        patch.setattr(cases, "load_image", counted)
+        for budget in (0, 64):
+            evaluate_predictions(manifest, manifest.parent, pred, root / str(budget), examples_per_group=2, cache_mb=budget)
+    return {budget: root / str(budget) for budget in (0, 64)}, manifest, decoded
+
+
+def test_each_source_is_decoded_once_per_run(budgets):
+    """Tiles come case by case, not in score order: a series with several example slices is read once."""
+    reports, manifest, decoded = budgets
+    entries = read_jsonl(manifest)
+    volumes = {e["image_path"] for e in entries if "slice_index" in e}
+    runs = [decoded[: len(decoded) // 2], decoded[len(decoded) // 2 :]]
+    for run in runs:
+        assert sorted(run) == sorted(set(run))  # no source twice
+        assert volumes <= set(run)  # every volume case is in the viewer
+    shown = {c["image_path"] for c in _cases_js(reports[64])["cases"]}
+    assert set(runs[1]) == shown  # and nothing is read that is not shown
 
 def test_a_small_budget_changes_memory_use_not_results(budgets):
-    reports, manifest = budgets
+    reports, manifest, _ = budgets
     off, room = (json.loads((reports[b] / "report.json").read_text()) for b in (0, 64))
     assert off["classes"] == room["classes"] and off["mean"] == room["mean"]
     assert _cases_js(reports[0]) == _cases_js(reports[64])  # the same viewer: ranges, thresholds, peaks
