@@ -144,6 +144,8 @@ def test_volume_viewer_from_disk(browser, sample_report, shots, class_name):
     assert state["loadedFrom"] == "script"  # file:// refuses fetch; the volumes came from volumes.js
     volumes = browser.execute_script(_VOLUME_STATE)
     assert volumes["names"] == ["source.nii.gz", "anomaly.nii.gz", "truth.nii.gz"]
+    saves = browser.find_elements("css selector", "#volume-files a")  # the stored bytes, offered as files
+    assert [(a.text, a.get_attribute("download")) for a in saves] == [(n, n) for n in volumes["names"]]
     assert volumes["dims"] == [case["dims"]] * 3  # overlay and truth on the source's grid
     # the crosshair starts on the highest anomaly value; the readout gives that voxel and value
     assert state["readout"]["vox"] == case["peak_voxel"]
