@@ -85,11 +85,14 @@ def _nifti_gz(array: np.ndarray, affine: np.ndarray, nifti: Path | None) -> byte
 
 
 def _write_volumes(folder: Path, key: str, layers: dict[str, np.ndarray], volume: Volume) -> str:
-    encoded = {name: base64.b64encode(_nifti_gz(array, volume.affine, volume.nifti)).decode("ascii")
-               for name, array in layers.items()}
-    script = ("window.aaclipVolumes = window.aaclipVolumes || {};\n"
-              + _VOLUMES_ASSIGN.format(key=json.dumps(key)) + json.dumps(encoded) + ";\n")
-    write_text_atomic(folder / "volumes.js", script)
+    """Write ``volumes.js`` layer by layer (one volume's base64 in memory at a time, not all three)."""
+    with atomic_path(folder / "volumes.js") as tmp, open(tmp, "w", encoding="ascii") as out:
+        out.write("window.aaclipVolumes = window.aaclipVolumes || {};\n" + _VOLUMES_ASSIGN.format(key=json.dumps(key)) + "{")
+        for number, (name, array) in enumerate(layers.items()):
+            out.write(f'{", " if number else ""}{json.dumps(name)}: "')
+            out.write(base64.b64encode(_nifti_gz(array, volume.affine, volume.nifti)).decode("ascii"))
+            out.write('"')
+        out.write("};\n")
     return f"{ASSETS}/{key}/volumes.js"
 
 
