@@ -17,12 +17,22 @@ from typing import Any
 from aaclip_med.precision import INFERENCE_PRECISIONS
 from aaclip_med.presets import AUTO, resolve_modality_name
 
-__all__ = ["InferenceOptions", "SliceOptions", "DEFAULT_CLASS", "MIN_FOREGROUND", "check_threshold", "map_range"]
+__all__ = [
+    "InferenceOptions",
+    "SliceOptions",
+    "DEFAULT_CLASS",
+    "MIN_FOREGROUND",
+    "PMAP_VALUES",
+    "SLICE_AXES",
+    "check_threshold",
+    "map_range",
+]
 
 DEFAULT_CLASS = "scan"  # class (and description) of inputs when neither is given: BMAD's medical prompt
 MIN_FOREGROUND = 0.05  # default fraction of a volume slice that must be foreground to count in the case score
-_AXES = ("acquisition", "axial", "coronal", "sagittal", 0, 1, 2)
+SLICE_AXES = ("acquisition", "axial", "coronal", "sagittal", 0, 1, 2)  # what SliceOptions.axis accepts
 _DOMAINS = ("medical", "industrial")
+PMAP_VALUES = ("raw", "probability")  # what a DICOM Parametric Map stores (see InferenceOptions.pmap_values)
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,8 @@ class SliceOptions:
     skip_empty: bool = False
 
     def __post_init__(self) -> None:
-        if self.axis not in _AXES:
-            raise ValueError(f"slice axis must be one of {list(_AXES)}, got {self.axis!r}")
+        if self.axis not in SLICE_AXES:
+            raise ValueError(f"slice axis must be one of {list(SLICE_AXES)}, got {self.axis!r}")
         if self.start < 0 or (self.stop is not None and self.stop <= self.start):
             raise ValueError(f"slice range needs 0 <= start < stop, got start={self.start}, stop={self.stop}")
         if not (isinstance(self.min_foreground, (int, float)) and 0.0 <= self.min_foreground <= 1.0):
@@ -81,6 +91,11 @@ class InferenceOptions:
         descriptions: class name -> description, tried before the shipped registries.
         threshold: raw map value at or above which a voxel is anomalous (mask, DICOM SEG).
         dicom: also write DICOM SEG / Parametric Map for DICOM sources.
+        pmap_values: what the Parametric Map stores: "probability" (each raw value's normal-reference
+            probability, in [0, 1], from the calibration's table of normal map values: viewers such
+            as OHIF show it as it is) or "raw" (the raw map; its range is in the real-world value
+            mapping, and viewers that expect [0, 1] do not scale it). None: "probability" when a
+            calibration is applied, else "raw" (warned when DICOM outputs are written).
         calibration: a :class:`~aaclip_med.inference.calibration.Calibration` to apply.
         allow_calibration_mismatch: apply a calibration fitted with other settings (warned).
         slices: how volumes are cut (:class:`SliceOptions`).
@@ -100,6 +115,7 @@ class InferenceOptions:
     descriptions: Mapping[str, str] | None = None
     threshold: float | None = None
     dicom: bool = False
+    pmap_values: str | None = None
     calibration: Any = None
     allow_calibration_mismatch: bool = False
     slices: SliceOptions = field(default_factory=SliceOptions)
@@ -123,6 +139,28 @@ class InferenceOptions:
             object.__setattr__(self, "slices", SliceOptions(**self.slices))
         if self.threshold is not None:
             check_threshold(self.threshold)
+        if self.pmap_values not in (None, *PMAP_VALUES):
+            raise ValueError(f"pmap_values must be one of {list(PMAP_VALUES)} or None, got {self.pmap_values!r}")
+
+    def resolved_pmap_values(self, calibration: Any) -> str:
+        """``pmap_values``, or its default with ``calibration`` (the one the run applies, or None).
+
+        Raises:
+            ValueError: "probability" without a calibration, or with one that has no table of
+                normal map values (fitted by an older aaclip-med).
+        """
+        values = self.pmap_values or ("probability" if calibration is not None else "raw")
+        if values == "probability" and calibration is None:
+            raise ValueError("pmap_values 'probability' needs a calibration (--calibration FILE or "
+                             "--calibrate-normals DIR): the probabilities are against its normal references")
+        if values == "probability":
+            old = sorted(name for name, fitted in calibration.classes.items() if not fitted.pixel_cdf)
+            if old:
+                msg = (f"the calibration's class(es) {old} have no table of normal map values (format 1, written by an "
+                       "older aaclip-med), so the Parametric Map cannot hold probabilities; fit the calibration again "
+                       "with --calibrate-normals, or pass --pmap-values raw")
+                raise ValueError(msg)
+        return values
 
     @property
     def resolved_class(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import math
 
@@ -23,8 +24,13 @@ def test_defaults_agree_everywhere():
     assert inspect.signature(Predictor).parameters["precision"].default == "auto"
     assert inspect.signature(predict_volume).parameters["modality"].default == "auto"
     assert "options" in inspect.signature(run_inference).parameters
-    # the CLI keeps its own light copies of these (it answers --help before importing torch)
-    assert _common.PRECISIONS is PRECISIONS and infer._MIN_FOREGROUND == MIN_FOREGROUND
+    assert _common.PRECISIONS is PRECISIONS
+    # the CLI's defaults are the options' own: no flag given builds the default options
+    parser = argparse.ArgumentParser()
+    infer.add_arguments(parser)
+    from_cli = _common.inference_options_from_args(parser.parse_args(["x", "--out", "o"]))
+    assert from_cli.replace(descriptions=None) == options
+    assert from_cli.slices.min_foreground == MIN_FOREGROUND
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "nan"])
@@ -66,3 +72,14 @@ def test_build_and_aliases():
     assert InferenceOptions.build(modality=None).modality == "auto"  # modality=None from a manifest job: auto
     assert InferenceOptions(description="object").resolved_class == "object"
     assert InferenceOptions(class_name="liver", description="object").resolved_class == "liver"
+
+
+def test_pmap_values_default_and_refusals():
+    from aaclip_med.inference import InferenceOptions
+
+    assert InferenceOptions().resolved_pmap_values(None) == "raw"
+    assert InferenceOptions(pmap_values="raw").resolved_pmap_values(None) == "raw"
+    with pytest.raises(ValueError, match="'probability' needs a calibration"):
+        InferenceOptions(pmap_values="probability").resolved_pmap_values(None)
+    with pytest.raises(ValueError, match="pmap_values must be one of"):
+        InferenceOptions(pmap_values="percent")
