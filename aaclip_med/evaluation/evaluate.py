@@ -210,6 +210,6 @@ def evaluate_predictions(
     write_report_pages(out_dir, report, results, predictions_dir, dataset_root, Path(manifest), examples_per_group,
                        cache=cache, viewer=viewer, figures_dir=None if figures_dir is None else Path(figures_dir))
     report["volume_cache"] = {"budget_mb": cache_mb, **cache.stats()}
-    write_json(out_dir / "report.json", report)  # again, with the report pass's cache figures
+    write_json_atomic(out_dir / "report.json", report)  # again, with the report pass's cache figures
     logger.info("wrote %s to %s (volume cache: %s)", ", ".join(REPORT_FILES), out_dir, report["volume_cache"])
     return report
