@@ -42,6 +42,13 @@ class AnomalyMapNet(nn.Module):
         self.domain = str(Domain(domain))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        size = int(self.model.config.image_size)
+        if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):  # else a tensor-size error deep in the ViT
+            msg = (f"AnomalyMapNet expects (B, 3, {size}, {size}) images (image_size {size} of "
+                   f"{self.model.config.backbone}), got {tuple(images.shape)}; for verify_net_in_out at another "
+                   "size, set --image_size and the metadata's --_meta_#network_data_format#inputs#image#spatial_shape "
+                   "alike (see the bundle's README)")
+            raise ValueError(msg)
         anchors = self.model.text_anchors(self.description)  # (D, 2), cached per description
         prediction = self.model.predict(images, anchors, self.domain)
         return prediction.anomaly_map.float().unsqueeze(1)  # (B, S, S) -> (B, 1, S, S)

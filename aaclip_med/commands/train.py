@@ -24,6 +24,7 @@ from aaclip_med.commands._common import (
     descriptions_from_args,
     model_from_args,
 )
+from aaclip_med.files import check_output_folder
 from aaclip_med.model.adapter_file import read_adapter_metadata
 from aaclip_med.precision import PRECISIONS
 from aaclip_med.training.config import STAGE1_LEVELS, StageConfig, SyntheticConfig, TrainConfig
@@ -187,6 +188,7 @@ def _early_checks(args: argparse.Namespace, config: TrainConfig) -> None:
     from aaclip_med.training.state import load_train_state
     from aaclip_med.training.workflow import STATE_FILE
 
+    check_output_folder(config.out_dir)
     records = read_manifest(args.manifest)
     check_trainable(summarize_data(sample_k_shot(records, args.shot, seed=args.seed) if args.shot else records),
                     synthetic=config.synthetic is not None)
@@ -202,12 +204,14 @@ def run(args: argparse.Namespace) -> int:
     check_model_arguments(args)  # sizes, backbones and weight files: refused before torch is imported
     import torch
 
+    from aaclip_med.distributed import check_device
     from aaclip_med.training import run_training
     from aaclip_med.training.data import manifest_training_data
 
     config = config_from_args(args)
     _early_checks(args, config)
     torch.manual_seed(args.seed)  # the adapters' Xavier init: same command, same weights
+    check_device(args.device)  # before the model loads, not after
     model = model_from_args(args, for_training=True)
     train, transform, val = manifest_training_data(
         args.manifest, args.dataset_root, model.config.image_size, modality=args.modality, shot=args.shot,

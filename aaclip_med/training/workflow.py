@@ -157,7 +157,9 @@ def _attach_handlers(sc: _StageContext, engine: Engine, state: StageState) -> No
         if config.progress:
             from ignite.handlers import ProgressBar
 
-            ProgressBar(persist=False, desc=f"stage {stage}").attach(engine, output_transform=lambda o: {"loss": o["loss"]})
+            # disable=None: tqdm draws only on a terminal, as inference's bars (a log file gets no \r lines)
+            ProgressBar(persist=False, desc=f"stage {stage}", disable=None).attach(
+                engine, output_transform=lambda o: {"loss": o["loss"]})
     if config.stop_after_iterations:
         StopAfterIterations(config.stop_after_iterations).attach(engine)
 

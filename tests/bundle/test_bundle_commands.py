@@ -33,6 +33,13 @@ def test_verify_net_in_out(bundle, folders):
     assert "data shape of network is verified with no error" in proc.stdout + proc.stderr
 
 
+def test_verify_net_in_out_at_another_size(bundle, folders):
+    """The README's override of the metadata's spatial shape, for a model at another image size."""
+    extra = ["--backbone", "aaclip-tiny", "--backbone_weights", "random"]
+    proc = run_command("verify_net_in_out_other_size", bundle, folders, extra)
+    assert "data shape of network is verified with no error" in proc.stdout + proc.stderr
+
+
 def _split(path: Path) -> tuple[dict, dict]:
     state = load_file(str(path))
     text = {k: v for k, v in state.items() if k.startswith(("text_adapters.", "text_proj."))}

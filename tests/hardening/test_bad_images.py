@@ -34,7 +34,7 @@ def _refused(path, *needles, **kwargs) -> str:
 def test_truncated_dicom_inside_pixel_data_named(tmp_path):
     item = write_series(tmp_path / "s", depth=3, size=64)[1]
     truncate(item["path"], -3000)
-    _refused(item["path"], "less than expected")
+    _refused(item["path"], "is corrupt (pixel data 5192 bytes of 8192 expected)")
 
 
 def test_truncated_dicom_in_header_named(tmp_path):
