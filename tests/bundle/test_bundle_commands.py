@@ -17,6 +17,7 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 from safetensors.numpy import load_file
+from sklearn.metrics import roc_auc_score
 
 from .commands import run_command
 
@@ -107,7 +108,12 @@ def test_evaluation_writes_the_reports(bundle, folders, trained, tiny):
     for name in ("report.json", "metrics.csv", "report.md", "report.html"):
         assert (out / "report" / name).is_file(), name
     report = json.loads((out / "report" / "report.json").read_text())
-    assert report["protocol"] == "deployment" and report["mean"]
+    assert report["protocol"] == "deployment"
+    lines = [json.loads(x) for x in (out / "predictions" / "predictions.jsonl").read_text().splitlines()]
+    per_class = [roc_auc_score([x["label"] for x in lines if x["class_name"] == name],
+                               [x["image_score"] for x in lines if x["class_name"] == name])
+                 for name in sorted({x["class_name"] for x in lines})]
+    assert report["mean"]["image_auroc"] == pytest.approx(float(np.mean(per_class)), abs=1e-6)  # the written scores
 
 
 @pytest.mark.slow

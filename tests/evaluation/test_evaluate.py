@@ -104,7 +104,11 @@ def test_paper_protocol_needs_the_model_size_maps(predictions_factory, tmp_path)
     with pytest.raises(ValueError, match="no 'model_map_path': the paper protocol scores the S x S maps"):
         evaluate_predictions(manifest, data, preds, tmp_path / "out", protocol="paper")
     report = evaluate_predictions(manifest, data, preds, tmp_path / "out", protocol="deployment")
-    assert report["classes"][0]["pixel_auroc"] is not None
+    maps = [np.load(preds / x["map_path"]) for x in lines]  # native-size maps against native-size masks
+    masks = [np.asarray(Image.open(data / x["mask_path"]).convert("L")) != 0 if x["label"] else np.zeros(m.shape, bool)
+             for x, m in zip(lines, maps)]
+    expected = roc_auc_score(np.concatenate([m.ravel() for m in masks]), np.concatenate([m.ravel() for m in maps]))
+    assert report["classes"][0]["pixel_auroc"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_inconsistent_inputs_name_the_file(predictions_factory, tmp_path):
