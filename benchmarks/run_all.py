@@ -47,6 +47,7 @@ SUITE: dict[str, tuple[list[str], list[str], tuple[int, int]]] = {
     ),
     "train_step.py": (["--backbone", "ViT-B-16", "--only", "stage1", "--batch", "2"], [], (240, 7200)),
     "metrics.py": (["--n", "200"], [], (180, 3600)),
+    "report_time.py": (["--series", "4", "--slices", "16"], [], (180, 1800)),
 }
 
 

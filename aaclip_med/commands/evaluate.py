@@ -11,6 +11,7 @@ from aaclip_med.commands._common import check_paths
 __all__ = ["add_arguments", "run"]
 
 _PREDICTIONS_FILE = "predictions.jsonl"  # = aaclip_med.inference.predictions_dir.PREDICTIONS_FILE (pinned by a test)
+_DEFAULT_CACHE_MB = 256  # = aaclip_med.evaluation.evaluate.DEFAULT_CACHE_MB (pinned by a test; the CLI stays torch-free)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,10 +24,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "deployment: scores as written, no test statistics")
     parser.add_argument("--dataset", default=None, help="dataset name for the comparison with published numbers")
     parser.add_argument("--fpr-limit", type=float, default=0.3, help="FPR limit of AUPRO")
+    parser.add_argument("--cache-mb", type=int, default=_DEFAULT_CACHE_MB, metavar="MB",
+                        help="memory budget of the cache of decoded mask volumes (default %(default)s MB; 0 decodes a "
+                             "mask volume for each of its slices): changes memory use and time, never a result")
+    parser.add_argument("--no-viewer", action="store_true",
+                        help="write report.html without viewer.html and its volumes (a smaller report folder)")
 
 
 def _check(args: argparse.Namespace) -> None:
     check_paths(manifest=args.manifest, dataset_root=args.dataset_root, predictions=args.predictions)
+    if args.cache_mb < 0:
+        msg = f"--cache-mb must be >= 0 (0 turns the volume cache off), got {args.cache_mb}"
+        raise ValueError(msg)
     predictions = Path(args.predictions)
     if not (predictions / _PREDICTIONS_FILE).is_file():
         msg = (f"--predictions {predictions} is not a predictions folder (no {_PREDICTIONS_FILE}); write one with "
@@ -46,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         protocol=args.protocol,
         dataset=args.dataset,
         fpr_limit=args.fpr_limit,
+        cache_mb=args.cache_mb,
+        viewer=not args.no_viewer,
     )
     summary = {k: report[k] for k in ("protocol", "random_weights") if k in report}
     summary["mean"] = report.get("mean")

@@ -61,8 +61,9 @@ class VolumeCache:
         self.max_bytes = int(max_bytes)
         self._entries: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
-        self.bytes = 0
+        self.bytes = self.peak_bytes = 0
         self.hits = self.misses = self.evictions = 0
+        self._too_large: set[tuple] = set()  # keys already reported as over the budget
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -70,7 +71,8 @@ class VolumeCache:
     def __getstate__(self) -> dict:
         # A cache sent to a spawned DataLoader worker starts empty: entries are per process.
         state = self.__dict__.copy()
-        state.update(_entries=OrderedDict(), _lock=None, bytes=0, hits=0, misses=0, evictions=0)
+        state.update(_entries=OrderedDict(), _lock=None, bytes=0, peak_bytes=0, hits=0, misses=0, evictions=0,
+                     _too_large=set())
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -101,7 +103,11 @@ class VolumeCache:
     def _put(self, key: tuple, volume: torch.Tensor) -> None:
         size = _nbytes(volume)
         if size > self.max_bytes:
-            logger.debug("volume of %d MB exceeds the cache budget of %d MB: not cached", size >> 20, self.max_bytes >> 20)
+            if key not in self._too_large:  # once per volume: it is decoded again at each use
+                self._too_large.add(key)
+                logger.warning("%s: its decoded volume (%d MB) exceeds the volume cache budget (%d MB), so it is "
+                               "decoded again at each use; raise the budget to keep it", key[0], size >> 20,
+                               self.max_bytes >> 20)
             return
         with self._lock:
             if key in self._entries:
@@ -112,6 +118,7 @@ class VolumeCache:
                 self.evictions += 1
             self._entries[key] = volume
             self.bytes += size
+            self.peak_bytes = max(self.peak_bytes, self.bytes)
 
     def clear(self) -> None:
         with self._lock:
@@ -119,6 +126,6 @@ class VolumeCache:
             self.bytes = 0
 
     def stats(self) -> dict[str, int]:
-        """Hits, misses (= reads), evictions, entries and bytes held, for logs and benchmarks."""
+        """Hits, misses (= reads), evictions, entries, bytes held and their peak, for logs and benchmarks."""
         return {"hits": self.hits, "misses": self.misses, "evictions": self.evictions,
-                "entries": len(self._entries), "bytes": self.bytes}
+                "entries": len(self._entries), "bytes": self.bytes, "peak_bytes": self.peak_bytes}

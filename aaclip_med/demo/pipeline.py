@@ -1,4 +1,4 @@
-"""The demo pipeline: sample data -> inference (overlays + predictions) -> evaluation -> figures.
+"""The demo pipeline: sample data -> inference (overlays + predictions) -> evaluation (report and its figures).
 
 Every step calls the library function the CLI and the bundle call (``generate_sample``,
 ``run_inference``, ``evaluate_predictions``); this module only chooses the settings and the
@@ -8,8 +8,9 @@ layout of the output folder::
     OUT/overlays/<class>/   <case>_anomaly.nii.gz on the source grid (volumes),
                             <case>_heatmap.png / <case>_blend.png (images), <case>_scores.json, scores
     OUT/predictions/   the predictions directory of the manifest run (read by evaluate)
-    OUT/report/        report.html, report.md, report.json, metrics.csv
-    OUT/figures/       overlay_montage.png, roc_curves.png
+    OUT/report/        report.html, report.md, report.json, metrics.csv, viewer.html
+    OUT/figures/       the report's figures as PNG files (metrics per class, ROC/PR curves of all
+                       classes, and per class its curves and example overlays)
     OUT/references/    the reference memory of the sample's normals and zero-shot / memory / combined
                        reports on the held-out records (see references.py)
     OUT/SUMMARY.md     what ran, with which weights, where everything is
@@ -33,7 +34,6 @@ from aaclip_med.keys import Keys
 from aaclip_med.model import AAClip, AAClipConfig, BackboneWeightsError, build_aaclip, load_adapters
 from aaclip_med.model.checkpoint import read_adapter_file
 
-from .figures import overlay_montage, roc_figure
 from .references import compare_references
 from .sample import generate_sample
 from .weights import DEMO_BACKBONE, DEMO_IMAGE_SIZE, WeightsChoice, choose_weights
@@ -215,15 +215,10 @@ def run_demo(out_dir: str | PathLike, settings: DemoSettings | None = None) -> D
                                            out / "references", _common(settings), settings.protocol)
     seconds["references"] = time.perf_counter() - clock - sum(seconds.values())
     result.report = evaluate_predictions(manifest, manifest.parent, out / "predictions", out / "report",
-                                         protocol=settings.protocol)
+                                         protocol=settings.protocol, figures_dir=out / "figures")
     result.report_html = out / "report" / "report.html"
+    result.figures = sorted((out / "figures").glob("*.png"))
     seconds["evaluation"] = time.perf_counter() - clock - sum(seconds.values())
-    title = f"{result.backbone} @ {result.image_size} px" + (" - RANDOM WEIGHTS, meaningless" if choice.random else "")
-    result.figures = [
-        overlay_montage(manifest, manifest.parent, out / "predictions", out / "figures" / "overlay_montage.png", title),
-        roc_figure(manifest, manifest.parent, out / "predictions", out / "figures" / "roc_curves.png", title),
-    ]
-    seconds["figures"] = time.perf_counter() - clock - sum(seconds.values())
     result.seconds = {k: round(v, 1) for k, v in seconds.items()} | {"total": round(time.perf_counter() - clock, 1)}
     write_bytes_atomic(out / "SUMMARY.md", summary_markdown(result).encode())
     return result

@@ -8,24 +8,24 @@ tiles and the viewer are organised by case.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from aaclip_med.data.display import display_image, display_range
+from aaclip_med.data.errors import DataError
+from aaclip_med.data.loading import INTENSITY_MAX, load_image
 from aaclip_med.evaluation.class_eval import ClassResult
-from aaclip_med.evaluation.predictions import Sample, load_overlay_image
+from aaclip_med.evaluation.predictions import Sample
 
-__all__ = ["Case", "group_cases", "sample_label", "case_rows", "SourceVolumes", "Volume"]
+__all__ = ["CaseSamples", "group_cases", "sample_label", "case_rows", "SourceVolumes", "Volume"]
 
 logger = logging.getLogger(__name__)
 
-_DISPLAY_PERCENTILES = (1.0, 99.5)  # display range of a volume, over all its voxels
-
 
 @dataclass(frozen=True)
-class Case:
+class CaseSamples:
     """The samples of one source within one class.
 
     Attributes:
@@ -41,13 +41,13 @@ class Case:
     volume: bool
 
 
-def group_cases(result: ClassResult) -> list[Case]:
+def group_cases(result: ClassResult) -> list[CaseSamples]:
     """The cases of one class, in order of first appearance in the manifest."""
     groups: dict[str, list[int]] = {}
     for position, sample in enumerate(result.samples):
         groups.setdefault(sample.image_path, []).append(position)
     return [
-        Case(result.class_name, path, tuple(positions),
+        CaseSamples(result.class_name, path, tuple(positions),
              any(result.samples[p].slice_index is not None for p in positions))
         for path, positions in groups.items()
     ]
@@ -109,7 +109,7 @@ class Volume:
         array: (X, Y, Z) float32 voxels; the manifest's slice_index indexes the last axis.
         affine: (4, 4) voxel -> RAS mm.
         nifti: the source file when it is a NIfTI file (its header is kept by copies), else None.
-        display_range: (low, high) intensity window for display (percentiles of all voxels).
+        display_range: (low, high) display window over all voxels (:func:`aaclip_med.data.display.display_range`).
     """
 
     array: np.ndarray
@@ -117,49 +117,46 @@ class Volume:
     nifti: Path | None
     display_range: tuple[float, float]
 
+    def display_slice(self, index: int) -> np.ndarray:
+        """Slice ``index`` as an (X, Y) display image in [0, 1], in the volume's window."""
+        return display_image(self.array[..., index], value_range=self.display_range)
+
 
 class SourceVolumes:
-    """Loads sources for display and for the viewer, keeping the last ``keep`` volumes in memory.
+    """Loads sources for the report's tiles and the viewer.
 
-    Volumes are loaded exactly as inference loads them (:func:`aaclip_med.data.load_image`: DICOM
-    series and NIfTI), so slice ``k`` of the array is the slice whose map is ``maps/NNNNNN.npy``.
+    Sources are loaded exactly as inference loads them (:func:`aaclip_med.data.load_image`: DICOM
+    series and NIfTI), so slice ``k`` of a volume is the slice whose map is ``maps/NNNNNN.npy``.
+    A source is not kept: the report pass (:mod:`aaclip_med.evaluation.case_pass`) reads each case
+    once and holds its volume while it cuts the tiles and the viewer's layers, so keeping it in the
+    run's volume cache would only push out the mask volumes that the cache keeps for that pass.
     """
 
-    def __init__(self, dataset_root: Path, keep: int = 2) -> None:
+    def __init__(self, dataset_root: Path) -> None:
         self.dataset_root = Path(dataset_root)
-        self.keep = keep
-        self._volumes: OrderedDict[str, Volume] = OrderedDict()
 
     def volume(self, image_path: str) -> Volume:
-        """The volume of ``image_path`` (relative to the dataset root)."""
-        if image_path in self._volumes:
-            self._volumes.move_to_end(image_path)
-            return self._volumes[image_path]
-        # MONAI's readers, exactly as inference loaded the source
-        from aaclip_med.data.loading import load_image as load_source
+        """The volume of ``image_path`` (relative to the dataset root).
 
+        Raises:
+            DataError: the source cannot be read (the message names the file).
+            ValueError: the source is a 2D image.
+        """
         path = self.dataset_root / image_path
-        image = load_source(path)
-        array = np.asarray(image[0], dtype=np.float32)
-        if array.ndim != 3:
+        image = load_image(path)
+        if image.ndim != 4:
             msg = f"{path}: expected a volume, got an image of shape {tuple(image.shape)}"
             raise ValueError(msg)
-        low, high = (float(v) for v in np.percentile(array, _DISPLAY_PERCENTILES))
+        array = image[0].as_tensor().numpy()  # a view: no copy of the decoded voxels
         nifti = path if path.name.lower().endswith((".nii", ".nii.gz")) else None
-        volume = Volume(array, np.asarray(image.affine, dtype=np.float64), nifti, (low, max(high, low + 1e-6)))
-        self._volumes[image_path] = volume
-        while len(self._volumes) > self.keep:
-            self._volumes.popitem(last=False)
-        return volume
+        return Volume(array, np.asarray(image.affine, dtype=np.float64), nifti, display_range(array))
 
-    def display(self, sample: Sample) -> np.ndarray | None:
-        """The sample's image for a tile: (H, W) or (H, W, 3) in [0, 1]; None when it cannot be read (logged)."""
-        if sample.slice_index is None:  # plain images and 2D DICOM/NIfTI, read by the data layer
-            return load_overlay_image(self.dataset_root, sample)
+    def image(self, sample: Sample) -> np.ndarray | None:
+        """A plain image (or 2D DICOM/NIfTI) for display: (H, W) or (H, W, 3) in [0, 1]; None when unreadable (logged)."""
+        path = self.dataset_root / sample.image_path
         try:
-            volume = self.volume(sample.image_path)
-        except Exception as err:  # noqa: BLE001 - a tile without its image is still worth showing
-            logger.warning("cannot read %s for the example tiles (%s)", sample.image_path, err)
+            image = load_image(path)
+        except DataError as err:
+            logger.warning("cannot read %s for the example tiles (%s)", path, err)
             return None
-        low, high = volume.display_range
-        return np.clip((volume.array[..., sample.slice_index] - low) / (high - low), 0.0, 1.0)
+        return display_image(image, image.meta.get(INTENSITY_MAX))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from aaclip_med.data.cache import VolumeCache
 from aaclip_med.evaluation.accumulator import ImageAccumulator, PixelAccumulator
 from aaclip_med.evaluation.binary_metrics import BinaryMetrics
 from aaclip_med.evaluation.predictions import Sample, load_map, load_mask, load_model_map
@@ -88,6 +89,7 @@ class ClassResult:
     pixel_reason: str | None
     image: BinaryMetrics | None
     image_reason: str | None
+    value_range: tuple[float, float] = (0.0, 1.0)  # (min, max) of the maps as evaluated: one colour scale per class
 
     def row(self) -> dict:
         """One JSON/CSV-ready row: counts and metric values (None when not defined)."""
@@ -108,18 +110,19 @@ class ClassResult:
 
 
 def scored_map_and_mask(
-    sample: Sample, predictions_dir: Path, dataset_root: Path, protocol: Protocol
+    sample: Sample, predictions_dir: Path, dataset_root: Path, protocol: Protocol, cache: VolumeCache | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The raw map and binary mask that ``protocol`` scores for ``sample``.
 
     ``paper``: the (S, S) model map and the mask resized to (S, S) with PIL NEAREST;
-    ``deployment``: the map at the source's size and the mask at its own (equal) size.
+    ``deployment``: the map at the source's size and the mask at its own (equal) size. ``cache``
+    keeps decoded mask volumes (see :func:`~aaclip_med.evaluation.predictions.load_mask`).
     """
     if protocol == Protocol.PAPER:
         raw = load_model_map(predictions_dir, sample)
-        return raw, load_mask(dataset_root, sample, raw.shape, resize=True)
+        return raw, load_mask(dataset_root, sample, raw.shape, resize=True, cache=cache)
     raw = load_map(predictions_dir, sample)
-    return raw, load_mask(dataset_root, sample, raw.shape)
+    return raw, load_mask(dataset_root, sample, raw.shape, cache=cache)
 
 
 def _fit_normaliser(samples: list[Sample], predictions_dir: Path, protocol: Protocol) -> Normaliser:
@@ -142,6 +145,7 @@ def evaluate_class(
     dataset_root: Path,
     protocol: Protocol,
     fpr_limit: float = 0.3,
+    cache: VolumeCache | None = None,
 ) -> ClassResult:
     """Exact metrics of one class, streaming its maps and masks from disk.
 
@@ -152,18 +156,21 @@ def evaluate_class(
         dataset_root: dataset root (masks are relative to it).
         protocol: ``paper`` or ``deployment``.
         fpr_limit: FPR limit of AUPRO.
+        cache: the evaluation's volume cache (mask volumes are decoded once per case when it holds them).
 
     Returns:
-        The :class:`ClassResult`.
+        The :class:`ClassResult`, with the value range of its maps as evaluated (the report's and
+        viewer's colour scale: no second pass over the maps).
     """
     normaliser = _fit_normaliser(samples, predictions_dir, protocol)
     pixels, images = PixelAccumulator(fpr_limit=fpr_limit), ImageAccumulator()
-    maxima = []
+    maxima, low = [], np.inf
     for sample in tqdm(samples, desc=f"evaluating {class_name}", leave=False, disable=None):
-        raw, mask = scored_map_and_mask(sample, predictions_dir, dataset_root, protocol)
+        raw, mask = scored_map_and_mask(sample, predictions_dir, dataset_root, protocol, cache)
         score_map = normaliser.map(raw)
         pixels.update(score_map, mask, source=str(Path(predictions_dir) / sample.map_path))
         maxima.append(float(score_map.max()))
+        low = min(low, float(score_map.min()))
     scores = normaliser.image_scores(samples, maxima)
     for score, sample in zip(scores, samples, strict=True):
         images.update(float(score), sample.label)
@@ -172,4 +179,7 @@ def evaluate_class(
     for level, reason in (("pixel", pixel_reason), ("image", image_reason)):
         if reason:
             logger.info("class %s: %s metrics %s", class_name, level, reason)
-    return ClassResult(class_name, samples, scores.tolist(), normaliser, pixel, pixel_reason, image, image_reason)
+    high = max(maxima, default=low)
+    value_range = (float(low), max(float(high), float(low) + 1e-12))
+    return ClassResult(class_name, samples, scores.tolist(), normaliser, pixel, pixel_reason, image, image_reason,
+                       value_range)

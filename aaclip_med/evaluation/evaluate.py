@@ -1,7 +1,9 @@
 """One call from a predictions directory to the reports (JSON, CSV, HTML, Markdown).
 
 This is what ``aaclip-med evaluate`` and the bundle call. Classes are evaluated one after the
-other, so peak memory is that of the largest class (see ``accumulator.py`` for the bound).
+other, so peak memory is that of the largest class (see ``accumulator.py`` for the bound), plus
+the run's one cache of decoded mask volumes (kept as uint8 from the metric pass for the report
+and viewer pass), bounded by ``cache_mb``, plus the one source volume the report pass holds.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aaclip_med.data.cache import VolumeCache
 from aaclip_med.evaluation.class_eval import METRIC_NAMES, ClassResult, evaluate_class
 from aaclip_med.evaluation.predictions import load_samples, read_run
 from aaclip_med.evaluation.protocol import Protocol
@@ -23,9 +26,14 @@ from aaclip_med.evaluation.report_html import write_report_pages
 from aaclip_med.files import write_json_atomic
 from aaclip_med.keys import Domain
 
-__all__ = ["evaluate_predictions", "REPORT_FILES"]
+__all__ = ["evaluate_predictions", "REPORT_FILES", "DEFAULT_CACHE_MB"]
 
 logger = logging.getLogger(__name__)
+
+# Mask volumes are kept as uint8: 256 MB hold one mask of 512 x 512 x 1000 (the passes go case by
+# case, so one at a time must fit) or the masks of ~60 CTs of 512 x 512 x 64 (then the report pass
+# decodes none again).
+DEFAULT_CACHE_MB = 256
 
 REPORT_FILES = ("report.json", "metrics.csv", "report.html", "report.md")
 _PACKAGES = (
@@ -135,6 +143,9 @@ def evaluate_predictions(
     dataset: str | None = None,
     fpr_limit: float = 0.3,
     examples_per_group: int = 3,
+    cache_mb: int = DEFAULT_CACHE_MB,
+    viewer: bool = True,
+    figures_dir: str | Path | None = None,
 ) -> dict:
     """Evaluate what ``aaclip-med infer --manifest`` wrote and write the reports.
 
@@ -150,17 +161,26 @@ def evaluate_predictions(
             ``dataset`` entry, if any).
         fpr_limit: FPR limit of AUPRO.
         examples_per_group: overlay tiles per example group and class in the HTML.
+        cache_mb: budget (MiB) of the run's cache of decoded mask volumes; 0 decodes a mask volume
+            for each of its slices. It changes memory use and time, never a result (its
+            statistics are in report.json under ``volume_cache``).
+        viewer: also write ``viewer.html`` and its volumes (off: report.html only).
+        figures_dir: also save the report's figures there as PNG files (the demo's ``figures/``).
 
     Returns:
         The report dictionary (as written to report.json).
 
     Raises:
-        ValueError: on an unknown protocol or dataset name, or inconsistent inputs (the message
-            names the file).
+        ValueError: on an unknown protocol or dataset name, a negative ``cache_mb``, or
+            inconsistent inputs (the message names the file).
     """
     if protocol not in {p.value for p in Protocol}:
         msg = f"unknown protocol {protocol!r}; choose one of {[p.value for p in Protocol]}"
         raise ValueError(msg)
+    if cache_mb < 0:
+        msg = f"cache_mb must be >= 0 (0 turns the volume cache off), got {cache_mb}"
+        raise ValueError(msg)
+    cache = VolumeCache(int(cache_mb) * 2**20)
     protocol = Protocol(protocol)
     if dataset is not None and get_published(dataset) is None:  # a typo would silently drop the comparison
         msg = (f"dataset {dataset!r} has no published numbers to compare with; known: {', '.join(list_published())} "
@@ -173,7 +193,7 @@ def evaluate_predictions(
     samples = load_samples(Path(manifest), predictions_dir, default_domain)
     started = time.perf_counter()
     results = [
-        evaluate_class(name, group, predictions_dir, dataset_root, protocol, fpr_limit)
+        evaluate_class(name, group, predictions_dir, dataset_root, protocol, fpr_limit, cache)
         for name, group in _group(samples).items()
     ]
     report = _report(
@@ -191,6 +211,9 @@ def evaluate_predictions(
     write_json_atomic(out_dir / "report.json", report)
     write_csv(out_dir / "metrics.csv", report)
     write_markdown(out_dir / "report.md", report)
-    write_report_pages(out_dir, report, results, predictions_dir, dataset_root, Path(manifest), examples_per_group)
-    logger.info("wrote %s to %s", ", ".join(REPORT_FILES), out_dir)
+    write_report_pages(out_dir, report, results, predictions_dir, dataset_root, Path(manifest), examples_per_group,
+                       cache=cache, viewer=viewer, figures_dir=None if figures_dir is None else Path(figures_dir))
+    report["volume_cache"] = {"budget_mb": cache_mb, **cache.stats()}
+    write_json_atomic(out_dir / "report.json", report)  # again, with the report pass's cache figures
+    logger.info("wrote %s to %s (volume cache: %s)", ", ".join(REPORT_FILES), out_dir, report["volume_cache"])
     return report

@@ -61,8 +61,14 @@ def _figure(width: float, height: float, layout: str | None = "constrained"):
     return fig
 
 
-def to_base64(fig) -> str:
-    """The figure as a base64 PNG (no timestamp in the file, so equal figures give equal bytes)."""
+def to_base64(fig, stamp: str | None = None) -> str:
+    """The figure as a base64 PNG (no timestamp in the file, so equal figures give equal bytes).
+
+    ``stamp``: a warning written in red above the figure (e.g. random weights), so a PNG shared on
+    its own still carries it.
+    """
+    if stamp:
+        fig.text(0.5, 1.0, stamp, ha="center", va="bottom", color="darkred", fontsize=10, fontweight="bold")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -88,8 +94,8 @@ def curves_figure(class_name: str, pixel: BinaryMetrics | None, image: BinaryMet
     return fig
 
 
-def curves_png(class_name: str, pixel: BinaryMetrics | None, image: BinaryMetrics | None) -> str:
-    return to_base64(curves_figure(class_name, pixel, image))
+def curves_png(class_name: str, pixel: BinaryMetrics | None, image: BinaryMetrics | None, stamp: str | None = None) -> str:
+    return to_base64(curves_figure(class_name, pixel, image), stamp)
 
 
 def overview_figure(classes: list[ClassCurves]):
@@ -133,8 +139,8 @@ def _unique_legend(axes) -> tuple[list, list]:
     return list(seen.values()), list(seen)
 
 
-def overview_png(classes: list[ClassCurves]) -> str:
-    return to_base64(overview_figure(classes))
+def overview_png(classes: list[ClassCurves], stamp: str | None = None) -> str:
+    return to_base64(overview_figure(classes), stamp)
 
 
 def bars_figure(rows: list[dict], metrics: tuple[str, ...]):
@@ -156,8 +162,8 @@ def bars_figure(rows: list[dict], metrics: tuple[str, ...]):
     return fig
 
 
-def bars_png(rows: list[dict], metrics: tuple[str, ...]) -> str:
-    return to_base64(bars_figure(rows, metrics))
+def bars_png(rows: list[dict], metrics: tuple[str, ...], stamp: str | None = None) -> str:
+    return to_base64(bars_figure(rows, metrics), stamp)
 
 
 def _value_range(groups: list[tuple[str, list[Example]]]) -> tuple[float, float]:
@@ -210,8 +216,8 @@ def overlays_figure(groups: list[tuple[str, list[Example]]]):
     return fig
 
 
-def overlays_png(groups: list[tuple[str, list[Example]]]) -> str:
-    return to_base64(overlays_figure(groups))
+def overlays_png(groups: list[tuple[str, list[Example]]], stamp: str | None = None) -> str:
+    return to_base64(overlays_figure(groups), stamp)
 
 
 def blend_rgb(image: np.ndarray | None, score_map: np.ndarray, mask: np.ndarray,

@@ -1,11 +1,11 @@
-"""Reading what evaluation needs: manifest, predictions directory, maps, masks, source images.
+"""Reading what evaluation needs: manifest, predictions directory, maps and masks.
 
 The predictions directory follows docs/dev/interfaces.md: ``predictions.jsonl`` (one line per
 manifest line, in manifest order), ``maps/NNNNNN.npy`` (float32 (H, W) at the source's size, raw),
 ``model_maps/NNNNNN.npy`` (float32 (S, S), the map at the model's input size, raw; the ``paper``
 protocol scores these, as the published runs did) and ``run.json``. Ground truth always comes
-from the manifest and the dataset root, never from the predictions; masks and images are read by
-the data layer (:func:`aaclip_med.data.masks.read_mask`, :func:`aaclip_med.data.loading.load_image`),
+from the manifest and the dataset root, never from the predictions; masks are read by the data
+layer (:func:`aaclip_med.data.masks.read_mask`, :func:`aaclip_med.data.loading.load_image`),
 so evaluation counts exactly the mask pixels that training and inference see.
 """
 
@@ -18,15 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from monai.data import MetaTensor
 
-from aaclip_med.data.errors import DataError
-from aaclip_med.data.loading import INTENSITY_MAX, load_image
+from aaclip_med.data.cache import VolumeCache
+from aaclip_med.data.loading import load_image
 from aaclip_med.data.manifest import check_relative_path
-from aaclip_med.data.masks import read_mask, resize_mask
-from aaclip_med.data.slicing import SliceVolume
+from aaclip_med.data.masks import mask_foreground, read_mask, resize_mask
 
 __all__ = [
-    "Sample", "read_jsonl", "read_run", "load_samples", "load_map", "load_model_map", "load_mask", "load_overlay_image",
+    "Sample", "read_jsonl", "read_run", "load_samples", "load_map", "load_model_map", "load_mask",
 ]
 
 logger = logging.getLogger(__name__)
@@ -185,17 +186,15 @@ def load_model_map(predictions_dir: Path, sample: Sample) -> np.ndarray:
     return _read_map(Path(predictions_dir) / sample.model_map_path)
 
 
-def _mask_volume(path: Path):
-    stat = Path(path).stat()
-    return _decoded_mask_volume(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+def _binary_volume(path: Path) -> MetaTensor:
+    """A mask volume with the data layer's rule applied once, as uint8 {0, 1}: a quarter of the
+    decoded float32 in the cache (read_mask applies the same rule again to its slice, unchanged)."""
+    volume = load_image(path)
+    return MetaTensor(mask_foreground(volume.as_tensor(), lossy=False).to(torch.uint8), meta=volume.meta)
 
 
-@functools.lru_cache(maxsize=2)  # the slices of a class come volume by volume: two are enough
-def _decoded_mask_volume(path: str, size: int, mtime_ns: int):
-    return load_image(path)
-
-
-def load_mask(dataset_root: Path, sample: Sample, shape: tuple[int, int], resize: bool = False) -> np.ndarray:
+def load_mask(dataset_root: Path, sample: Sample, shape: tuple[int, int], resize: bool = False,
+              cache: VolumeCache | None = None) -> np.ndarray:
     """Binary (H, W) ground truth of ``sample``; all zeros for a normal image without mask.
 
     The mask is read and binarised by the data layer (one mask rule for training, inference and
@@ -207,6 +206,8 @@ def load_mask(dataset_root: Path, sample: Sample, shape: tuple[int, int], resize
         shape: shape of the prediction map.
         resize: resize the mask to ``shape`` with PIL NEAREST (the paper protocol's S x S masks);
             otherwise the mask must already have that shape.
+        cache: the evaluation's volume cache, so that the slices of one case decode their mask
+            volume once, kept as uint8 (None: decoded for this slice only).
 
     Raises:
         ValueError: when the mask is unreadable (a DataError naming the file), or of another shape
@@ -219,7 +220,7 @@ def load_mask(dataset_root: Path, sample: Sample, shape: tuple[int, int], resize
             )
         return np.zeros(shape, dtype=bool)
     path = Path(dataset_root) / sample.mask_path
-    volume = None if sample.slice_index is None else _mask_volume  # a volume's mask: decoded once, not per slice
+    volume = None if cache is None else functools.partial(cache.get, load=_binary_volume)
     mask = read_mask(path, sample.slice_index, load_volume=volume)[0]  # a DataError (a ValueError) names the file
     if resize:
         mask = resize_mask(mask, shape)
@@ -228,27 +229,3 @@ def load_mask(dataset_root: Path, sample: Sample, shape: tuple[int, int], resize
         msg = f"{path}: mask shape {mask.shape} differs from the prediction map shape {tuple(shape)}"
         raise ValueError(msg)
     return mask
-
-
-def load_overlay_image(dataset_root: Path, sample: Sample) -> np.ndarray | None:
-    """The source image (or the manifest line's slice) for overlays: (H, W) or (H, W, 3) in [0, 1].
-
-    Read by the data layer's :func:`aaclip_med.data.loading.load_image`; 8-bit images are divided
-    by 255, others stretched between their 1st and 99.5th percentiles. None (with a warning) when
-    the source cannot be read: the report is still written, without this picture.
-    """
-    path = Path(dataset_root) / sample.image_path
-    try:
-        image = load_image(path)
-    except DataError as err:
-        logger.warning("cannot read %s for the example overlays (%s)", path, err)
-        return None
-    scale = image.meta.get(INTENSITY_MAX)
-    if image.ndim == 4:
-        image = SliceVolume()(image, indices=[int(sample.slice_index or 0)])[0]
-    array = np.moveaxis(image.as_tensor().numpy(), 0, -1)  # (H, W, C)
-    array = array[..., 0] if array.shape[-1] == 1 else array[..., :3]
-    if scale:
-        return np.clip(array / float(scale), 0.0, 1.0)
-    low, high = np.percentile(array, [1, 99.5])
-    return np.clip((array - low) / max(float(high - low), 1e-6), 0.0, 1.0)

@@ -11,23 +11,25 @@ each class with its curves and example tiles.
 
 from __future__ import annotations
 
+import base64
 import html
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from aaclip_med.evaluation.cases import SourceVolumes, case_rows, sample_label
+from aaclip_med.data.cache import VolumeCache
+from aaclip_med.evaluation.case_pass import PassInputs, case_pass, example_groups
+from aaclip_med.evaluation.cases import SourceVolumes, case_rows
 from aaclip_med.evaluation.class_eval import METRIC_NAMES, ClassResult
 from aaclip_med.evaluation.plots import ClassCurves, Example, bars_png, curves_png, overlays_png, overview_png
-from aaclip_med.evaluation.predictions import load_map, load_mask, read_jsonl
+from aaclip_med.evaluation.predictions import read_jsonl
 from aaclip_med.evaluation.provenance import provenance_rows
 from aaclip_med.evaluation.report_files import comparison_lines, percent
-from aaclip_med.evaluation.viewer import VIEWER_PAGE, ViewerInput, write_viewer
-from aaclip_med.files import write_text_atomic
+from aaclip_med.evaluation.viewer import VIEWER_PAGE, ViewerWriter
+from aaclip_med.files import write_bytes_atomic, write_text_atomic
 
-__all__ = ["render_html", "example_groups", "write_report_pages", "Page"]
+__all__ = ["render_html", "report_figures", "write_report_pages", "Page"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,44 +85,6 @@ class Page:
     cases: list[dict] = field(default_factory=list)
     viewer_keys: dict[tuple[str, str], str] = field(default_factory=dict)
     example_paths: dict[str, list[str]] = field(default_factory=dict)
-
-
-def example_groups(result: ClassResult, per_group: int) -> list[tuple[str, list[int]]]:
-    """Positions (in ``result.samples``) of the examples to show, per group.
-
-    Groups: highest-scoring normals (false alarms), lowest-scoring anomalies (misses), and
-    highest-scoring anomalies (best detections).
-    """
-    scores = np.asarray(result.image_scores, dtype=np.float64)
-    labels = np.asarray([s.label != 0 for s in result.samples])
-    by_score = np.argsort(scores, kind="stable")
-    normal_desc = [int(i) for i in by_score[::-1] if not labels[i]]
-    anomalous_asc = [int(i) for i in by_score if labels[i]]
-    groups = [
-        ("highest-scoring normals (false alarms)", normal_desc[:per_group]),
-        ("lowest-scoring anomalies (misses)", anomalous_asc[:per_group]),
-        ("best detections", anomalous_asc[::-1][:per_group]),
-    ]
-    return [(title, idx) for title, idx in groups if idx]
-
-
-def _examples(result: ClassResult, predictions_dir: Path, dataset_root: Path, sources: SourceVolumes,
-              per_group: int) -> list[tuple[str, list[Example]]]:
-    groups = []
-    for title, positions in example_groups(result, per_group):
-        tiles = []
-        for pos in positions:
-            sample = result.samples[pos]
-            # tiles show the source with its map at the source's size, whatever the protocol scored
-            raw = load_map(predictions_dir, sample)
-            mask = load_mask(dataset_root, sample, raw.shape)
-            image = sources.display(sample)
-            slices = sources.volume(sample.image_path).array.shape[-1] if sample.slice_index is not None and image is not None else None
-            truth = "anomalous" if sample.label else "normal"
-            caption = f"{sample_label(sample, slices)}\nscore {result.image_scores[pos]:.3g} · {truth}"
-            tiles.append(Example(image, result.normaliser.map(raw), mask, caption))
-        groups.append((title, tiles))
-    return groups
 
 
 def _table(report: dict) -> str:
@@ -208,15 +172,41 @@ def _viewer_note(page: Page) -> str:
             "with a before/after slider.</p>")
 
 
-def _class_section(result: ClassResult, row: dict, page: Page) -> list[str]:
+_RANDOM_STAMP = "RANDOM WEIGHTS: these numbers do not measure the method"
+
+
+def _figure_stem(number: int, class_name: str, what: str) -> str:
+    return f"class{number:02d}_" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", class_name).strip("._")[:40] or "class") + f"_{what}"
+
+
+def report_figures(report: dict, results: list[ClassResult], page: Page) -> dict[str, str]:
+    """Every figure of the page as base64 PNG, by file stem (``metrics_per_class``, ``roc_pr_curves``,
+    ``classNN_<name>_curves``, ``classNN_<name>_examples``); drawn once, for the page and for
+    ``write_report_pages(figures_dir=...)``. A random-weights run stamps each figure with a warning."""
+    stamp = _RANDOM_STAMP if report.get("random_weights") else None
+    figures = {"metrics_per_class": bars_png(report["classes"], METRIC_NAMES, stamp)}
+    curves = [ClassCurves(r.class_name, r.pixel, r.image) for r in results]
+    if any(c.pixel is not None or c.image is not None for c in curves):
+        figures["roc_pr_curves"] = overview_png(curves, stamp)
+    for number, result in enumerate(results, start=1):
+        if result.pixel is not None or result.image is not None:
+            figures[_figure_stem(number, result.class_name, "curves")] = curves_png(
+                result.class_name, result.pixel, result.image, stamp)
+        if page.examples.get(result.class_name):
+            figures[_figure_stem(number, result.class_name, "examples")] = overlays_png(page.examples[result.class_name], stamp)
+    return figures
+
+
+def _class_section(number: int, result: ClassResult, row: dict, page: Page, figures: dict[str, str]) -> list[str]:
     parts = [f'<h2 id="class-{html.escape(result.class_name)}">Class {html.escape(result.class_name)}</h2>']
     for level, why in row["undefined"].items():
         parts.append(f'<p class="note">{html.escape(level)} metrics {html.escape(why)}</p>')
-    if result.pixel is not None or result.image is not None:
-        parts.append(_img(curves_png(result.class_name, result.pixel, result.image), f"{result.class_name} curves"))
-    groups = page.examples.get(result.class_name) or []
-    if groups:
-        parts.append(_img(overlays_png(groups), f"{result.class_name} examples"))
+    curves = figures.get(_figure_stem(number, result.class_name, "curves"))
+    if curves:
+        parts.append(_img(curves, f"{result.class_name} curves"))
+    examples = figures.get(_figure_stem(number, result.class_name, "examples"))
+    if examples:
+        parts.append(_img(examples, f"{result.class_name} examples"))
         links = [_viewer_link(page, result.class_name, path, path) for path in page.example_paths.get(result.class_name, [])]
         links = [link for link in links if link]
         if links:
@@ -224,9 +214,11 @@ def _class_section(result: ClassResult, row: dict, page: Page) -> list[str]:
     return parts
 
 
-def render_html(report: dict, results: list[ClassResult], page: Page | None = None) -> str:
-    """The whole report page as one string."""
+def render_html(report: dict, results: list[ClassResult], page: Page | None = None,
+                figures: dict[str, str] | None = None) -> str:
+    """The whole report page as one string (``figures``: :func:`report_figures`, drawn when not given)."""
     page = page or Page()
+    figures = figures if figures is not None else report_figures(report, results, page)
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>aaclip-med evaluation</title><link rel='icon' href='data:,'>"]
     parts.append(
         f"<style>{_STYLE}</style></head><body><h1>Evaluation report ({html.escape(report['protocol'])} protocol)</h1>"
@@ -240,16 +232,15 @@ def render_html(report: dict, results: list[ClassResult], page: Page | None = No
     parts.append("<h2>Metrics</h2>")
     parts.append('<p class="note">Percent; per class and averaged over the classes where defined.</p>')
     parts += [_table(report), _markdown_table_to_html(comparison_lines(report))]
-    parts.append(_img(bars_png(report["classes"], METRIC_NAMES), "metrics per class"))
-    curves = [ClassCurves(r.class_name, r.pixel, r.image) for r in results]
-    if any(c.pixel is not None or c.image is not None for c in curves):
+    parts.append(_img(figures["metrics_per_class"], "metrics per class"))
+    if "roc_pr_curves" in figures:
         parts.append("<h2>ROC and precision-recall curves</h2>")
-        parts.append(_img(overview_png(curves), "ROC and precision-recall curves of every class"))
+        parts.append(_img(figures["roc_pr_curves"], "ROC and precision-recall curves of every class"))
     parts.append(_viewer_note(page))
     if page.cases:
         parts.append(_case_table(page))
-    for result, row in zip(results, report["classes"], strict=True):
-        parts += _class_section(result, row, page)
+    for number, (result, row) in enumerate(zip(results, report["classes"], strict=True), start=1):
+        parts += _class_section(number, result, row, page, figures)
     parts.append(f"<script>{_SORT_SCRIPT}</script></body></html>")
     return "\n".join(parts)
 
@@ -262,35 +253,37 @@ def _modalities(manifest: Path | None) -> dict[int, str]:
 
 
 def write_report_pages(out_dir: Path, report: dict, results: list[ClassResult], predictions_dir: Path,
-                       dataset_root: Path, manifest: Path | None = None, per_group: int = 3) -> list[Path]:
+                       dataset_root: Path, manifest: Path | None = None, per_group: int = 3, *,
+                       cache: VolumeCache, viewer: bool = True, figures_dir: Path | None = None) -> list[Path]:
     """Write ``report.html`` and, when there are volume cases or example images, the viewer beside it.
 
     Args:
-        out_dir: the report folder (nothing is written elsewhere).
+        out_dir: the report folder.
         report: the report dictionary.
         results: the evaluated classes, in the report's order.
         predictions_dir, dataset_root: where maps, sources and masks are.
         manifest: the manifest (modality preset per line); None: the run's preset for all.
         per_group: example tiles per group and class.
+        cache: the run's volume cache (mask volumes, kept from the metric pass).
+        viewer: write the viewer (off: report.html only).
+        figures_dir: also save the page's figures there as PNG files (:func:`report_figures`).
 
     Returns:
-        The written pages (report.html, and viewer.html when written).
+        The written pages (report.html, and viewer.html when written) and figure files.
     """
     out_dir = Path(out_dir)
-    sources = SourceVolumes(dataset_root)
-    page = Page(examples={r.class_name: _examples(r, predictions_dir, dataset_root, sources, per_group) for r in results})
-    page.cases = case_rows(results, _modalities(manifest), (report.get("run") or {}).get("modality"))
+    page = Page(cases=case_rows(results, _modalities(manifest), (report.get("run") or {}).get("modality")))
+    writer = ViewerWriter(out_dir, page.cases) if viewer else None
+    inputs = PassInputs(Path(predictions_dir), Path(dataset_root), SourceVolumes(dataset_root), cache)
+    page.examples = case_pass(results, inputs, per_group, writer)
     for r in results:
         paths = [r.samples[p].image_path for _, positions in example_groups(r, per_group) for p in positions]
         page.example_paths[r.class_name] = list(dict.fromkeys(paths))
-    image_examples = frozenset(
-        (r.class_name, r.samples[p].image_path)
-        for r in results for _, positions in example_groups(r, per_group) for p in positions
-        if r.samples[p].slice_index is None
-    )
-    inputs = ViewerInput(Path(predictions_dir), Path(dataset_root), sources, image_examples)
-    page.viewer_keys = write_viewer(out_dir, results, page.cases, inputs)
-    written = [write_text_atomic(out_dir / "report.html", render_html(report, results, page))]
+    page.viewer_keys = writer.finish() if writer is not None else {}
+    figures = report_figures(report, results, page)
+    written = [write_text_atomic(out_dir / "report.html", render_html(report, results, page, figures))]
     if page.viewer_keys:
         written.append(out_dir / VIEWER_PAGE)
+    if figures_dir is not None:
+        written += [write_bytes_atomic(Path(figures_dir) / f"{stem}.png", base64.b64decode(data)) for stem, data in figures.items()]
     return written

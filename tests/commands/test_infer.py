@@ -241,6 +241,9 @@ def test_light_copies_match_the_library():
     assert set(sample.SAMPLE_SIZES) == set(SIZES)
     assert (demo.DEMO_BACKBONE, demo.DEMO_IMAGE_SIZE) == (DEMO_BACKBONE, DEMO_IMAGE_SIZE)
     assert evaluate._PREDICTIONS_FILE == PREDICTIONS_FILE
+    from aaclip_med.evaluation.evaluate import DEFAULT_CACHE_MB
+
+    assert evaluate._DEFAULT_CACHE_MB == DEFAULT_CACHE_MB
 
 
 def test_inputs_and_a_manifest_together_are_refused(tmp_path, capsys):

@@ -42,19 +42,22 @@ def test_hit_miss_and_lru_eviction(tmp_path):
     cache.get(a, load)  # a becomes the most recently used
     cache.get(c, load)  # over budget: evicts b, the least recently used
     assert calls == ["a.nii.gz", "b.nii.gz", "c.nii.gz"]
-    assert cache.stats() == {"hits": 2, "misses": 3, "evictions": 1, "entries": 2, "bytes": 2 * one}
+    assert cache.stats() == {"hits": 2, "misses": 3, "evictions": 1, "entries": 2, "bytes": 2 * one, "peak_bytes": 2 * one}
     cache.get(a, load)
     cache.get(b, load)  # b was evicted: read again
     assert calls[-1] == "b.nii.gz" and len(calls) == 4
 
 
-def test_oversized_volume_and_2d_images_are_not_kept(tmp_path):
+def test_oversized_volume_and_2d_images_are_not_kept(tmp_path, caplog):
     a, _ = _volume(tmp_path, "a.nii.gz")
     cache = VolumeCache(max_bytes=100)  # smaller than one volume
     load, calls = _counting_loader()
-    cache.get(a, load)
-    cache.get(a, load)
+    with caplog.at_level("WARNING", logger="aaclip_med.data.cache"):
+        cache.get(a, load)
+        cache.get(a, load)
     assert calls == ["a.nii.gz", "a.nii.gz"] and len(cache) == 0 and cache.bytes == 0
+    warnings = [r.getMessage() for r in caplog.records if "exceeds the volume cache budget" in r.getMessage()]
+    assert len(warnings) == 1 and "a.nii.gz" in warnings[0]  # said once, naming the file
     off = VolumeCache(max_bytes=0)
     off.get(a, load)
     assert len(off) == 0 and off.stats()["misses"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import warnings
 
@@ -53,8 +54,13 @@ def test_report_scores_and_figures(demo):
     predictions = (demo.out_dir / "predictions" / "predictions.jsonl").read_text().splitlines()
     assert len(predictions) == len(demo.manifest.read_text().splitlines())
     assert demo.scores and all(json.loads(p.read_text()) for p in demo.scores)
+    # the figures are the report's own (the same PNG bytes the page embeds), not redrawn
+    names = {figure.name for figure in demo.figures}
+    assert {"metrics_per_class.png", "roc_pr_curves.png"} <= names
+    assert sum(name.endswith("_examples.png") for name in names) == len(demo.report["classes"])
     for figure in demo.figures:
         assert Image.open(figure).size[0] > 100
+        assert base64.b64encode(figure.read_bytes()).decode("ascii") in html, figure.name
     summary = (demo.out_dir / "SUMMARY.md").read_text()
     assert summary.startswith(f"> **{RANDOM_BANNER}**")
     # image AUROC is defined for every class: each has normal and anomalous samples

@@ -86,3 +86,22 @@ def test_overview_has_every_class_and_no_legend_inside_a_panel():
                       "pixel level: precision-recall"]
     pixel_roc = next(ax for ax in fig.get_axes() if ax.get_title() == "pixel level: ROC")
     assert len(pixel_roc.get_lines()) == 12 + 1  # one per class with pixel truth, plus the diagonal
+
+
+def test_a_stamp_sits_above_the_figure_and_over_nothing():
+    """A random-weights warning is drawn on the PNG itself (the demo saves the figures as files)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from aaclip_med.evaluation.plots import to_base64
+
+    rows = [{"class_name": "bottle", **{m: 0.5 for m in METRIC_NAMES}}]
+    plain = Image.open(io.BytesIO(base64.b64decode(to_base64(bars_figure(rows, METRIC_NAMES)))))
+    fig = bars_figure(rows, METRIC_NAMES)
+    stamped = Image.open(io.BytesIO(base64.b64decode(to_base64(fig, "RANDOM WEIGHTS"))))
+    assert stamped.size[1] > plain.size[1]  # the saved area grew to hold the line above
+    renderer = _render(fig)
+    stamp = next(t for t in fig.texts if t.get_text() == "RANDOM WEIGHTS").get_window_extent(renderer)
+    assert all(not _overlap(stamp, ax.get_window_extent(renderer)) for ax in fig.get_axes())

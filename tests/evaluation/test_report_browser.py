@@ -144,6 +144,8 @@ def test_volume_viewer_from_disk(browser, sample_report, shots, class_name):
     assert state["loadedFrom"] == "script"  # file:// refuses fetch; the volumes came from volumes.js
     volumes = browser.execute_script(_VOLUME_STATE)
     assert volumes["names"] == ["source.nii.gz", "anomaly.nii.gz", "truth.nii.gz"]
+    saves = browser.find_elements("css selector", "#volume-files a")  # the stored bytes, offered as files
+    assert [(a.text, a.get_attribute("download")) for a in saves] == [(n, n) for n in volumes["names"]]
     assert volumes["dims"] == [case["dims"]] * 3  # overlay and truth on the source's grid
     # the crosshair starts on the highest anomaly value; the readout gives that voxel and value
     assert state["readout"]["vox"] == case["peak_voxel"]
@@ -167,7 +169,7 @@ def test_volume_viewer_from_disk(browser, sample_report, shots, class_name):
     assert _errors(browser) == []
 
 
-def test_volume_viewer_over_http_loads_the_nifti_files(browser, sample_report):
+def test_volume_viewer_over_http_loads_the_one_volumes_file(browser, sample_report):
     report_dir, _, _ = sample_report
     case = _case(report_dir, "mri")
     _QuietHandler.requested.clear()
@@ -178,11 +180,11 @@ def test_volume_viewer_over_http_loads_the_nifti_files(browser, sample_report):
     try:
         _open(browser, f"http://127.0.0.1:{server.server_address[1]}/viewer.html#case={case['key']}")
         state = _wait_viewer(browser)
-        assert state["error"] is None and state["loadedFrom"] == "url"
+        assert state["error"] is None and state["loadedFrom"] == "script"
         assert browser.execute_script(_VOLUME_STATE)["dims"] == [case["dims"]] * 3
         assert _errors(browser) == []
         served = {Path(p).name for p in _QuietHandler.requested}
-        assert {"source.nii.gz", "anomaly.nii.gz", "truth.nii.gz"} <= served and "volumes.js" not in served
+        assert "volumes.js" in served and not [name for name in served if name.endswith(".nii.gz")]
     finally:
         server.shutdown()
         server.server_close()

@@ -6,7 +6,6 @@ tests (``test_report_browser.py``) open the same folder in Chromium.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -20,6 +19,7 @@ from aaclip_med.data.loading import load_image as load_source
 from aaclip_med.evaluation.cases import SourceVolumes, sample_label
 from aaclip_med.evaluation.predictions import load_samples, read_jsonl
 from aaclip_med.evaluation.provenance import NOT_RECORDED, provenance_rows
+from aaclip_med.evaluation.viewer import read_volumes
 from aaclip_med.precision import resolve_precision
 
 
@@ -99,17 +99,19 @@ def test_volume_tiles_show_the_anatomy_under_the_map(sample_report):
     samples = load_samples(manifest, pred, "medical")
     ct = next(s for s in samples if s.class_name == "ct" and s.slice_index == 2)
     sources = SourceVolumes(manifest.parent)
-    shown = sources.display(ct)
-    loaded = np.asarray(load_source(manifest.parent / ct.image_path)[0, ..., 2])
-    assert shown.shape == loaded.shape and 0 <= shown.min() and shown.max() <= 1
-    low, high = sources.volume(ct.image_path).display_range
-    np.testing.assert_allclose(shown, np.clip((loaded - low) / (high - low), 0, 1), atol=1e-6)
+    volume = sources.volume(ct.image_path)
+    shown = volume.display_slice(2)
+    loaded = np.asarray(load_source(manifest.parent / ct.image_path)[0])
+    assert shown.shape == loaded[..., 2].shape and 0 <= shown.min() and shown.max() <= 1
+    low, high = np.percentile(loaded, [1, 99.5])  # the window of the whole volume, not of the slice
+    assert volume.display_range == pytest.approx((low, high))
+    np.testing.assert_allclose(shown, np.clip((loaded[..., 2] - low) / (high - low), 0, 1), atol=1e-6)
     assert sample_label(ct, 4) == "ct · ct/ct_study · slice 2 of 4"
     mri = next(s for s in samples if s.class_name == "mri")
     assert re.fullmatch(r"mri · mri/mri_t1\.nii\.gz · slice \d+ of 4", sample_label(mri, 4))
     photo = next(s for s in samples if s.class_name == "brick")
     pixels = np.asarray(Image.open(manifest.parent / photo.image_path).convert("RGB"), dtype=np.float64)
-    np.testing.assert_allclose(sources.display(photo) * 255.0, pixels, atol=1e-3)  # plain images as they are, /255
+    np.testing.assert_allclose(sources.image(photo) * 255.0, pixels, atol=1e-3)  # plain images as they are, /255
 
 
 @pytest.mark.parametrize("class_name", ["ct", "mri"])
@@ -117,7 +119,8 @@ def test_viewer_volumes_are_the_evaluated_maps_on_the_source_grid(sample_report,
     report_dir, manifest, pred = sample_report
     case = _case(report_dir, class_name)
     source = load_source(manifest.parent / case["image_path"])
-    written = {name: nib.load(str(report_dir / case["files"][name])) for name in ("source", "anomaly", "truth")}
+    written = read_volumes(report_dir / case["files"]["volumes"])
+    assert sorted(written) == ["anomaly", "source", "truth"]
     for image in written.values():
         assert image.shape == tuple(source.shape[1:]) == tuple(case["dims"])
         np.testing.assert_allclose(image.affine, np.asarray(source.affine), atol=1e-4)
@@ -132,18 +135,16 @@ def test_viewer_volumes_are_the_evaluated_maps_on_the_source_grid(sample_report,
     assert anomaly[tuple(case["peak_voxel"])] == pytest.approx(case["peak_value"]) == pytest.approx(np.nanmax(anomaly))
     peak_mm = written["anomaly"].affine @ np.array([*case["peak_voxel"], 1.0])
     np.testing.assert_allclose(peak_mm[:3], case["peak_mm"], atol=1e-4)
-    encoded = (report_dir / case["files"]["script"]).read_text()
-    for name in ("source", "anomaly", "truth"):  # the page opened from disk gets the very same bytes
-        blob = re.search(rf'"{name}": "([^"]+)"', encoded).group(1)
-        assert base64.b64decode(blob) == (report_dir / case["files"][name]).read_bytes()
+    stored = sorted(p.name for p in (report_dir / case["files"]["volumes"]).parent.iterdir())
+    assert stored == ["volumes.js"]  # each volume stored once: no .nii.gz beside its base64 copy
 
 
 def test_viewer_keeps_a_nifti_sources_header(sample_report):
     report_dir, manifest, _ = sample_report
     case = _case(report_dir, "mri")
     source = nib.load(str(manifest.parent / case["image_path"]))
-    for name in ("source", "anomaly", "truth"):
-        header = nib.load(str(report_dir / case["files"][name])).header
+    for image in read_volumes(report_dir / case["files"]["volumes"]).values():
+        header = image.header
         assert header.get_xyzt_units() == source.header.get_xyzt_units()
         assert (int(header["sform_code"]), int(header["qform_code"])) == (
             int(source.header["sform_code"]), int(source.header["qform_code"]))
@@ -164,7 +165,7 @@ def test_unpredicted_slices_are_nan_not_zero(sample_report, tmp_path):
     part.write_text("".join(json.dumps(entries[n]) + "\n" for n in keep))
     evaluate_predictions(part, manifest.parent, tmp_path / "pred", tmp_path / "report", examples_per_group=1)
     case = _case(tmp_path / "report", "mri")
-    anomaly = nib.load(str(tmp_path / "report" / case["files"]["anomaly"])).get_fdata()
+    anomaly = read_volumes(tmp_path / "report" / case["files"]["volumes"])["anomaly"].get_fdata()
     assert case["slices"] == [1, 2]
     assert np.isnan(anomaly[..., [0, 3]]).all() and np.isfinite(anomaly[..., [1, 2]]).all()
 

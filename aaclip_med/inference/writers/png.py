@@ -10,6 +10,7 @@ import torch
 from matplotlib import colormaps
 from PIL import Image
 
+from aaclip_med.data.display import display_image, to_rgb8
 from aaclip_med.files import atomic_path
 
 __all__ = ["colorize", "write_heatmap_png", "write_blend_png", "image_to_rgb8"]
@@ -31,14 +32,8 @@ def colorize(score_map: np.ndarray, value_range: tuple[float, float] | None = No
 
 
 def image_to_rgb8(image: torch.Tensor | np.ndarray, intensity_max: float | None = None) -> np.ndarray:
-    """(C, H, W) loaded image -> (H, W, 3) uint8 for display (scaled by ``intensity_max`` or min/max)."""
-    array = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image, dtype=np.float64)
-    array = np.repeat(array[:1], 3, axis=0) if array.shape[0] != 3 else array
-    if intensity_max:
-        array = array / intensity_max
-    else:
-        array = (array - array.min()) / max(float(array.max() - array.min()), 1e-12)
-    return (np.clip(np.moveaxis(array, 0, -1), 0, 1) * 255).round().astype(np.uint8)
+    """(C, H, W) loaded image -> (H, W, 3) uint8, by the package's display rule (:mod:`aaclip_med.data.display`)."""
+    return to_rgb8(display_image(image, intensity_max))
 
 
 def _save_png(rgb: np.ndarray, path: str | os.PathLike) -> Path:

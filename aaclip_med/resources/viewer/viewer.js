@@ -70,19 +70,15 @@
     };
   }
 
-  // Served over http(s): the .nii.gz files. Opened from disk (file://, where fetch is refused): the
-  // same bytes from the case's volumes.js, loaded by a script tag.
+  // Each case's volumes are stored once, in its volumes.js (base64 of the .nii.gz bytes), loaded by a
+  // script tag: browsers refuse fetch from file://, and a served folder works the same way.
   async function loadVolumes(c) {
     const options = layerOptions(c);
-    if (location.protocol === "http:" || location.protocol === "https:") {
-      state.loadedFrom = "url";
-      return Promise.all(LAYERS.map((name) =>
-        niivue.NVImage.loadFromUrl({ url: c.files[name], name: name + ".nii.gz", ...options[name] })));
-    }
-    await loadScript(c.files.script);
+    await loadScript(c.files.volumes);
     const encoded = (window.aaclipVolumes || {})[c.key];
-    if (!encoded) throw new Error(c.files.script + " holds no volumes for " + c.key);
+    if (!encoded) throw new Error(c.files.volumes + " holds no volumes for " + c.key);
     state.loadedFrom = "script";
+    saveLinks(encoded);
     return Promise.all(LAYERS.map((name) =>
       niivue.NVImage.loadFromBase64({ base64: encoded[name], name: name + ".nii.gz", ...options[name] })));
   }
@@ -141,12 +137,21 @@
       fmt(c.range[1]) + "); default threshold: " + c.threshold_reason + ". Slices with a prediction: " +
       c.slices.join(", ") + " of " + c.dims[2] + ". Crosshair starts at the highest anomaly value (" +
       fmt(c.peak_value) + "); click to move it.";
+  }
+
+  // Save links for the three volumes: the bytes already loaded from volumes.js, decoded on click.
+  function saveLinks(encoded) {
     const files = byId("volume-files");
-    files.textContent = "Files (open in 3D Slicer, ITK-SNAP): ";
+    files.textContent = "Save the volumes (open in 3D Slicer, ITK-SNAP): ";
     LAYERS.forEach((name) => {
       const link = document.createElement("a");
-      link.href = c.files[name];
+      link.href = "#";
+      link.download = name + ".nii.gz";
       link.textContent = name + ".nii.gz";
+      link.onclick = () => {
+        const bytes = Uint8Array.from(atob(encoded[name]), (ch) => ch.charCodeAt(0));
+        link.href = URL.createObjectURL(new Blob([bytes], { type: "application/gzip" }));
+      };
       files.appendChild(link);
       files.appendChild(document.createTextNode(" "));
     });
