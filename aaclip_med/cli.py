@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-weights": ("aaclip_med.commands.import_weights", "convert the authors' text/image adapter .pth files"),
     "sample": ("aaclip_med.commands.sample", "generate the bundled multi-modality sample data set"),
     "demo": ("aaclip_med.commands.demo", "sample data -> inference -> overlays -> evaluation report"),
+    "export": ("aaclip_med.commands.export", "one graph from image to anomaly map: TorchScript, ONNX, OpenVINO, int8"),
     "pacs": ("aaclip_med.commands.pacs", "PACS: retrieve series (DICOMweb) or receive them (DIMSE), store SEG/PM back"),
 }
 
@@ -124,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\naaclip-med: interrupted; finished outputs are kept, re-run the same command to resume", file=sys.stderr)
         return 130
-    except (ValueError, OSError, RuntimeError) as err:
-        # Errors users can act on: print the message (it names the file and the fix), no traceback.
+    except (ValueError, OSError, RuntimeError, ImportError) as err:
+        # Errors users can act on: print the message (it names the file and the fix, or the extra
+        # to install), no traceback.
         print(f"aaclip-med {top.command}: error: {err}", file=sys.stderr)
         return 1
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aaclip_med.commands._common import (
     INFERENCE_PRECISIONS,
+    add_engine_arguments,
     add_model_arguments,
     add_progress_argument,
     check_model_arguments,
@@ -89,6 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="seed of the untrained adapters' initialisation (without --weights)")
     add_progress_argument(run_group)
     add_model_arguments(parser)
+    add_engine_arguments(parser)
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -163,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     cases = discover_cases(args.inputs) if args.inputs and not args.manifest else []
     torch.manual_seed(args.seed)
     model = model_from_args(args)
+    if hasattr(model, "fill_options"):  # an exported graph: class, preset and domain default to its card's
+        options = model.fill_options(options)
     options.check_model(model)
     if args.calibrate_normals:
         options = options.replace(calibration=_fit_calibration(args, options, model))
