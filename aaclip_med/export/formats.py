@@ -53,6 +53,7 @@ def _traceable() -> Iterator[None]:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice (torch >= 2.10)
             yield
     finally:
         torch.backends.mha.set_fastpath_enabled(fast)

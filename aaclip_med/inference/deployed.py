@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,9 @@ class DeployedConfig:
 
 
 def _torch_runner(path: Path, threads: int):
-    module = torch.jit.load(str(path), map_location="cpu").eval()
+    with warnings.catch_warnings():  # torch >= 2.10 announces TorchScript's deprecation on every load
+        warnings.simplefilter("ignore", FutureWarning)
+        module = torch.jit.load(str(path), map_location="cpu").eval()
 
     def run(images: np.ndarray) -> list[np.ndarray]:
         with torch.inference_mode():
