@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -32,7 +33,8 @@ def exported_ts(bundle: Path, folders, trained: Path, tiny: list[str]) -> Path:
 
 def test_ckpt_export_traces_the_trained_network(exported_ts: Path, trained: Path, tiny: list[str]):
     extra = {"metadata.json": "", "inference.json": ""}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.10 announces TorchScript's deprecation
         traced = torch.jit.load(str(exported_ts), _extra_files=extra)
         weights = tiny[tiny.index("--backbone_weights") + 1]
         network = AnomalyMapNet(load_adapters(trained / "adapters.safetensors", pretrained=weights), "scan").eval()
