@@ -156,7 +156,8 @@ class DeployedModel:
         return torch.zeros(0)
 
     def fill_options(self, options):
-        """``options`` with what the run leaves open taken from the card: class, description, preset, domain."""
+        """``options`` with what the run leaves open taken from the card (class, description, preset,
+        domain), and the CPU as the device."""
         from aaclip_med.presets import AUTO
 
         identity = self.card["identity"]
@@ -167,6 +168,8 @@ class DeployedModel:
             changes["modality"] = identity["preset"]
         if not options.domain:
             changes["domain"] = identity["domain"]
+        if not options.device:  # the engines run on the CPU, also on a machine with a GPU
+            changes["device"] = "cpu"
         return options.replace(**changes) if changes else options
 
     def check_options(self, options) -> None:

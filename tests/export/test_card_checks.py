@@ -46,7 +46,11 @@ def test_engine_must_fit_the_format(engine_runs, tmp_path, capsys):
 def test_card_defaults_fill_the_options(engine_runs):
     model = DeployedModel(engine_runs / "torchscript", "torch")
     options = model.fill_options(InferenceOptions())
-    assert (options.class_name, options.description, options.modality, options.domain) == ("scan", "scan", "ct", "medical")
+    assert (options.class_name, options.description, options.modality, options.domain, options.device) == (
+        "scan", "scan", "ct", "medical", "cpu")
+    assert model.fill_options(InferenceOptions(class_name="scan", modality="ct")).class_name == "scan"
+    with pytest.raises(ValueError, match="runs on the CPU; drop --device cuda"):
+        model.to("cuda")
     assert model.recorded_identity["backbone"] == "aaclip-tiny"
 
 
