@@ -31,12 +31,12 @@ import pydicom
 import torch
 from _common import emit, host_info, print_table
 
+from aaclip_med.inference import InferenceOptions
 from aaclip_med.model import AAClipConfig, build_aaclip
 from aaclip_med.pacs import (
     Credentials,
     DicomWebServer,
     DimseNode,
-    InferOptions,
     dicomweb,
     listen,
     run_pacs,
@@ -121,7 +121,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     model = build_aaclip(AAClipConfig(backbone=args.backbone, pretrained="random")).eval()
-    options = InferOptions(modality="ct", threshold=0.5, device="cpu")
+    options = InferenceOptions(modality="ct", threshold=0.5, device="cpu")
     emit({"host": host_info(torch.device("cpu")), "series": args.series, "slices": args.slices, "side": args.side,
           "backbone": args.backbone})
     rows = []

@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import logging
 import math
 import os
-import struct
 from importlib import resources
 from pathlib import Path
 
+from aaclip_med.inference.options import SLICE_AXES, InferenceOptions, SliceOptions
+from aaclip_med.model.adapter_file import read_adapter_metadata
+from aaclip_med.model.config import check_image_size
 from aaclip_med.precision import INFERENCE_PRECISIONS, PRECISIONS
+from aaclip_med.presets import AUTO, modality_choices
 
 __all__ = [
     "INFERENCE_PRECISIONS",
     "PRECISIONS",
     "add_engine_arguments",
+    "add_inference_arguments",
     "add_model_arguments",
     "add_progress_argument",
     "check_model_arguments",
@@ -31,16 +34,14 @@ __all__ = [
     "descriptions_from_args",
     "finite_float",
     "fraction",
+    "inference_options_from_args",
     "model_from_args",
-    "read_adapter_header",
 ]
 
 logger = logging.getLogger(__name__)
 
 PAPER_BACKBONE = "ViT-L-14-336"
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
-_IMPORT_HINT = ("the authors' text_adapter.pth / image_adapter.pth are converted with 'aaclip-med import-weights "
-                "--text-adapter text_adapter.pth --image-adapter image_adapter.pth --out adapters.safetensors'")
 
 
 def finite_float(text: str) -> float:
@@ -152,63 +153,104 @@ def add_progress_argument(parser: argparse.ArgumentParser) -> None:
                         help="no progress bars (they are shown only when the output is a terminal)")
 
 
+def _slice_range(text: str) -> tuple[int, int | None]:
+    start, sep, stop = text.partition(":")
+    try:
+        bounds = (int(start) if start else 0, int(stop) if stop else None)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected START:STOP (e.g. 10:80, 10:), got {text!r}") from err
+    if not sep or bounds[0] < 0 or (bounds[1] is not None and bounds[1] <= bounds[0]):
+        raise argparse.ArgumentTypeError(f"expected START:STOP with 0 <= START < STOP, got {text!r}")
+    return bounds
+
+
+def add_inference_arguments(parser: argparse.ArgumentParser, dicom_flag: bool = True) -> None:
+    """Every :class:`~aaclip_med.inference.InferenceOptions` setting as options, declared once for
+    ``infer``, ``pacs run``/``pacs listen`` and the MONAI Deploy app (defaults are the options' own).
+
+    Args:
+        parser: the command's parser.
+        dicom_flag: offer ``--dicom-out``; the PACS commands always write DICOM and leave it out.
+    """
+    defaults = InferenceOptions()
+    data = parser.add_argument_group("inputs")
+    data.add_argument("--modality", choices=modality_choices(), default=defaults.modality, metavar="PRESET",
+                      help=f"preprocessing preset: {', '.join(modality_choices())}. '{AUTO}' picks one per source "
+                           "(DICOM Modality tag; 8-bit images: photo; NIfTI: ct if Hounsfield air, else mri) and "
+                           "logs why")
+    data.add_argument("--domain", choices=("medical", "industrial"), help="default: photo -> industrial, else medical")
+    data.add_argument("--class-name", help="class of the inputs; picks the description and the calibration "
+                                           "(default: the --description text if given, else 'scan')")
+    data.add_argument("--description", help="class description text (overrides the registries)")
+    data.add_argument("--descriptions", help="JSON file or inline JSON: class name -> description")
+    volumes = parser.add_argument_group("volumes")
+    volumes.add_argument("--slice-axis", choices=[str(axis) for axis in SLICE_AXES], default=str(defaults.slices.axis),
+                         help="axis volumes are cut along ('acquisition': a DICOM series' stacking axis)")
+    volumes.add_argument("--slice-range", type=_slice_range, default=None, metavar="START:STOP",
+                         help="only slices START..STOP-1 (default: all)")
+    volumes.add_argument("--min-foreground", type=fraction, default=defaults.slices.min_foreground, metavar="FRACTION",
+                         help="slices with less foreground (pixels above -500 HU for CT, above the volume minimum "
+                              "otherwise) do not count in the case score")
+    volumes.add_argument("--skip-empty", action="store_true",
+                         help="do not predict slices under --min-foreground at all (faster; their map is 0)")
+    outputs = parser.add_argument_group("outputs")
+    outputs.add_argument("--threshold", type=finite_float, metavar="T",
+                         help="raw map value for the binary mask / DICOM SEG (default: no mask)")
+    if dicom_flag:
+        outputs.add_argument("--dicom-out", action="store_true",
+                             help="also write DICOM SEG and Parametric Map (highdicom)")
+    outputs.add_argument("--force", action="store_true",
+                         help="recompute every case when OUT holds work done with other settings")
+    calib = parser.add_argument_group("calibration")
+    calib.add_argument("--calibration", metavar="FILE", help="calibration JSON to apply (z-scores, normal percentiles)")
+    calib.add_argument("--allow-calibration-mismatch", action="store_true",
+                       help="apply a calibration fitted with other weights, modality, domain or class (warned)")
+    run_group = parser.add_argument_group("execution")
+    run_group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default=defaults.precision,
+                           help="auto: bf16/fp16 where the device runs it natively, else fp32; int8: dynamic int8 "
+                                "image tower (CPU)")
+    run_group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="slices per forward pass")
+    run_group.add_argument("--workers", type=int, default=defaults.workers, help="DataLoader workers loading cases ahead")
+    run_group.add_argument("--seed", type=int, default=0,
+                           help="seed of the untrained adapters' initialisation (without --weights)")
+    add_progress_argument(run_group)
+    add_engine_arguments(parser)
+
+
+def inference_options_from_args(args: argparse.Namespace, **changes) -> InferenceOptions:
+    """The validated :class:`~aaclip_med.inference.InferenceOptions` the options of
+    :func:`add_inference_arguments` describe, ``--calibration`` loaded (no torch; a bad value
+    raises ValueError naming it).
+
+    Args:
+        args: the parsed arguments.
+        changes: settings the command fixes, e.g. ``dicom=True`` for PACS.
+    """
+    calibration = None
+    if args.calibration:
+        from aaclip_med.inference.calibration import load_calibration  # numpy, not torch
+
+        calibration = load_calibration(args.calibration)
+    start, stop = args.slice_range or (0, None)
+    axis = int(args.slice_axis) if args.slice_axis.isdigit() else args.slice_axis
+    options = InferenceOptions(
+        modality=args.modality, domain=args.domain, class_name=args.class_name, description=args.description,
+        descriptions=descriptions_from_args(args.descriptions), threshold=args.threshold,
+        dicom=getattr(args, "dicom_out", False), calibration=calibration,
+        allow_calibration_mismatch=args.allow_calibration_mismatch,
+        slices=SliceOptions(axis=axis, start=start, stop=stop, min_foreground=args.min_foreground,
+                            skip_empty=args.skip_empty),
+        precision=args.precision, batch_size=args.batch_size, workers=args.workers, device=args.device,
+        weights=args.weights, progress=not args.no_progress, force=args.force,
+    )
+    return options.replace(**changes) if changes else options
+
+
 def check_paths(**paths: str | None) -> None:
     """Raise FileNotFoundError naming the option of the first given path that does not exist."""
     for option, value in paths.items():
         if value and not Path(value).exists():
             raise FileNotFoundError(f"--{option.replace('_', '-')} {value}: no such file or folder")
-
-
-def read_adapter_header(path: str | os.PathLike) -> dict:
-    """The aaclip-med metadata of an adapters file, read from its safetensors header (no torch).
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: it is not a safetensors file (a .pth pickle, a zip), naming the way to convert it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--weights {path}: no such file ({_IMPORT_HINT})")
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-        length = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
-        text = handle.read(length) if 0 < length <= size - 8 else b""
-    try:
-        header = json.loads(text.decode("utf-8")) if text[:1] == b"{" else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        header = None
-    if not isinstance(header, dict):
-        kind = "a PyTorch zip checkpoint" if head[:2] == b"PK" else "a pickle" if head[:1] == b"\x80" else "something else"
-        msg = f"--weights {path} is not a safetensors adapters file (it looks like {kind}); {_IMPORT_HINT}"
-        raise ValueError(msg)
-    meta = header.get("__metadata__", {}).get("aaclip_med")
-    if meta is None and path.with_suffix(".json").is_file():
-        return json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-    return json.loads(meta) if meta else {}
-
-
-def _patch_size(backbone: str) -> int | None:
-    """The backbone's patch size from its open_clip JSON config, found without importing open_clip."""
-    own = resources.files("aaclip_med").joinpath("configs", "open_clip", f"{backbone}.json")
-    spec = importlib.util.find_spec("open_clip")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    candidates = [own] + [Path(loc) / "model_configs" / f"{backbone}.json" for loc in locations]
-    for candidate in candidates:
-        if candidate.is_file():
-            patch = json.loads(candidate.read_text(encoding="utf-8")).get("vision_cfg", {}).get("patch_size")
-            return int(patch) if isinstance(patch, int) else None
-    return None
-
-
-def _check_image_size(image_size: int, backbone: str) -> None:
-    if image_size < 1:
-        raise ValueError(f"--image-size must be a positive number of pixels, got {image_size}")
-    patch = _patch_size(backbone)
-    if patch and image_size % patch:
-        lower, upper = max(patch, image_size // patch * patch), (image_size // patch + 1) * patch
-        msg = f"--image-size {image_size} is not a multiple of the patch size {patch} of {backbone}; use {lower} or {upper}"
-        raise ValueError(msg)
 
 
 def check_model_arguments(args: argparse.Namespace, default_backbone: str = PAPER_BACKBONE) -> None:
@@ -232,7 +274,7 @@ def check_model_arguments(args: argparse.Namespace, default_backbone: str = PAPE
                                 "as 'openai', or 'random')")
     backbone = args.backbone or default_backbone
     if args.weights:
-        config = read_adapter_header(args.weights).get("config", {})
+        config = read_adapter_metadata(args.weights)["config"]
         recorded_backbone, recorded_size = config.get("backbone"), config.get("image_size")
         if args.backbone and recorded_backbone and args.backbone != recorded_backbone:
             raise ValueError(f"--backbone {args.backbone} differs from the backbone {recorded_backbone} of {args.weights}")
@@ -242,7 +284,7 @@ def check_model_arguments(args: argparse.Namespace, default_backbone: str = PAPE
             raise ValueError(msg)
         backbone = recorded_backbone or backbone
     if args.image_size is not None:
-        _check_image_size(args.image_size, backbone)
+        check_image_size(args.image_size, backbone)
 
 
 def model_from_args(args: argparse.Namespace, for_training: bool = False, default_backbone: str = PAPER_BACKBONE):

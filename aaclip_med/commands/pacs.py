@@ -13,14 +13,12 @@ import signal
 import threading
 
 from aaclip_med.commands._common import (
+    add_inference_arguments,
     add_model_arguments,
     check_model_arguments,
-    descriptions_from_args,
-    finite_float,
+    inference_options_from_args,
     model_from_args,
 )
-from aaclip_med.precision import INFERENCE_PRECISIONS
-from aaclip_med.presets import AUTO, modality_choices
 
 __all__ = ["add_arguments", "run"]
 
@@ -28,19 +26,8 @@ logger = logging.getLogger(__name__)
 
 
 def _add_infer_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("inference (as in 'aaclip-med infer')")
-    group.add_argument("--modality", choices=modality_choices(), default=AUTO, metavar="PRESET",
-                       help=f"preset: {', '.join(modality_choices())}; 'auto': from each series' Modality")
-    group.add_argument("--domain", choices=("medical", "industrial"), help="default: from the preset")
-    group.add_argument("--class-name", default="scan", help="class of the series (picks the description)")
-    group.add_argument("--description", help="class description text (overrides the registry)")
-    group.add_argument("--descriptions", help="JSON file or inline JSON: class name -> description")
-    group.add_argument("--threshold", type=finite_float, metavar="T", help="raw map value of the DICOM SEG (without it: Parametric Map only)")
-    group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
-                       help="auto (bf16 where the device runs it natively, else fp32), fp32, bf16, fp16, or int8 (CPU)")
-    group.add_argument("--batch-size", type=int, default=8, help="slices per forward pass")
-    group.add_argument("--seed", type=int, default=0, help="seed for building untrained/random parts identically")
-    group.add_argument("--calibration", help="calibration JSON to apply (written by 'aaclip-med infer --calibrate-normals')")
+    # the same declaration as 'aaclip-med infer' (DICOM outputs are always written here)
+    add_inference_arguments(parser, dicom_flag=False)
     add_model_arguments(parser)
 
 
@@ -86,15 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace):
-    from aaclip_med.inference import load_calibration
-    from aaclip_med.pacs import InferOptions
-
-    return InferOptions(
-        modality=args.modality, domain=args.domain, class_name=args.class_name, description=args.description,
-        descriptions=descriptions_from_args(args.descriptions), threshold=args.threshold,
-        calibration=load_calibration(args.calibration) if args.calibration else None, precision=args.precision,
-        batch_size=args.batch_size, device=args.device, weights=args.weights,
-    )
+    """The run's InferenceOptions, validated (a bad value is refused before any model or series work)."""
+    return inference_options_from_args(args, dicom=True)
 
 
 def _model(args: argparse.Namespace):
@@ -104,13 +84,13 @@ def _model(args: argparse.Namespace):
     return model_from_args(args)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, options) -> int:
     from aaclip_med.pacs import DicomWebServer, read_credentials, run_pacs
 
     credentials = read_credentials(args.user, args.password_file, args.token_file)
     server = DicomWebServer(args.url, credentials, args.ca_bundle, not args.insecure, args.timeout, args.retries)
     record = run_pacs(server, _model(args), args.out, studies=args.study, series=args.series, query=args.query,
-                      options=_options(args), keep_sources=args.keep_sources)
+                      options=options, keep_sources=args.keep_sources)
     counts = record["counts"]
     print(f"done {counts['done']}, skipped {counts['skipped']}, ignored {counts['ignored']}, "
           f"failed {counts['failed']} -> {args.out}")
@@ -119,7 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
-def _listen(args: argparse.Namespace) -> int:
+def _listen(args: argparse.Namespace, options) -> int:
     from aaclip_med.pacs import DimseNode, listen
 
     forward = DimseNode.parse(args.forward)
@@ -127,7 +107,7 @@ def _listen(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     counts = listen(_model(args), args.out, ae_title=args.ae_title, port=args.port, forward=forward,
-                    options=_options(args), host=args.host, quiet_seconds=args.quiet_seconds,
+                    options=options, host=args.host, quiet_seconds=args.quiet_seconds,
                     resend_seconds=args.resend_seconds, accept_from=args.accept_from, keep_sources=args.keep_sources,
                     timeout=args.timeout, stop=stop)
     print(f"stopped: done {counts['done']}, ignored {counts['ignored']}, failed {counts['failed']}")
@@ -138,4 +118,5 @@ def run(args: argparse.Namespace) -> int:
     # pynetdicom logs whole PDUs at debug level; its info lines are enough for network problems
     logging.getLogger("pynetdicom").setLevel(max(logging.getLogger("pynetdicom").getEffectiveLevel(), logging.INFO))
     check_model_arguments(args)  # wrong paths and sizes are refused before any model work
-    return _run(args) if args.pacs_command == "run" else _listen(args)
+    options = _options(args)
+    return _run(args, options) if args.pacs_command == "run" else _listen(args, options)

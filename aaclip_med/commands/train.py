@@ -19,10 +19,11 @@ from pathlib import Path
 
 from aaclip_med.commands._common import (
     add_model_arguments,
+    check_model_arguments,
     descriptions_from_args,
     model_from_args,
-    read_adapter_header,
 )
+from aaclip_med.model.adapter_file import read_adapter_metadata
 from aaclip_med.precision import PRECISIONS
 from aaclip_med.training.config import STAGE1_LEVELS, StageConfig, TrainConfig
 
@@ -161,11 +162,12 @@ def _early_checks(args: argparse.Namespace, config: TrainConfig) -> None:
         return
     out = Path(config.out_dir)
     state = load_train_state(out / STATE_FILE) if config.resume and (out / STATE_FILE).is_file() else None
-    carried = carried_stages(read_adapter_header(args.weights).get("extra")) if args.weights else set()
+    carried = carried_stages(read_adapter_metadata(args.weights).get("extra")) if args.weights else set()
     check_stage2_start(out, state, carried)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_model_arguments(args)  # sizes, backbones and weight files: refused before torch is imported
     import torch
 
     from aaclip_med.training import run_training

@@ -29,7 +29,7 @@ from .readers import DicomSeriesReader
 
 __all__ = [
     "LoadSource", "LoadSourced", "load_image", "source_kind", "check_finite", "INTENSITY_MAX", "DICOM_MODALITY",
-    "DEFAULT_MAX_PIXELS", "SUPPORTED",
+    "DEFAULT_MAX_PIXELS", "SUPPORTED", "check_pixel_limit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def check_finite(image: torch.Tensor, path: str | PathLike) -> None:
         raise DataError(path, f"holds {bad} NaN/Inf voxel(s); fix or mask them before use")
 
 
-def check_image_size(path: Path, max_pixels: int | None) -> None:
+def check_pixel_limit(path: Path, max_pixels: int | None) -> None:
     """Refuse a plain image above `max_pixels` from its header alone (nothing is decoded).
 
     Raises:
@@ -166,7 +166,7 @@ def load_image(
     path = Path(path)
     kind = source_kind(path)
     if kind == "image":
-        check_image_size(path, max_pixels)
+        check_pixel_limit(path, max_pixels)
     try:
         image = _loader(kind, series_uid)(path)
     except DataError:

@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 from .errors import DataError
-from .loading import DEFAULT_MAX_PIXELS, check_image_size, load_image, source_kind
+from .loading import DEFAULT_MAX_PIXELS, check_pixel_limit, load_image, source_kind
 from .slicing import SliceVolume
 
 __all__ = ["LOSSY_THRESHOLD", "mask_is_lossy", "mask_foreground", "read_mask", "resize_mask"]
@@ -65,7 +65,7 @@ def mask_foreground(values: np.ndarray | torch.Tensor, lossy: bool) -> torch.Ten
 
 
 def _read_plain_mask(path: Path, max_pixels: int | None) -> torch.Tensor:
-    check_image_size(path, max_pixels)
+    check_pixel_limit(path, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -17,11 +17,19 @@ from typing import Any
 from aaclip_med.precision import INFERENCE_PRECISIONS
 from aaclip_med.presets import AUTO, resolve_modality_name
 
-__all__ = ["InferenceOptions", "SliceOptions", "DEFAULT_CLASS", "MIN_FOREGROUND", "check_threshold", "map_range"]
+__all__ = [
+    "InferenceOptions",
+    "SliceOptions",
+    "DEFAULT_CLASS",
+    "MIN_FOREGROUND",
+    "SLICE_AXES",
+    "check_threshold",
+    "map_range",
+]
 
 DEFAULT_CLASS = "scan"  # class (and description) of inputs when neither is given: BMAD's medical prompt
 MIN_FOREGROUND = 0.05  # default fraction of a volume slice that must be foreground to count in the case score
-_AXES = ("acquisition", "axial", "coronal", "sagittal", 0, 1, 2)
+SLICE_AXES = ("acquisition", "axial", "coronal", "sagittal", 0, 1, 2)  # what SliceOptions.axis accepts
 _DOMAINS = ("medical", "industrial")
 
 
@@ -50,8 +58,8 @@ class SliceOptions:
     skip_empty: bool = False
 
     def __post_init__(self) -> None:
-        if self.axis not in _AXES:
-            raise ValueError(f"slice axis must be one of {list(_AXES)}, got {self.axis!r}")
+        if self.axis not in SLICE_AXES:
+            raise ValueError(f"slice axis must be one of {list(SLICE_AXES)}, got {self.axis!r}")
         if self.start < 0 or (self.stop is not None and self.stop <= self.start):
             raise ValueError(f"slice range needs 0 <= start < stop, got start={self.start}, stop={self.stop}")
         if not (isinstance(self.min_foreground, (int, float)) and 0.0 <= self.min_foreground <= 1.0):

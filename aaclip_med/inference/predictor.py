@@ -27,24 +27,13 @@ from aaclip_med.data.modality import ModalityChoice, detect_modality
 from aaclip_med.data.pipeline import inference_transforms
 from aaclip_med.keys import Domain, Keys
 from aaclip_med.model import Prediction
+from aaclip_med.model.config import check_image_size
 from aaclip_med.model.fast import FastPredictor
 from aaclip_med.presets import AUTO, get_modality, resolve_modality_name
 
-__all__ = ["Predictor", "SlicePredictions", "check_image_size", "default_domain", "resize_map"]
+__all__ = ["Predictor", "SlicePredictions", "default_domain", "resize_map"]
 
 logger = logging.getLogger(__name__)
-
-
-def check_image_size(model: nn.Module) -> None:
-    """Refuse a network whose input side is not a whole number of patches (the map grid would be cut)."""
-    size = int(model.config.image_size)
-    patch = getattr(getattr(getattr(model, "clip", None), "visual", None), "patch_size", None)
-    patch = int(patch[0] if isinstance(patch, (tuple, list)) else patch) if patch else None
-    if patch and size % patch:
-        lower, upper = size // patch * patch, (size // patch + 1) * patch
-        msg = (f"image size {size} is not a multiple of the patch size {patch} of {model.config.backbone}; "
-               f"use {lower or patch} or {upper}")
-        raise ValueError(msg)
 
 
 def default_domain(modality: str) -> str:
@@ -108,7 +97,7 @@ class Predictor:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        check_image_size(model)
+        check_image_size(int(model.config.image_size), model.config.backbone)
         self.modality = resolve_modality_name(modality, allow_auto=True)
         self.fixed_domain = str(Domain(domain)) if domain else None
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

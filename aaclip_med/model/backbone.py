@@ -22,7 +22,7 @@ import open_clip
 import torch
 from open_clip.model import resize_pos_embed
 
-from aaclip_med.model.config import AAClipConfig
+from aaclip_med.model.config import AAClipConfig, check_image_size
 
 __all__ = [
     "BackboneWeightsError",
@@ -107,7 +107,11 @@ def _scaled_levels(depth: int) -> tuple[int, ...]:
 
 
 def resolve_config(config: AAClipConfig) -> AAClipConfig:
-    """Fill the ``None`` fields of ``config`` from the backbone preset or by depth scaling."""
+    """Fill the ``None`` fields of ``config`` from the backbone preset or by depth scaling.
+
+    Every network is built from a resolved config (API, CLI, training, bundle), so the checks here
+    (a ViT, depths in range, an input side that is a whole number of patches) hold for all of them.
+    """
     _check_known_model(config.backbone)
     preset = get_backbone_preset(config.backbone) or {}
     model_cfg = open_clip.get_model_config(config.backbone)
@@ -133,6 +137,7 @@ def resolve_config(config: AAClipConfig) -> AAClipConfig:
         changes["text_adapter_layers"] = int(preset.get("text_adapter_layers", default_kt))
     resolved = config.replace(**changes)
     _validate_depths(resolved, vdepth, tdepth)
+    check_image_size(resolved.image_size, resolved.backbone)
     return resolved
 
 

@@ -20,6 +20,13 @@ from safetensors.torch import load_file, save_file
 
 from aaclip_med.files import atomic_path, write_json_atomic
 from aaclip_med.model.aaclip import AAClip
+from aaclip_med.model.adapter_file import (
+    FORMAT_VERSION,
+    IMPORT_HINT,
+    META_KEY,
+    CheckpointError,
+    read_adapter_metadata,
+)
 from aaclip_med.model.config import AAClipConfig
 
 __all__ = [
@@ -35,14 +42,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
-_META_KEY = "aaclip_med"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unsafe, corrupt or does not fit the network."""
-
 
 def save_adapters(model: AAClip, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
     """Save adapter and head weights to ``path`` (``.safetensors``) and the config beside it (``.json``).
@@ -66,7 +65,7 @@ def save_adapter_state(
         path = path.with_name(path.name + ".safetensors")
     meta = {"format_version": FORMAT_VERSION, "config": config.to_dict(), "extra": extra or {}}
     state = {k: v.detach().float().contiguous().cpu() for k, v in state.items()}
-    header = {_META_KEY: json.dumps(meta, sort_keys=True)}
+    header = {META_KEY: json.dumps(meta, sort_keys=True)}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=header)
     write_json_atomic(path.with_suffix(".json"), meta, sort_keys=True)
@@ -76,29 +75,11 @@ def save_adapter_state(
 
 def read_adapter_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(metadata with ``config``, state dict) of a file written by :func:`save_adapters`."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"Adapter checkpoint {str(path)!r} does not exist.")
+    meta = read_adapter_metadata(path)  # missing, not safetensors, no config, too new: refused here
     try:
         state = load_file(str(path), device="cpu")
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            header = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
-        msg = (f"{str(path)!r} is not a readable safetensors file: {err} (the authors' .pth files are converted "
-               "with 'aaclip-med import-weights')")
-        raise CheckpointError(msg) from err
-    if _META_KEY in header:
-        meta = json.loads(header[_META_KEY])
-    elif path.with_suffix(".json").is_file():
-        meta = json.loads(path.with_suffix(".json").read_text())
-    else:
-        msg = f"{str(path)!r} has no AA-CLIP config (header key {_META_KEY!r} or a .json beside it)."
-        raise CheckpointError(msg)
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        msg = f"{str(path)!r} has format version {meta['format_version']}; this aaclip-med reads <= {FORMAT_VERSION}."
-        raise CheckpointError(msg)
+        raise CheckpointError(f"{path} is not a readable safetensors file: {err}; {IMPORT_HINT}") from err
     return meta, state
 
 

@@ -1,15 +1,20 @@
 """Configuration of an AA-CLIP network: which backbone, which blocks are adapted, which are tapped.
 
 The config travels with trained adapters (as JSON) so a checkpoint always rebuilds the same network.
+This module imports only the standard library: the CLI checks sizes with it before torch is loaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import json
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
-__all__ = ["AAClipConfig"]
+__all__ = ["AAClipConfig", "check_image_size", "patch_size"]
 
 
 @dataclass
@@ -59,3 +64,36 @@ class AAClipConfig:
     def replace(self, **changes: Any) -> AAClipConfig:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+def patch_size(backbone: str) -> int | None:
+    """The patch side of ``backbone`` in pixels, from its open_clip model config JSON (no torch).
+
+    The package's own architectures (``configs/open_clip``) are looked up first, then open_clip's
+    ``model_configs`` folder, found without importing open_clip. None when neither knows the name
+    (the backbone loader then names the problem).
+    """
+    own = resources.files("aaclip_med").joinpath("configs", "open_clip", f"{backbone}.json")
+    spec = importlib.util.find_spec("open_clip")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for candidate in [own, *(Path(loc) / "model_configs" / f"{backbone}.json" for loc in locations)]:
+        if candidate.is_file():
+            patch = json.loads(candidate.read_text(encoding="utf-8")).get("vision_cfg", {}).get("patch_size")
+            return int(patch) if isinstance(patch, int) else None
+    return None
+
+
+def check_image_size(image_size: int, backbone: str) -> None:
+    """Refuse an input side that is not a whole number of ``backbone``'s patches (the map grid would be cut).
+
+    Raises:
+        ValueError: naming the size, the patch size and the two nearest sizes that work.
+    """
+    if image_size < 1:
+        raise ValueError(f"image size must be a positive number of pixels, got {image_size}")
+    patch = patch_size(backbone)
+    if patch and image_size % patch:
+        nearest = sorted({image_size // patch * patch or patch, (image_size // patch + 1) * patch})
+        msg = (f"image size {image_size} is not a multiple of the patch size {patch} of {backbone}; "
+               f"use {' or '.join(map(str, nearest))}")
+        raise ValueError(msg)

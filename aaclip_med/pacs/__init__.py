@@ -8,31 +8,32 @@ Two ways in, one inference (:func:`aaclip_med.inference.run_inference` with DICO
   period) and its results are sent by C-STORE to a destination node.
 
 Settings: :class:`DicomWebServer` (with :func:`read_credentials`: secrets from the environment or a
-file), :class:`DimseNode`, :class:`InferOptions`. Failures are :class:`PacsError` with one-line
-messages naming the server and the UID. Needs the ``pacs`` extra (dicomweb-client, pynetdicom).
+file), :class:`DimseNode`, and for inference the package's one
+:class:`~aaclip_med.inference.InferenceOptions` (every setting of ``aaclip-med infer``, slicing
+included). Failures are :class:`PacsError` with one-line messages naming the server and the UID. Needs the ``pacs`` extra (dicomweb-client, pynetdicom).
 
 Example::
 
+    from aaclip_med.inference import InferenceOptions
     from aaclip_med.model import load_adapters
-    from aaclip_med.pacs import DicomWebServer, InferOptions, read_credentials, run_pacs
+    from aaclip_med.pacs import DicomWebServer, read_credentials, run_pacs
 
     server = DicomWebServer("https://pacs.example.org/dicom-web", read_credentials())
     record = run_pacs(server, load_adapters("adapters.safetensors"), "out",
-                      query="Modality=MR&StudyDate=20240101-20240131", options=InferOptions(threshold=0.6))
+                      query="Modality=MR&StudyDate=20240101-20240131", options=InferenceOptions(threshold=0.6))
     print(record["counts"])
 """
 
 from aaclip_med.pacs.errors import NotAnImageSeries, PacsError, SeriesError, ServerError
 from aaclip_med.pacs.listener import listen
 from aaclip_med.pacs.run import run_pacs
-from aaclip_med.pacs.settings import Credentials, DicomWebServer, DimseNode, InferOptions, read_credentials
+from aaclip_med.pacs.settings import Credentials, DicomWebServer, DimseNode, read_credentials
 from aaclip_med.pacs.state import SeriesState, series_key
 
 __all__ = [
     "Credentials",
     "DicomWebServer",
     "DimseNode",
-    "InferOptions",
     "NotAnImageSeries",
     "PacsError",
     "SeriesError",

@@ -31,8 +31,8 @@ import pydicom
 
 from aaclip_med.data.dicom import find_dicom_series
 from aaclip_med.data.errors import DataError
+from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.pacs.processing import SeriesProcessor
-from aaclip_med.pacs.settings import InferOptions
 from aaclip_med.pacs.state import INCOMING_DIR, instance_name, series_key
 
 try:
@@ -86,7 +86,7 @@ class SeriesIntakeOperator(Operator):
 class AAClipSeriesOperator(Operator):
     """Infers each received series key with :class:`SeriesProcessor`; keeps the statuses in ``self.statuses``."""
 
-    def __init__(self, fragment, *args, model, options: InferOptions, output_folder: Path, **kwargs) -> None:
+    def __init__(self, fragment, *args, model, options: InferenceOptions, output_folder: Path, **kwargs) -> None:
         self.processor = SeriesProcessor(model, options, output_folder, _keep_local, keep_sources=False)
         self.statuses: dict[str, str] = {}
         super().__init__(fragment, *args, **kwargs)
@@ -105,12 +105,16 @@ class AAClipDeployApp(Application):
 
     Args:
         model: the network (e.g. from ``load_adapters``).
-        options: inference settings (``threshold`` for a SEG).
+        options: inference settings (default :class:`InferenceOptions`; ``threshold`` for a SEG),
+            checked against ``model`` here.
         input_folder, output_folder: default to the SDK's input/output (``-i``/``-o`` or
             ``HOLOSCAN_INPUT_PATH``/``HOLOSCAN_OUTPUT_PATH``).
     """
 
-    def __init__(self, model, options: InferOptions, input_folder=None, output_folder=None, *args, **kwargs) -> None:
+    def __init__(self, model, options: InferenceOptions | None = None, input_folder=None, output_folder=None,
+                 *args, **kwargs) -> None:
+        options = (options or InferenceOptions()).replace(dicom=True)
+        options.check_model(model)  # refused here, at start, rather than once per series
         super().__init__(*args, **kwargs)
         # Application already has an ``options`` property: our attributes carry a prefix
         self.aaclip_model, self.aaclip_options = model, options
@@ -132,23 +136,36 @@ class AAClipDeployApp(Application):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m aaclip_med.pacs.deploy_app -i IN -o OUT [model and inference options]``."""
-    import torch
+    """``python -m aaclip_med.pacs.deploy_app -i IN -o OUT [model and inference options]``.
 
-    from aaclip_med.commands._common import add_model_arguments, model_from_args
+    The options are those of ``aaclip-med pacs run`` (one declaration); a bad value is refused in
+    one line before the model is built or any series is read.
+    """
+    from aaclip_med.commands._common import (
+        add_inference_arguments,
+        add_model_arguments,
+        check_model_arguments,
+        inference_options_from_args,
+        model_from_args,
+    )
 
     parser = argparse.ArgumentParser(prog="aaclip_med.pacs.deploy_app", description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--input", required=True, help="folder of DICOM series")
     parser.add_argument("-o", "--output", required=True, help="output folder")
-    parser.add_argument("--modality", default="auto", help="preset or 'auto' (from each series' Modality)")
-    parser.add_argument("--threshold", type=float, help="raw map value of the DICOM SEG")
-    parser.add_argument("--seed", type=int, default=0)
+    add_inference_arguments(parser, dicom_flag=False)
     add_model_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    torch.manual_seed(args.seed)
-    options = InferOptions(modality=args.modality, threshold=args.threshold, device=args.device, weights=args.weights)
-    app = AAClipDeployApp(model_from_args(args), options, args.input, args.output)
+    try:
+        check_model_arguments(args)
+        options = inference_options_from_args(args, dicom=True)
+        import torch
+
+        torch.manual_seed(args.seed)
+        app = AAClipDeployApp(model_from_args(args), options, args.input, args.output)
+    except (ValueError, OSError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 1
     app.run()
     failed = [k for k, s in app.statuses.items() if s == "failed"]
     print(f"{len(app.statuses) - len(failed)} series done or ignored, {len(failed)} failed -> {args.output}")

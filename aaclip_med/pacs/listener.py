@@ -22,10 +22,11 @@ from pathlib import Path
 from torch import nn
 
 from aaclip_med.files import remove_stale_temporaries
+from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.pacs.dimse import SeriesReceiver, import_pynetdicom, send_files
 from aaclip_med.pacs.errors import PacsError
 from aaclip_med.pacs.processing import SeriesProcessor
-from aaclip_med.pacs.settings import DimseNode, InferOptions
+from aaclip_med.pacs.settings import DimseNode
 from aaclip_med.pacs.state import FINISHED, INCOMING_DIR
 
 __all__ = ["listen"]
@@ -113,7 +114,7 @@ def listen(
     ae_title: str,
     port: int,
     forward: DimseNode,
-    options: InferOptions = InferOptions(),
+    options: InferenceOptions | None = None,
     host: str = "0.0.0.0",
     quiet_seconds: float = 30.0,
     resend_seconds: float = 60.0,
@@ -134,7 +135,8 @@ def listen(
         ae_title: our AE title (the called AE title senders use; also the calling one when forwarding).
         port: TCP port to listen on.
         forward: destination of the results (``DimseNode.parse("host:4242:ORTHANC")``).
-        options: inference settings (``threshold`` is needed for a SEG).
+        options: inference settings (default :class:`~aaclip_med.inference.InferenceOptions`;
+            ``threshold`` is needed for a SEG), checked before any series is touched.
         host: address to listen on.
         quiet_seconds: a series is complete once nothing of it arrived for this long.
         resend_seconds: wait before sending again to a destination that was down.

@@ -26,9 +26,9 @@ from pathlib import Path
 import pydicom
 from torch import nn
 
+from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.pacs.errors import NotAnImageSeries, PacsError, SeriesError, one_line
 from aaclip_med.pacs.series import SeriesInfo, inspect_series, preset_for_modality
-from aaclip_med.pacs.settings import InferOptions
 from aaclip_med.pacs.state import FINISHED, INCOMING_DIR, RESULTS_DIR, SeriesState
 
 __all__ = ["infer_series", "SeriesProcessor", "StoreFn", "output_files"]
@@ -39,16 +39,15 @@ StoreFn = Callable[[Sequence[Path], str], list[str]]
 """store(files, what) -> their SOP Instance UIDs; raises PacsError."""
 
 
-def infer_series(model: nn.Module, options: InferOptions, modality: str, source: Path, out_dir: Path) -> dict:
-    """The one call of the inference library: ``source`` (one series) -> ``out_dir``; returns its summary."""
+def infer_series(model: nn.Module, options: InferenceOptions, modality: str, source: Path, out_dir: Path) -> dict:
+    """The one call of the inference library: ``source`` (one series) -> ``out_dir``; returns its summary.
+
+    ``options`` are used as given (every setting, slicing included), with the series' ``modality``
+    preset and DICOM outputs on.
+    """
     from aaclip_med.inference import run_inference
 
-    return run_inference(
-        inputs=[source], out_dir=out_dir, model=model, modality=modality, domain=options.domain,
-        class_name=options.class_name, description=options.description, descriptions=options.descriptions,
-        threshold=options.threshold, dicom=True, calibration=options.calibration, precision=options.precision,
-        batch_size=options.batch_size, device=options.device, weights=options.weights,
-    )
+    return run_inference([source], out_dir, model, options.replace(modality=modality, dicom=True))
 
 
 def output_files(results: Path, key: str) -> list[Path]:
@@ -61,14 +60,17 @@ class SeriesProcessor:
 
     Args:
         model: the network (built once, used for every series).
-        options: inference settings.
+        options: inference settings (default :class:`InferenceOptions`; DICOM outputs are always
+            written). They are checked against ``model`` here, before any series is touched.
         out_dir: the output folder (see module docstring).
         store: sends the DICOM outputs to the destination.
         keep_sources: keep ``incoming/<key>`` after the results are stored.
     """
 
-    def __init__(self, model: nn.Module, options: InferOptions, out_dir: str | Path, store: StoreFn,
+    def __init__(self, model: nn.Module, options: InferenceOptions | None, out_dir: str | Path, store: StoreFn,
                  keep_sources: bool = False) -> None:
+        options = (options or InferenceOptions()).replace(dicom=True)
+        options.check_model(model)  # e.g. a threshold no map can reach: refused once, not per series
         self.model, self.options, self.store, self.keep_sources = model, options, store, keep_sources
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)

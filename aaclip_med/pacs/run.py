@@ -12,6 +12,7 @@ values of a query redacted), inference settings, model identity, and each series
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -19,13 +20,14 @@ from pathlib import Path
 
 from torch import nn
 
+from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.inference.run_info import run_record
 from aaclip_med.inference.writers import write_json
 from aaclip_med.pacs import dicomweb
 from aaclip_med.pacs.errors import NotAnImageSeries, SeriesError
 from aaclip_med.pacs.processing import SeriesProcessor
 from aaclip_med.pacs.series import is_image_sop_class
-from aaclip_med.pacs.settings import DicomWebServer, InferOptions
+from aaclip_med.pacs.settings import DicomWebServer
 from aaclip_med.pacs.state import series_key
 
 __all__ = ["run_pacs", "RUN_RECORD"]
@@ -88,9 +90,12 @@ def _process(processor: SeriesProcessor, server, client, ref: dicomweb.SeriesRef
             "error": record.get("error"), "stored": record.get("stored", [])}
 
 
-def _record(processor: SeriesProcessor, server: DicomWebServer, model, options: InferOptions, request: dict,
+def _record(processor: SeriesProcessor, server: DicomWebServer, model, request: dict,
             results: list[dict], failed: list[dict]) -> dict:
-    settings = {k: v for k, v in vars(options).items() if k not in ("calibration", "descriptions")}
+    options = processor.options
+    settings = dataclasses.asdict(options.replace(calibration=None))  # the calibration: "calibrated" below
+    for name in ("calibration", "descriptions"):
+        settings.pop(name)
     counts = {s: sum(r["status"] == s for r in results) for s in ("done", "skipped", "failed", "ignored")}
     counts["failed"] += len(failed)
     record = {"command": "pacs run", "server": server.display, "credentials": server.credentials.source,
@@ -109,7 +114,7 @@ def run_pacs(
     studies: Sequence[str] = (),
     series: Sequence[str] = (),
     query: str | Mapping[str, str] | None = None,
-    options: InferOptions = InferOptions(),
+    options: InferenceOptions | None = None,
     keep_sources: bool = False,
 ) -> dict:
     """Retrieve series from a DICOMweb server, run inference, store DICOM SEG / Parametric Map back.
@@ -121,7 +126,8 @@ def run_pacs(
         studies: Study Instance UIDs; every series of each is processed.
         series: Series Instance UIDs.
         query: QIDO-RS series filters, ``"Modality=MR&StudyDate=20240101-20240131"`` or a mapping.
-        options: inference settings (``threshold`` is needed for a SEG).
+        options: inference settings (default :class:`~aaclip_med.inference.InferenceOptions`;
+            ``threshold`` is needed for a SEG), checked before any series is touched.
         keep_sources: keep the retrieved instances in ``OUT/incoming`` after storing.
 
     Returns:
@@ -147,6 +153,6 @@ def run_pacs(
         for ref, named in _targets(server, client, list(studies), list(series), filters, failed):
             results.append(_process(processor, server, client, ref, named))
     finally:  # the record is written even when the server goes away mid-run
-        record = _record(processor, server, model, options, request, results, failed)
+        record = _record(processor, server, model, request, results, failed)
     logger.info("pacs run: %s", ", ".join(f"{k} {v}" for k, v in record["counts"].items()))
     return record

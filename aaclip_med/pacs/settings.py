@@ -1,4 +1,6 @@
-"""Settings of a PACS run: the DICOMweb server, a DIMSE node, credentials and the inference options.
+"""Settings of a PACS run: the DICOMweb server, a DIMSE node and credentials.
+
+The inference settings are the package's one :class:`~aaclip_med.inference.InferenceOptions`.
 
 Secrets never travel on the command line (where ``ps`` and shell histories show them): a password
 or a bearer token comes from an environment variable or from a file, see :func:`read_credentials`.
@@ -22,7 +24,6 @@ __all__ = [
     "read_credentials",
     "DicomWebServer",
     "DimseNode",
-    "InferOptions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -167,31 +168,3 @@ class DimseNode:
 
     def __str__(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class InferOptions:
-    """Inference settings of a PACS run (those of ``aaclip-med infer`` that apply to one series).
-
-    Attributes:
-        modality: preset name, or "auto": from the series' Modality (CT -> ct, MR -> mr,
-            OPT -> oct, ES -> endoscopy).
-        domain: "medical" or "industrial" (default: from the preset).
-        class_name, description, descriptions: class of the series and its text.
-        threshold: raw map value for the binary SEG; None: only the Parametric Map is written.
-        calibration: a :class:`~aaclip_med.inference.Calibration`, or None.
-        precision, batch_size, device: execution settings.
-        weights: the adapter file, recorded with its sha256 in the run records.
-    """
-
-    modality: str = "auto"
-    domain: str | None = None
-    class_name: str = "scan"
-    description: str | None = None
-    descriptions: Mapping[str, str] | None = None
-    threshold: float | None = None
-    calibration: object | None = None
-    precision: str = "auto"
-    batch_size: int = 8
-    device: str | None = None
-    weights: str | None = None

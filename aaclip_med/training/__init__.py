@@ -6,7 +6,7 @@ does not import the engines, MONAI and Ignite. Validation: ``aaclip_med.training
 
 from __future__ import annotations
 
-import importlib
+from aaclip_med._lazy import lazy_exports
 
 _API = {
     "DistContext": "aaclip_med.distributed",
@@ -35,7 +35,4 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name: str):
-    if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
-    raise AttributeError(f"module 'aaclip_med.training' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _API)

@@ -85,3 +85,48 @@ def test_import_weights_converts_public_checkpoints(tmp_path, capsys):
         expected = source.predict(images, source.compute_text_anchors("plate"), Domain.INDUSTRIAL)
         got = converted.predict(images, converted.compute_text_anchors("plate"), Domain.INDUSTRIAL)
     torch.testing.assert_close(got.anomaly_map, expected.anomaly_map, rtol=0, atol=0)
+
+
+_NO_TORCH = """
+import sys
+from aaclip_med.cli import COMMANDS, main
+
+calls = [[name, "--help"] for name in COMMANDS] + [["pacs", "run", "--help"], ["pacs", "listen", "--help"],
+         ["infer", "x.png", "--out", "o", "--slice-range", "9:4"], ["pacs", "run", "--url", "http://h/dicom-web",
+         "--study", "1.2", "--out", "o", "--precision", "fp8"]]
+codes = []
+for argv in calls:
+    try:
+        codes.append(main(argv))
+    except SystemExit as exit_:
+        codes.append(exit_.code)
+# the light modules of heavy packages: the CLI reads them to check its arguments
+import aaclip_med.inference.options, aaclip_med.model.adapter_file, aaclip_med.model.config, aaclip_med.training.config
+print(codes, sorted(m for m in ("torch", "monai", "open_clip", "numpy") if m in sys.modules), file=sys.stderr)
+"""
+
+
+def test_help_and_argument_errors_import_no_torch():
+    """Every command's --help and an argument error of infer and pacs answer without torch, MONAI or open_clip."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _NO_TORCH], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == f"{[0] * (len(COMMANDS) + 2) + [2, 2]} []", proc.stderr
+    assert "--slice-range: expected START:STOP" in proc.stderr and "--precision: invalid choice: 'fp8'" in proc.stderr
+
+
+def test_lazy_packages_still_export_their_names():
+    import aaclip_med.inference as inference
+    import aaclip_med.model as model
+    import aaclip_med.training as training
+    from aaclip_med.inference.predictor import Predictor
+
+    assert inference.Predictor is Predictor and model.check_image_size.__module__ == "aaclip_med.model.config"
+    for package in (inference, model, training):
+        for name in package.__all__:  # each name's module really defines it
+            getattr(package, name)
+    with pytest.raises(AttributeError, match="module 'aaclip_med.model' has no attribute 'nope'"):
+        model.nope  # noqa: B018

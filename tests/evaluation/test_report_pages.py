@@ -20,6 +20,7 @@ from aaclip_med.data.loading import load_image as load_source
 from aaclip_med.evaluation.cases import SourceVolumes, sample_label
 from aaclip_med.evaluation.predictions import load_samples, read_jsonl
 from aaclip_med.evaluation.provenance import NOT_RECORDED, provenance_rows
+from aaclip_med.precision import resolve_precision
 
 
 def _cases_js(report_dir) -> dict:
@@ -39,7 +40,8 @@ def test_provenance_comes_first_and_names_the_run(sample_report):
     rows = dict(provenance_rows(json.loads((report_dir / "report.json").read_text())))
     assert rows["Backbone"] == "aaclip-tiny at 112 x 112 px"
     assert rows["CLIP weights"].startswith("RANDOM")
-    assert rows["Precision"] == "fp32" and rows["Domain"] == "medical"
+    # the sample run used precision "auto": bf16 on a CPU with native bf16, fp32 elsewhere
+    assert rows["Precision"] == resolve_precision("auto", "cpu") and rows["Domain"] == "medical"
     assert rows["Calibration"] == "none (raw scores)"
     assert rows["Protocol"].startswith("deployment")
     assert "torch " in rows["Package versions at inference"] and "monai " in rows["Package versions at inference"]

@@ -99,7 +99,7 @@ def test_cli_infer_weights_and_backbone_weights(evil, cli, tmp_path):
 
     write_png(image, np.zeros((8, 8), np.uint8))
     code, _, err = cli("infer", image, "--out", tmp_path / "out1", "--weights", make("adapters.safetensors"), *TINY)
-    assert code == 1 and "adapters.safetensors" in err and "is not a safetensors adapters file" in err
+    assert code == 1 and "adapters.safetensors" in err and "is not a readable safetensors file" in err
     assert "aaclip-med import-weights" in err and err.count("\n") == 1  # one line, with the way out
     code, _, err = cli("infer", image, "--out", tmp_path / "out2", "--backbone-weights", make("clip.pt"), *TINY)
     assert code == 1 and "clip.pt" in err and "could run code" in err and "weights_only=False" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import math
 
@@ -23,8 +24,13 @@ def test_defaults_agree_everywhere():
     assert inspect.signature(Predictor).parameters["precision"].default == "auto"
     assert inspect.signature(predict_volume).parameters["modality"].default == "auto"
     assert "options" in inspect.signature(run_inference).parameters
-    # the CLI keeps its own light copies of these (it answers --help before importing torch)
-    assert _common.PRECISIONS is PRECISIONS and infer._MIN_FOREGROUND == MIN_FOREGROUND
+    assert _common.PRECISIONS is PRECISIONS
+    # the CLI's defaults are the options' own: no flag given builds the default options
+    parser = argparse.ArgumentParser()
+    infer.add_arguments(parser)
+    from_cli = _common.inference_options_from_args(parser.parse_args(["x", "--out", "o"]))
+    assert from_cli.replace(descriptions=None) == options
+    assert from_cli.slices.min_foreground == MIN_FOREGROUND
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "nan"])

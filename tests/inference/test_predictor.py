@@ -53,8 +53,12 @@ def test_predict_volume_returns_map_on_source_grid(tiny_model):
 def test_input_size_must_be_whole_patches():
     from tests.conftest import make_tiny_model
 
-    model = make_tiny_model(image_size=30)  # patch 14: 2 patches and 2 pixels left over
-    with pytest.raises(ValueError, match="image size 30 is not a multiple of the patch size 14 of aaclip-tiny; use 28 or 42"):
+    message = "image size 30 is not a multiple of the patch size 14 of aaclip-tiny; use 28 or 42"
+    with pytest.raises(ValueError, match=message):  # patch 14: 2 patches and 2 pixels left over
+        make_tiny_model(image_size=30)  # refused when the config is resolved, before anything is built
+    model = make_tiny_model(image_size=28)
+    model.config.image_size = 30  # a network whose config was changed after it was built
+    with pytest.raises(ValueError, match=message):
         Predictor(model, device="cpu")
 
 

@@ -15,7 +15,8 @@ import pytest
 pytest.importorskip("monai.deploy.core", reason="MONAI Deploy App SDK not installed: pip install 'aaclip-med[deploy]'")
 
 from aaclip_med.cli import main  # noqa: E402
-from aaclip_med.pacs import InferOptions, series_key  # noqa: E402
+from aaclip_med.inference import InferenceOptions  # noqa: E402
+from aaclip_med.pacs import series_key  # noqa: E402
 from aaclip_med.pacs.deploy_app import AAClipDeployApp  # noqa: E402
 from aaclip_med.pacs.deploy_app import main as deploy_main  # noqa: E402
 from tests.conftest import make_tiny_model  # noqa: E402
@@ -27,7 +28,7 @@ def test_app_writes_the_objects_of_infer(tmp_path, capsys):
     mr = write_mr(tmp_path / "in" / "b", seed=22, depth=2)
     write_sr(tmp_path / "in" / "b" / "report.dcm", pydicom.dcmread(mr[0]).StudyInstanceUID)
     model = make_tiny_model(0).eval()
-    app = AAClipDeployApp(model, InferOptions(threshold=THRESHOLD, device="cpu"), tmp_path / "in", tmp_path / "out")
+    app = AAClipDeployApp(model, InferenceOptions(threshold=THRESHOLD, device="cpu"), tmp_path / "in", tmp_path / "out")
     app.run()
     keys = {name: series_key(pydicom.dcmread(files[0]).SeriesInstanceUID) for name, files in (("ct", ct), ("mr", mr))}
     assert sorted(app.statuses.values()) == ["done", "done", "ignored"]  # the SR is not an image series

@@ -14,11 +14,12 @@ import threading
 import pytest
 
 from aaclip_med.cli import main
-from aaclip_med.pacs import Credentials, DicomWebServer, InferOptions, ServerError, read_credentials, run_pacs
+from aaclip_med.inference import InferenceOptions
+from aaclip_med.pacs import Credentials, DicomWebServer, ServerError, read_credentials, run_pacs
 from tests.pacs.conftest import TINY, corrupt_copy, upload, write_ct, write_sr
 from tests.pacs.orthanc import free_port
 
-OPTIONS = InferOptions(threshold=0.5, device="cpu")
+OPTIONS = InferenceOptions(threshold=0.5, device="cpu")
 
 
 def _one_line(message: str) -> None:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pydicom
 
-from aaclip_med.pacs import DimseNode, InferOptions, SeriesState, ServerError, listen, series_key
+from aaclip_med.inference import InferenceOptions
+from aaclip_med.pacs import DimseNode, SeriesState, ServerError, listen, series_key
 from aaclip_med.pacs.listener import _Listener
 from tests.pacs.conftest import LISTENER_AE, PLANTED, THRESHOLD, TINY, corrupt_copy, write_ct, write_mr
 from tests.pacs.orthanc import free_port
@@ -164,7 +165,7 @@ def test_destination_down_keeps_results_and_sends_them_later(orthanc, client, ti
     files = write_ct(tmp_path / "ct", seed=11, depth=2)
     ds = pydicom.dcmread(files[0])
     key = series_key(ds.SeriesInstanceUID)
-    options = InferOptions(threshold=THRESHOLD, device="cpu")
+    options = InferenceOptions(threshold=THRESHOLD, device="cpu")
 
     def run(forward: DimseNode, until) -> None:
         stop, ready = threading.Event(), threading.Event()
