@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from aaclip_med.files import atomic_path
 from aaclip_med.keys import Domain
 from aaclip_med.model import AAClip
 from aaclip_med.model.graph import AnomalyGraph
@@ -48,9 +49,6 @@ class AnomalyMapNet(AnomalyGraph):
 
 def save_network_checkpoint(network: nn.Module, path: str | os.PathLike) -> Path:
     """Write ``network.state_dict()`` to ``path`` (the ``models/model.pt`` that ``ckpt_export`` loads), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(network.state_dict(), partial)
-    os.replace(partial, path)
-    return path
+    with atomic_path(path) as tmp:
+        torch.save(network.state_dict(), tmp)
+    return Path(path)

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from aaclip_med.files import write_json_atomic
+
 __all__ = ["CARD_NAME", "FORMAT_VERSION", "build_card", "read_card", "write_card", "io_spec"]
 
 CARD_NAME = "card.json"
@@ -50,11 +52,7 @@ def build_card(record: dict, *, fmt: str, file: str, precision: str, class_name:
 
 def write_card(card: dict, folder: str | os.PathLike) -> Path:
     """Write ``card.json`` atomically (a reader never sees half a card)."""
-    path = Path(folder) / CARD_NAME
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, path)
-    return path
+    return write_json_atomic(Path(folder) / CARD_NAME, card)
 
 
 def read_card(folder: str | os.PathLike) -> dict:

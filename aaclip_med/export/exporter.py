@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from aaclip_med.export.formats import (
     write_graph,
 )
 from aaclip_med.export.quantize import agreement, quantize_onnx, run_onnx
+from aaclip_med.files import TMP_PREFIX
 from aaclip_med.model.graph import AnomalyGraph
 
 __all__ = ["export_model", "reference_images", "EXPORT_PRECISIONS"]
@@ -112,7 +113,8 @@ def export_model(model, out_dir: str | os.PathLike, fmt: str, *, class_name: str
     model = model.to("cpu").eval()
     with torch.no_grad():
         graph = AnomalyGraph(model, description, domain, level_maps=level_maps).eval()
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    work = out / f"{TMP_PREFIX}export-{uuid.uuid4().hex[:8]}"  # the package's temporary names (files.py)
+    work.mkdir()
     try:
         if precision == "int8":
             int8 = _int8(graph, work, fmt, calibration_images, opset) | {"calibration_data": calibration_source}
