@@ -9,7 +9,8 @@ The Python API for research pipelines, importable from the top level (loaded on 
 - inference: :func:`run_inference` (cohorts and manifests) with its settings in
   :class:`InferenceOptions` / :class:`SliceOptions`, :func:`predict_volume` (one MetaTensor in, a
   map on its grid out), :class:`Predictor`;
-- training: :func:`run_training`, :class:`TrainConfig`;
+- training: :func:`run_training`, :class:`TrainConfig`, :class:`SyntheticConfig` (normal-only
+  training with synthetic anomalies);
 - evaluation: :func:`evaluate_predictions`.
 """
 
@@ -35,6 +36,7 @@ _API = {
     "Predictor": "aaclip_med.inference",
     "run_training": "aaclip_med.training",
     "TrainConfig": "aaclip_med.training",
+    "SyntheticConfig": "aaclip_med.training",
     "evaluate_predictions": "aaclip_med.evaluation",
 }
 

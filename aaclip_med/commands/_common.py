@@ -16,7 +16,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from aaclip_med.inference.options import SLICE_AXES, InferenceOptions, SliceOptions
+from aaclip_med.inference.options import PMAP_VALUES, SLICE_AXES, InferenceOptions, SliceOptions
 from aaclip_med.model.adapter_file import read_adapter_metadata
 from aaclip_med.model.config import check_image_size
 from aaclip_med.precision import INFERENCE_PRECISIONS, PRECISIONS
@@ -199,6 +199,11 @@ def add_inference_arguments(parser: argparse.ArgumentParser, dicom_flag: bool = 
     if dicom_flag:
         outputs.add_argument("--dicom-out", action="store_true",
                              help="also write DICOM SEG and Parametric Map (highdicom)")
+    outputs.add_argument("--pmap-values", choices=PMAP_VALUES, default=defaults.pmap_values,
+                         help="values of the DICOM Parametric Map: 'probability' = each voxel's probability against the "
+                              "normal references of the calibration, in [0, 1] (viewers such as OHIF show it as it "
+                              "is); 'raw' = the raw map (its range in the mapping; viewers do not scale it). Default: "
+                              "probability with --calibration, else raw (warned)")
     outputs.add_argument("--force", action="store_true",
                          help="recompute every case when OUT holds work done with other settings")
     calib = parser.add_argument_group("calibration")
@@ -236,14 +241,17 @@ def inference_options_from_args(args: argparse.Namespace, **changes) -> Inferenc
     options = InferenceOptions(
         modality=args.modality, domain=args.domain, class_name=args.class_name, description=args.description,
         descriptions=descriptions_from_args(args.descriptions), threshold=args.threshold,
-        dicom=getattr(args, "dicom_out", False), calibration=calibration,
+        dicom=getattr(args, "dicom_out", False), pmap_values=args.pmap_values, calibration=calibration,
         allow_calibration_mismatch=args.allow_calibration_mismatch,
         slices=SliceOptions(axis=axis, start=start, stop=stop, min_foreground=args.min_foreground,
                             skip_empty=args.skip_empty),
         precision=args.precision, batch_size=args.batch_size, workers=args.workers, device=args.device,
         weights=args.weights, progress=not args.no_progress, force=args.force,
     )
-    return options.replace(**changes) if changes else options
+    options = options.replace(**changes) if changes else options
+    if options.dicom and calibration is not None:
+        options.resolved_pmap_values(calibration)  # a calibration that cannot give probabilities is refused now
+    return options
 
 
 def check_paths(**paths: str | None) -> None:

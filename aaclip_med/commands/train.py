@@ -17,6 +17,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+from aaclip_med.anomalies.kinds import SYNTHETIC_KINDS, parse_kinds
 from aaclip_med.commands._common import (
     add_model_arguments,
     check_model_arguments,
@@ -25,7 +26,7 @@ from aaclip_med.commands._common import (
 )
 from aaclip_med.model.adapter_file import read_adapter_metadata
 from aaclip_med.precision import PRECISIONS
-from aaclip_med.training.config import STAGE1_LEVELS, StageConfig, TrainConfig
+from aaclip_med.training.config import STAGE1_LEVELS, StageConfig, SyntheticConfig, TrainConfig
 
 __all__ = ["add_arguments", "run", "config_from_args"]
 
@@ -38,7 +39,8 @@ _DEFAULTS = TrainConfig(out_dir="")
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--manifest", required=True,
-                      help="training manifest (JSON lines); it must list anomalous samples with masks")
+                      help="training manifest (JSON lines); it must list anomalous samples with masks, unless "
+                      "--synthetic-anomalies makes them from normal samples")
     data.add_argument("--dataset-root", required=True, help="folder the manifest paths are relative to")
     data.add_argument("--val-manifest", help="validation manifest: picks the best epoch of each stage "
                       "(never use the test set); without it the last epoch is kept")
@@ -50,6 +52,23 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--descriptions", help="JSON file or inline JSON: class name -> description")
     data.add_argument("--description-dataset", help="description registry to use (mvtec, visa, medical, ...); "
                       "unset: every registry")
+
+
+def _synthetic_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("synthetic anomalies (normal-only training; see docs/site-adaptation.md)")
+    synthetic = SyntheticConfig()
+    group.add_argument("--synthetic-anomalies", metavar="KINDS",
+                       help=f"comma-separated kinds from {','.join(SYNTHETIC_KINDS)}: each normal training sample "
+                       "becomes anomalous (exact mask) with --synthetic-probability; a normal-only manifest is "
+                       "then accepted. Unset: off")
+    group.add_argument("--synthetic-probability", type=float, default=synthetic.probability,
+                       help="probability that a normal training sample gets a synthetic anomaly (DRAEM's 0.5)")
+    group.add_argument("--synthetic-validation", metavar="KIND", choices=SYNTHETIC_KINDS,
+                       help="kind of the held-out validation anomalies; unset: the first of lesion, perlin, "
+                       "cutpaste not used for training")
+    group.add_argument("--synthetic-holdout", type=float, default=synthetic.holdout, metavar="FRACTION",
+                       help="fraction of the normal cases held out for validation (0: none, the last epoch is "
+                       "kept); ignored with --val-manifest, which validates on real labelled data")
 
 
 def _stage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +115,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     _data_arguments(parser)
+    _synthetic_arguments(parser)
     _stage_arguments(parser)
     _run_arguments(parser)
     add_model_arguments(parser)
@@ -125,6 +145,16 @@ def _domain(args: argparse.Namespace) -> str:
     return "industrial"
 
 
+def _synthetic(args: argparse.Namespace) -> SyntheticConfig | None:
+    if not args.synthetic_anomalies:
+        return None
+    holdout = 0.0 if args.val_manifest else args.synthetic_holdout  # real labelled data validates instead
+    synthetic = SyntheticConfig(kinds=parse_kinds(args.synthetic_anomalies), probability=args.synthetic_probability,
+                                validation_kind=args.synthetic_validation, holdout=holdout)
+    synthetic.validate()  # a bad value is refused before the network is built
+    return synthetic
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` the flags describe."""
 
@@ -142,6 +172,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         device=args.device, precision=args.precision, grad_checkpointing=args.grad_checkpointing,
         num_workers=args.workers, save_every=args.save_every, stop_after_iterations=args.stop_after,
         resume=not args.force, tensorboard=not args.no_tensorboard, progress=not args.no_progress,
+        synthetic=_synthetic(args),
     )
 
 
@@ -157,7 +188,8 @@ def _early_checks(args: argparse.Namespace, config: TrainConfig) -> None:
     from aaclip_med.training.workflow import STATE_FILE
 
     records = read_manifest(args.manifest)
-    check_trainable(summarize_data(sample_k_shot(records, args.shot, seed=args.seed) if args.shot else records))
+    check_trainable(summarize_data(sample_k_shot(records, args.shot, seed=args.seed) if args.shot else records),
+                    synthetic=config.synthetic is not None)
     if 1 in config.stages:
         return
     out = Path(config.out_dir)
@@ -179,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     model = model_from_args(args, for_training=True)
     train, transform, val = manifest_training_data(
         args.manifest, args.dataset_root, model.config.image_size, modality=args.modality, shot=args.shot,
-        seed=args.seed, val_manifest=args.val_manifest, val_root=args.val_root,
+        seed=args.seed, val_manifest=args.val_manifest, val_root=args.val_root, synthetic=config.synthetic,
     )
     result = run_training(model, config, train, val_data=val, train_transform=transform)
     if not result.completed:

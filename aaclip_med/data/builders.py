@@ -21,7 +21,7 @@ from types import MappingProxyType
 
 from aaclip_med.keys import Domain, Keys
 
-from .cohort import build_cohort
+from .cohort_manifest import build_cohort
 from .errors import DataError
 
 __all__ = ["build_manifest", "list_dataset_layouts", "IMAGE_SUFFIXES", "VISA_1CLS_TEST", "BMAD_SPLITS"]

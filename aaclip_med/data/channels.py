@@ -7,7 +7,7 @@ from monai.config import KeysCollection
 from monai.transforms import NormalizeIntensity, Transform
 from monai.utils import TransformBackends
 
-from .twin import ArrayTwind
+from .map_array import MapArrayTransform
 
 __all__ = [
     "CLIP_MEAN",
@@ -66,7 +66,7 @@ class BinarizeMask(Transform):
         return (mask != 0).float()
 
 
-class ToThreeChannelsd(ArrayTwind):
+class ToThreeChannelsd(MapArrayTransform):
     """Dictionary twin of :class:`ToThreeChannels`. Args: keys, allow_missing_keys."""
 
     backend = ToThreeChannels.backend
@@ -76,7 +76,7 @@ class ToThreeChannelsd(ArrayTwind):
         self.inner = ToThreeChannels()
 
 
-class ClipNormalized(ArrayTwind):
+class ClipNormalized(MapArrayTransform):
     """Dictionary twin of :class:`ClipNormalize`. Args: keys, mean, std, allow_missing_keys."""
 
     backend = ClipNormalize.backend
@@ -86,7 +86,7 @@ class ClipNormalized(ArrayTwind):
         self.inner = ClipNormalize(mean, std)
 
 
-class BinarizeMaskd(ArrayTwind):
+class BinarizeMaskd(MapArrayTransform):
     """Dictionary twin of :class:`BinarizeMask`. Args: keys, allow_missing_keys."""
 
     backend = BinarizeMask.backend

@@ -32,7 +32,7 @@ from monai.utils import TransformBackends, convert_to_dst_type
 from aaclip_med.presets import get_ct_window, list_ct_windows
 
 from .loading import INTENSITY_MAX
-from .twin import ArrayTwind
+from .map_array import MapArrayTransform
 
 __all__ = [
     "is_8bit_source",
@@ -153,7 +153,7 @@ class ScaleToUnit(Transform):
         return ((img.float() - low) / max(high - low, 1e-8)).clamp(0.0, 1.0)
 
 
-class CTWindowd(ArrayTwind):
+class CTWindowd(MapArrayTransform):
     """Dictionary twin of :class:`CTWindow`. Args: keys, window, allow_missing_keys."""
 
     backend = CTWindow.backend
@@ -163,7 +163,7 @@ class CTWindowd(ArrayTwind):
         self.inner = CTWindow(window)
 
 
-class MRINormalized(ArrayTwind):
+class MRINormalized(MapArrayTransform):
     """Dictionary twin of :class:`MRINormalize`. Args: keys, lower, upper, background, allow_missing_keys."""
 
     backend = MRINormalize.backend
@@ -180,7 +180,7 @@ class MRINormalized(ArrayTwind):
         self.inner = MRINormalize(lower, upper, background)
 
 
-class ScaleToUnitd(ArrayTwind):
+class ScaleToUnitd(MapArrayTransform):
     """Dictionary twin of :class:`ScaleToUnit`. Args: keys, full_scale, allow_missing_keys."""
 
     backend = ScaleToUnit.backend

@@ -11,6 +11,8 @@ published pipeline), others with MONAI's bicubic; masks with PIL NEAREST. Input:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from monai.transforms import Compose
 
 from aaclip_med.keys import Keys
@@ -26,6 +28,15 @@ __all__ = ["inference_transforms", "training_transforms"]
 def _resize(image_size: int, image_key: str, mask_key: str | None) -> list:
     steps = [ResizeImaged(image_key, image_size)]
     return steps + ([ResizeMaskd(mask_key, image_size)] if mask_key else [])
+
+
+def _synthetic(kinds, probability, modality, textures, image_key: str, mask_key: str) -> list:
+    if not kinds:
+        return []
+    from aaclip_med.anomalies import DEFAULT_PROBABILITY, RandSyntheticAnomalyd
+
+    prob = DEFAULT_PROBABILITY if probability is None else probability
+    return [RandSyntheticAnomalyd(image_key, kinds, prob, modality, textures, mask_key=mask_key)]
 
 
 def inference_transforms(
@@ -53,8 +64,15 @@ def training_transforms(
     seed: int = 0,
     image_key: str = Keys.IMAGE,
     mask_key: str = Keys.MASK,
+    synthetic_kinds: Sequence[str] | str | None = None,
+    synthetic_probability: float | None = None,
+    textures: Sequence | None = None,
 ) -> Compose:
     """Preprocessing plus the seeded augmentation of Stage 1 or 2 (spec sections 7, 8).
+
+    With ``synthetic_kinds``, a normal sample first becomes anomalous with probability
+    ``synthetic_probability`` (:class:`aaclip_med.anomalies.RandSyntheticAnomalyd`), on the slice
+    as loaded (HU for CT), before the modality preset's window.
 
     Args:
         modality: preset name or dict.
@@ -63,8 +81,13 @@ def training_transforms(
         seed: seed of every random transform, so a run can be repeated exactly.
         image_key: key of the image.
         mask_key: key of the (1, H, W) mask (all zeros for normal images).
+        synthetic_kinds: synthetic anomaly kinds (``perlin``, ``cutpaste``, ``lesion``) or None.
+        synthetic_probability: probability of a synthetic anomaly per normal sample (None: the
+            documented default, :data:`aaclip_med.anomalies.DEFAULT_PROBABILITY`).
+        textures: samples the ``perlin`` kind takes its textures from (e.g. the training set).
     """
-    steps = preset_transforms(modality, image_key, mask_key) + [ToThreeChannelsd(image_key)]
+    steps = _synthetic(synthetic_kinds, synthetic_probability, modality, textures, image_key, mask_key)
+    steps += preset_transforms(modality, image_key, mask_key) + [ToThreeChannelsd(image_key)]
     steps += colour_transforms(stage, image_key)
     steps += _resize(image_size, image_key, mask_key) + [ClipNormalized(image_key)]
     steps += geometric_transforms(image_size, image_key, mask_key)

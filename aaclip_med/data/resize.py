@@ -23,8 +23,8 @@ from monai.utils import TransformBackends
 from PIL import Image
 
 from .intensity import is_8bit_source
+from .map_array import MapArrayTransform
 from .masks import resize_mask
-from .twin import ArrayTwind
 
 __all__ = ["is_8bit_source", "ResizeImage", "ResizeImaged", "ResizeMask", "ResizeMaskd"]
 
@@ -93,7 +93,7 @@ class ResizeMask(Transform):
         return _with_meta(resize_mask(mask, (self.size, self.size)).float(), mask)
 
 
-class ResizeImaged(ArrayTwind):
+class ResizeImaged(MapArrayTransform):
     """Dictionary twin of :class:`ResizeImage`. Args: keys, size, allow_missing_keys."""
 
     backend = ResizeImage.backend
@@ -103,7 +103,7 @@ class ResizeImaged(ArrayTwind):
         self.inner = ResizeImage(size)
 
 
-class ResizeMaskd(ArrayTwind):
+class ResizeMaskd(MapArrayTransform):
     """Dictionary twin of :class:`ResizeMask`. Args: keys, size, allow_missing_keys."""
 
     backend = ResizeMask.backend

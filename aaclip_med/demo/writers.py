@@ -17,16 +17,12 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from aaclip_med.files import write_bytes_atomic, write_json_atomic
+from aaclip_med.files import write_bytes_atomic
 
-__all__ = ["write_json", "write_png", "write_nifti_gz", "write_ct_series", "slice_positions", "series_affine_ras", "ANONYMOUS"]
+__all__ = ["write_png", "write_nifti_gz", "write_ct_series", "slice_positions", "series_affine_ras", "ANONYMOUS"]
 
 ANONYMOUS = "ANON"  # PatientName and PatientID of every generated DICOM file
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def write_json(path: Path, obj) -> Path:
-    return write_json_atomic(path, obj, sort_keys=True)
 
 
 def write_png(path: Path, array: np.ndarray) -> Path:

@@ -18,8 +18,9 @@ from aaclip_med.evaluation.class_eval import METRIC_NAMES, ClassResult, evaluate
 from aaclip_med.evaluation.predictions import load_samples, read_run
 from aaclip_med.evaluation.protocol import Protocol
 from aaclip_med.evaluation.published import get_published
-from aaclip_med.evaluation.report_files import write_csv, write_json, write_markdown
+from aaclip_med.evaluation.report_files import write_csv, write_markdown
 from aaclip_med.evaluation.report_html import write_report_pages
+from aaclip_med.files import write_json_atomic
 from aaclip_med.keys import Domain
 
 __all__ = ["evaluate_predictions", "REPORT_FILES"]
@@ -182,7 +183,7 @@ def evaluate_predictions(
     report["fpr_limit"] = fpr_limit
     report["metrics_seconds"] = round(time.perf_counter() - started, 3)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "report.json", report)
+    write_json_atomic(out_dir / "report.json", report)
     write_csv(out_dir / "metrics.csv", report)
     write_markdown(out_dir / "report.md", report)
     write_report_pages(out_dir, report, results, predictions_dir, dataset_root, Path(manifest), examples_per_group)

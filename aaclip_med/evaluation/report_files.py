@@ -12,9 +12,9 @@ from pathlib import Path
 
 from aaclip_med.evaluation.class_eval import METRIC_NAMES
 from aaclip_med.evaluation.provenance import provenance_rows
-from aaclip_med.files import write_json_atomic, write_text_atomic
+from aaclip_med.files import write_text_atomic
 
-__all__ = ["write_json", "write_csv", "write_markdown", "percent"]
+__all__ = ["write_csv", "write_markdown", "percent"]
 
 _LABELS = {
     "pixel_auroc": "Pixel AUROC",
@@ -25,11 +25,6 @@ _LABELS = {
     "image_ap": "Image AP",
     "image_f1_max": "Image F1-max",
 }
-
-
-def write_json(path: Path, report: dict) -> None:
-    """Write the full report as indented standard JSON."""
-    write_json_atomic(path, report)
 
 
 def percent(value: float | None, digits: int = 1) -> str:

@@ -12,26 +12,15 @@ from __future__ import annotations
 
 from aaclip_med._lazy import lazy_exports
 
-_API = {
-    "calibration_from_model": "aaclip_med.inference.api",
-    "fit_calibration": "aaclip_med.inference.api",
-    "run_inference": "aaclip_med.inference.api",
-    "Calibration": "aaclip_med.inference.calibration",
-    "ClassCalibration": "aaclip_med.inference.calibration",
-    "load_calibration": "aaclip_med.inference.calibration",
-    "save_calibration": "aaclip_med.inference.calibration",
-    "InferenceOptions": "aaclip_med.inference.options",
-    "SliceOptions": "aaclip_med.inference.options",
-    "Predictor": "aaclip_med.inference.predictor",
-    "SlicePredictions": "aaclip_med.inference.predictor",
-    "Case": "aaclip_med.inference.sources",
-    "discover_cases": "aaclip_med.inference.sources",
-    "CaseResult": "aaclip_med.inference.volume",
-    "SliceScore": "aaclip_med.inference.volume",
-    "predict_case": "aaclip_med.inference.volume",
-    "predict_volume": "aaclip_med.inference.volume",
+_MODULES = {
+    "aaclip_med.inference.api": ("calibration_from_model", "fit_calibration", "run_inference"),
+    "aaclip_med.inference.calibration": ("Calibration", "ClassCalibration", "load_calibration", "save_calibration"),
+    "aaclip_med.inference.options": ("InferenceOptions", "SliceOptions"),
+    "aaclip_med.inference.predictor": ("Predictor", "SlicePredictions"),
+    "aaclip_med.inference.sources": ("Case", "discover_cases"),
+    "aaclip_med.inference.volume": ("CaseResult", "SliceScore", "predict_case", "predict_volume"),
 }
 
-__all__ = sorted(_API)
+__all__ = sorted(name for names in _MODULES.values() for name in names)
 
-__getattr__ = lazy_exports(__name__, _API)
+__getattr__ = lazy_exports(__name__, _MODULES)

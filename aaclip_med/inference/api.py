@@ -26,7 +26,7 @@ from aaclip_med.inference.calibration import (
     check_calibration,
     identity_from_record,
 )
-from aaclip_med.inference.cohort import CohortJob, ModalityLog, load_case
+from aaclip_med.inference.cohort_job import CohortJob, ModalityLog, load_case
 from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.inference.predictions_dir import ManifestJob
 from aaclip_med.inference.predictor import Predictor
@@ -91,6 +91,8 @@ def run_inference(
         predictor = Predictor(model, options.modality, options.domain, options.batch_size, options.precision,
                               info.device, progress=options.progress)
         calibration = options.calibration or calibration_from_model(model)
+        if options.dicom and manifest is None:
+            options = _with_pmap_values(options, calibration)
         if manifest is not None:
             record = run_record(model, options.weights, _settings(options, predictor, None, info))
             job = _manifest_job(predictor, options, manifest, dataset_root, out, record)
@@ -108,10 +110,21 @@ def run_inference(
         shutdown_distributed(info)
 
 
+def _with_pmap_values(options: InferenceOptions, calibration: Calibration | None) -> InferenceOptions:
+    """``options`` with ``pmap_values`` decided (see :meth:`InferenceOptions.resolved_pmap_values`)."""
+    values = options.resolved_pmap_values(calibration)
+    if options.pmap_values is None and values == "raw":
+        logger.warning("no calibration: the DICOM Parametric Maps hold raw map values, which viewers that expect values "
+                       "in [0, 1] (OHIF) do not scale, so the overlay may not show; apply a calibration "
+                       "(--calibration FILE) to store normal-reference probabilities, or pass --pmap-values raw "
+                       "to silence this")
+    return options.replace(pmap_values=values)
+
+
 def _settings(options: InferenceOptions, predictor: Predictor, calibration: Calibration | None, info: DistContext) -> dict:
     return {
         "modality": options.modality, "domain": predictor.domain, "precision": predictor.precision,
-        "threshold": options.threshold, "dicom": options.dicom,
+        "threshold": options.threshold, "dicom": options.dicom, "pmap_values": options.pmap_values if options.dicom else None,
         "calibration": calibration.to_dict() if calibration else None,
         "slices": dataclasses.asdict(options.slices),
         "world_size": info.world_size,

@@ -5,7 +5,8 @@ set (spec section 5), which is impossible for one new patient. Instead, fit once
 *normal* reference images (or volumes) of the class, acquired like the images to be scored:
 
 - image level: every reference slice's raw image score is kept (sorted) with its mean and std;
-- pixel level: mean, std and high quantiles (0.99, 0.999) of the raw map values.
+- pixel level: mean, std and high quantiles (0.99, 0.999) of the raw map values, and their empirical
+  distribution as a table of :data:`CDF_POINTS` quantiles (format version 2).
 
 At inference, a raw score ``s`` becomes
 - ``z = (s - mean) / std``: how many normal standard deviations above normal it is;
@@ -13,7 +14,13 @@ At inference, a raw score ``s`` becomes
   score at most ``s``: the fraction of normal slices at or below ``s``, pulled towards 0.5 by half
   a reference so that it stays inside (0, 1) and never claims certainty (with n = 99, a score
   above every normal slice gets 0.995);
-and the pixel quantiles suggest a map threshold (e.g. the 0.999 normal quantile for a mask).
+and the pixel quantiles suggest a map threshold (e.g. the 0.999 normal quantile for a mask). A raw
+map value ``v`` becomes a *normal-reference probability* ``P(normal map value <= v)`` in [0, 1]
+(:meth:`ClassCalibration.map_probability`: the quantile table read as a piecewise-linear CDF): 0.5
+is a typical normal voxel, 0.999 one that 99.9 % of normal voxels stay below. This is what a DICOM
+Parametric Map with ``--pmap-values probability`` stores, so viewers that expect values in [0, 1]
+(OHIF) show it as it is. Files of format version 1 have no table: they still give z-scores and
+percentiles, and a probability map asks for a refit.
 
 A calibration only means something for the scores it was fitted on: the same backbone, CLIP and
 adapter weights, input size, modality preset, domain and class. These are stored with it and a
@@ -44,13 +51,14 @@ from aaclip_med.files import write_text_atomic
 
 __all__ = [
     "ClassCalibration", "Calibration", "PixelStats", "save_calibration", "load_calibration", "check_calibration",
-    "MIN_NORMAL_SLICES", "MODEL_FIELDS", "identity_from_record",
+    "MIN_NORMAL_SLICES", "MODEL_FIELDS", "identity_from_record", "CDF_POINTS",
 ]
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: pixel_cdf (the normal map values' quantile table) added
 PIXEL_QUANTILES = (0.99, 0.999)
+CDF_POINTS = 1001  # quantiles at 0, 0.001, ..., 1 of the normal map values (pixel_cdf)
 _PIXELS_PER_MAP = 4096  # random pixels per reference map kept for the quantiles (bounded memory)
 MIN_NORMAL_SLICES = 20  # fewer normal reference slices fit with a warning
 # what the scores depend on, stored in Calibration.model and compared with the run's network
@@ -89,6 +97,7 @@ class ClassCalibration:
     pixel_std: float
     pixel_quantiles: dict[str, float]  # "0.99" -> value
     modality: str | None = None  # the preset the references were preprocessed with (None: not recorded)
+    pixel_cdf: list[float] | None = None  # CDF_POINTS quantiles of normal map values (None: format 1 file)
 
     @classmethod
     def fit(cls, class_name: str, description: str, domain: str, image_scores, pixels: PixelStats,
@@ -104,8 +113,10 @@ class ClassCalibration:
         pixel_mean = pixels.total / pixels.count
         pixel_var = max(pixels.total_sq / pixels.count - pixel_mean**2, 0.0)
         quantiles = {str(q): float(np.quantile(pixels.sample, q)) for q in PIXEL_QUANTILES}
+        table = np.quantile(pixels.sample, np.linspace(0.0, 1.0, CDF_POINTS)).tolist()
         return cls(class_name, description, str(domain), scores.tolist(), float(scores.mean()),
-                   float(scores.std(ddof=1)), float(pixel_mean), float(np.sqrt(pixel_var)), quantiles, modality)
+                   float(scores.std(ddof=1)), float(pixel_mean), float(np.sqrt(pixel_var)), quantiles, modality,
+                   table)
 
     def z(self, score: float) -> float:
         """Standard score of a raw image score against the normal references."""
@@ -115,6 +126,27 @@ class ClassCalibration:
         """``(k + 0.5) / (n + 1)``: ``k`` of the ``n`` normal reference slices score at most ``score``; in (0, 1)."""
         rank = np.searchsorted(np.asarray(self.image_scores), score, side="right")
         return float((rank + 0.5) / (len(self.image_scores) + 1))
+
+    def map_probability(self, values: np.ndarray) -> np.ndarray:
+        """``P(normal map value <= v)`` of each raw map value: float32 in [0, 1], same shape.
+
+        The quantile table is read as a piecewise-linear CDF (a value shared by several quantiles
+        gets the highest of them); below every normal value 0, above every one 1.
+
+        Raises:
+            ValueError: the calibration has no quantile table (fitted by an older aaclip-med).
+        """
+        if not self.pixel_cdf:
+            msg = (f"the calibration of class {self.class_name!r} has no table of normal map values (format 1, "
+                   "written by an older aaclip-med), so it cannot turn maps into probabilities; fit it again with "
+                   "--calibrate-normals, or write raw map values (--pmap-values raw)")
+            raise ValueError(msg)
+        table = np.asarray(self.pixel_cdf, dtype=np.float64)
+        levels = np.linspace(0.0, 1.0, table.size)
+        reversed_values, first_from_end = np.unique(table[::-1], return_index=True)
+        highest_level = levels[table.size - 1 - first_from_end]
+        mapped = np.interp(np.asarray(values, dtype=np.float64), reversed_values, highest_level, left=0.0, right=1.0)
+        return mapped.astype(np.float32)
 
 
 @dataclass

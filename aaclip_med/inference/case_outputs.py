@@ -6,7 +6,8 @@ File layout in the output folder (``<case>`` = case ID from the input's file/fol
   threshold, ``<case>_anomaly_mask.nii.gz`` (uint8);
 - plain images: ``<case>_heatmap.png`` and ``<case>_blend.png`` at the original size;
 - DICOM sources with ``dicom=True``: ``<case>_seg.dcm`` (binary SEG; needs a threshold) and
-  ``<case>_pmap.dcm`` (float Parametric Map);
+  ``<case>_pmap.dcm`` (float Parametric Map of raw values or normal-reference probabilities,
+  ``options.pmap_values``);
 - ``<case>_scores.json``: case score, the preset used (and why), and per-slice scores.
 """
 
@@ -19,14 +20,15 @@ import numpy as np
 from monai.data import MetaTensor
 
 from aaclip_med.data.loading import INTENSITY_MAX
+from aaclip_med.files import write_json_atomic
 from aaclip_med.inference.calibration import ClassCalibration
 from aaclip_med.inference.options import InferenceOptions
+from aaclip_med.inference.run_info import sha256_file
 from aaclip_med.inference.sources import Case
 from aaclip_med.inference.volume import CaseResult
 from aaclip_med.inference.writers import (
     write_blend_png,
     write_heatmap_png,
-    write_json,
     write_nifti_mask,
     write_nifti_overlay,
 )
@@ -65,13 +67,17 @@ def _write_png(case: Case, image: MetaTensor, score_map: np.ndarray, out_dir: Pa
             write_blend_png(rgb, score_map, out_dir / f"{case.case_id}_blend.png")]
 
 
-def _write_dicom(case: Case, score_map: MetaTensor, options: InferenceOptions, out_dir: Path) -> list[Path]:
+def _write_dicom(case: Case, score_map: MetaTensor, options: InferenceOptions, out_dir: Path,
+                 calibration: ClassCalibration | None) -> list[Path]:
     from aaclip_med.inference.writers.dicom_pmap import write_parametric_map
     from aaclip_med.inference.writers.dicom_seg import write_segmentation
 
     files = list(case.files) or [case.path]
     volume = np.asarray(score_map[0], dtype=np.float32)  # (rows, columns[, slices])
-    written = [write_parametric_map(volume, files, out_dir / f"{case.case_id}_pmap.dcm")]
+    weights = sha256_file(options.weights)  # remembered: hashed once per run, not per case
+    written = [write_parametric_map(volume, files, out_dir / f"{case.case_id}_pmap.dcm",
+                                    values=options.pmap_values or "raw", calibration=calibration,
+                                    weights_sha256=weights)]
     if options.threshold is None:
         logger.warning("%s: no --threshold, so no DICOM SEG (the Parametric Map is written)", case.case_id)
     else:
@@ -79,14 +85,20 @@ def _write_dicom(case: Case, score_map: MetaTensor, options: InferenceOptions, o
         if not mask.any():
             logger.warning("%s: no voxel reaches --threshold %g (map maximum %.4g): its DICOM SEG is empty",
                            case.case_id, options.threshold, float(volume.max()))
-        written.append(write_segmentation(mask, files, out_dir / f"{case.case_id}_seg.dcm"))
+        written.append(write_segmentation(mask, files, out_dir / f"{case.case_id}_seg.dcm",
+                                          threshold=options.threshold, weights_sha256=weights))
     return written
 
 
 def write_case_outputs(
-    case: Case, image: MetaTensor, result: CaseResult, out_dir: Path, options: InferenceOptions, rows: tuple[dict, list[dict]]
+    case: Case, image: MetaTensor, result: CaseResult, out_dir: Path, options: InferenceOptions, rows: tuple[dict, list[dict]],
+    calibration: ClassCalibration | None = None,
 ) -> list[Path]:
-    """Write the case's files (see module docstring; ``options.threshold``/``dicom`` decide which); returns their paths."""
+    """Write the case's files (see module docstring; ``options.threshold``/``dicom`` decide which); returns their paths.
+
+    ``calibration`` (the case's class calibration) turns the Parametric Map into probabilities
+    when ``options.pmap_values`` is "probability".
+    """
     score_map = result.anomaly_map
     if case.kind == "image":
         written = _write_png(case, image, np.asarray(score_map[0]), out_dir)
@@ -98,7 +110,7 @@ def write_case_outputs(
             path = out_dir / f"{case.case_id}_anomaly_mask.nii.gz"
             written.append(write_nifti_mask(score_map, score_map.affine, options.threshold, path, source=source))
         if options.dicom and case.kind in ("dicom", "dicom_series"):
-            written += _write_dicom(case, score_map, options, out_dir)
+            written += _write_dicom(case, score_map, options, out_dir, calibration)
     case_row, slice_rows = rows
-    written.append(write_json(out_dir / f"{case.case_id}_scores.json", {"case": case_row, "slices": slice_rows}))
+    written.append(write_json_atomic(out_dir / f"{case.case_id}_scores.json", {"case": case_row, "slices": slice_rows}))
     return written

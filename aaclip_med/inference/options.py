@@ -22,6 +22,7 @@ __all__ = [
     "SliceOptions",
     "DEFAULT_CLASS",
     "MIN_FOREGROUND",
+    "PMAP_VALUES",
     "SLICE_AXES",
     "check_threshold",
     "map_range",
@@ -31,6 +32,7 @@ DEFAULT_CLASS = "scan"  # class (and description) of inputs when neither is give
 MIN_FOREGROUND = 0.05  # default fraction of a volume slice that must be foreground to count in the case score
 SLICE_AXES = ("acquisition", "axial", "coronal", "sagittal", 0, 1, 2)  # what SliceOptions.axis accepts
 _DOMAINS = ("medical", "industrial")
+PMAP_VALUES = ("raw", "probability")  # what a DICOM Parametric Map stores (see InferenceOptions.pmap_values)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,11 @@ class InferenceOptions:
         descriptions: class name -> description, tried before the shipped registries.
         threshold: raw map value at or above which a voxel is anomalous (mask, DICOM SEG).
         dicom: also write DICOM SEG / Parametric Map for DICOM sources.
+        pmap_values: what the Parametric Map stores: "probability" (each raw value's normal-reference
+            probability, in [0, 1], from the calibration's table of normal map values: viewers such
+            as OHIF show it as it is) or "raw" (the raw map; its range is in the real-world value
+            mapping, and viewers that expect [0, 1] do not scale it). None: "probability" when a
+            calibration is applied, else "raw" (warned when DICOM outputs are written).
         calibration: a :class:`~aaclip_med.inference.calibration.Calibration` to apply.
         allow_calibration_mismatch: apply a calibration fitted with other settings (warned).
         slices: how volumes are cut (:class:`SliceOptions`).
@@ -108,6 +115,7 @@ class InferenceOptions:
     descriptions: Mapping[str, str] | None = None
     threshold: float | None = None
     dicom: bool = False
+    pmap_values: str | None = None
     calibration: Any = None
     allow_calibration_mismatch: bool = False
     slices: SliceOptions = field(default_factory=SliceOptions)
@@ -131,6 +139,28 @@ class InferenceOptions:
             object.__setattr__(self, "slices", SliceOptions(**self.slices))
         if self.threshold is not None:
             check_threshold(self.threshold)
+        if self.pmap_values not in (None, *PMAP_VALUES):
+            raise ValueError(f"pmap_values must be one of {list(PMAP_VALUES)} or None, got {self.pmap_values!r}")
+
+    def resolved_pmap_values(self, calibration: Any) -> str:
+        """``pmap_values``, or its default with ``calibration`` (the one the run applies, or None).
+
+        Raises:
+            ValueError: "probability" without a calibration, or with one that has no table of
+                normal map values (fitted by an older aaclip-med).
+        """
+        values = self.pmap_values or ("probability" if calibration is not None else "raw")
+        if values == "probability" and calibration is None:
+            raise ValueError("pmap_values 'probability' needs a calibration (--calibration FILE or "
+                             "--calibrate-normals DIR): the probabilities are against its normal references")
+        if values == "probability":
+            old = sorted(name for name, fitted in calibration.classes.items() if not fitted.pixel_cdf)
+            if old:
+                msg = (f"the calibration's class(es) {old} have no table of normal map values (format 1, written by an "
+                       "older aaclip-med), so the Parametric Map cannot hold probabilities; fit the calibration again "
+                       "with --calibrate-normals, or pass --pmap-values raw")
+                raise ValueError(msg)
+        return values
 
     @property
     def resolved_class(self) -> str:

@@ -25,7 +25,7 @@ RUN_FILE = "run.json"
 # run.json fields that change what the outputs contain (not: batch size, workers, device, world size, dates)
 OUTPUT_FIELDS = (
     "backbone", "image_size", "pretrained", "weights_sha256", "modality", "domain", "precision", "threshold",
-    "dicom", "calibration", "class_name", "description", "descriptions", "slices", "manifest_sha256",
+    "dicom", "pmap_values", "calibration", "class_name", "description", "descriptions", "slices", "manifest_sha256",
 )
 
 

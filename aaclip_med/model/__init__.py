@@ -8,32 +8,16 @@ from __future__ import annotations
 
 from aaclip_med._lazy import lazy_exports
 
-_API = {
-    "AAClip": "aaclip_med.model.aaclip",
-    "ImageFeatures": "aaclip_med.model.aaclip",
-    "Prediction": "aaclip_med.model.aaclip",
-    "build_aaclip": "aaclip_med.model.aaclip",
-    "ResidualAdapter": "aaclip_med.model.adapters",
-    "mix_adapter": "aaclip_med.model.adapters",
-    "BackboneWeightsError": "aaclip_med.model.backbone",
-    "build_clip": "aaclip_med.model.backbone",
-    "get_backbone_preset": "aaclip_med.model.backbone",
-    "list_backbone_presets": "aaclip_med.model.backbone",
-    "resolve_config": "aaclip_med.model.backbone",
-    "CheckpointError": "aaclip_med.model.adapter_file",
-    "read_adapter_metadata": "aaclip_med.model.adapter_file",
-    "convert_public_checkpoints": "aaclip_med.model.checkpoint",
-    "load_adapters": "aaclip_med.model.checkpoint",
-    "load_public_checkpoints": "aaclip_med.model.checkpoint",
-    "read_adapter_file": "aaclip_med.model.checkpoint",
-    "safe_torch_load": "aaclip_med.model.checkpoint",
-    "save_adapters": "aaclip_med.model.checkpoint",
-    "AAClipConfig": "aaclip_med.model.config",
-    "check_image_size": "aaclip_med.model.config",
-    "patch_size": "aaclip_med.model.config",
-    "ProjectionHead": "aaclip_med.model.heads",
+_MODULES = {
+    "aaclip_med.model.aaclip": ("AAClip", "ImageFeatures", "Prediction", "build_aaclip"),
+    "aaclip_med.model.adapters": ("ResidualAdapter", "mix_adapter"),
+    "aaclip_med.model.backbone": ("BackboneWeightsError", "build_clip", "get_backbone_preset", "list_backbone_presets", "resolve_config"),
+    "aaclip_med.model.adapter_file": ("CheckpointError", "read_adapter_metadata"),
+    "aaclip_med.model.checkpoint": ("convert_public_checkpoints", "load_adapters", "load_public_checkpoints", "read_adapter_file", "safe_torch_load", "save_adapters"),
+    "aaclip_med.model.config": ("AAClipConfig", "check_image_size", "patch_size"),
+    "aaclip_med.model.heads": ("ProjectionHead",),
 }
 
-__all__ = sorted(_API)
+__all__ = sorted(name for names in _MODULES.values() for name in names)
 
-__getattr__ = lazy_exports(__name__, _API)
+__getattr__ = lazy_exports(__name__, _MODULES)

@@ -25,7 +25,8 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.errors import InvalidDicomError
 
 from aaclip_med.files import atomic_path
-from aaclip_med.pacs.errors import PacsError, SeriesError, ServerError, one_line
+from aaclip_med.inference.errors import one_line, short_error
+from aaclip_med.pacs.errors import PacsError, SeriesError, ServerError
 from aaclip_med.pacs.settings import ENV_PASSWORD, ENV_TOKEN, ENV_USER, DicomWebServer
 from aaclip_med.pacs.state import instance_name
 
@@ -118,7 +119,7 @@ def _translate(err: Exception, server: DicomWebServer, what: str) -> PacsError:
     if isinstance(err, (json.JSONDecodeError, InvalidDicomError, ValueError, KeyError, EOFError)):
         return ServerError(f"{what}: {url} returned something that is not DICOM ({one_line(str(err), 160)}); "
                            "is --url the DICOMweb root, e.g. http://host:8042/dicom-web?")
-    return SeriesError(f"{what}: {type(err).__name__}: {one_line(str(err), 200)}")
+    return SeriesError(f"{what}: {short_error(err, 200)}")
 
 
 def _retriable(err: Exception) -> bool:

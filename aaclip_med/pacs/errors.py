@@ -10,14 +10,9 @@
 
 from __future__ import annotations
 
-__all__ = ["PacsError", "ServerError", "SeriesError", "NotAnImageSeries", "one_line"]
+from aaclip_med.inference.errors import one_line
 
-
-def one_line(text: str, limit: int = 300) -> str:
-    """First line of ``text``, at most ``limit`` characters (servers answer with pages of HTML)."""
-    lines = str(text).strip().splitlines()
-    line = lines[0].strip() if lines else ""
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+__all__ = ["PacsError", "ServerError", "SeriesError", "NotAnImageSeries"]
 
 
 class PacsError(RuntimeError):

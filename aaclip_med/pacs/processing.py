@@ -26,8 +26,9 @@ from pathlib import Path
 import pydicom
 from torch import nn
 
+from aaclip_med.inference.errors import short_error
 from aaclip_med.inference.options import InferenceOptions
-from aaclip_med.pacs.errors import NotAnImageSeries, PacsError, SeriesError, one_line
+from aaclip_med.pacs.errors import NotAnImageSeries, PacsError, SeriesError
 from aaclip_med.pacs.series import SeriesInfo, inspect_series, preset_for_modality
 from aaclip_med.pacs.state import FINISHED, INCOMING_DIR, RESULTS_DIR, SeriesState
 
@@ -146,7 +147,7 @@ class SeriesProcessor:
         except PacsError:  # server-wide (ServerError): the caller decides
             raise
         except (ValueError, OSError, RuntimeError) as err:
-            return self._fail(key, label, f"series {label}: {type(err).__name__}: {one_line(str(err), 300)}")
+            return self._fail(key, label, f"series {label}: {short_error(err, 300)}")
 
     def _check_and_infer(self, key: str, series_uid: str | None) -> dict:
         info = inspect_series(self.incoming(key), series_uid)

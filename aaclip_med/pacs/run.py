@@ -20,9 +20,9 @@ from pathlib import Path
 
 from torch import nn
 
+from aaclip_med.files import write_json_atomic
 from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.inference.run_info import run_record
-from aaclip_med.inference.writers import write_json
 from aaclip_med.pacs import dicomweb
 from aaclip_med.pacs.errors import NotAnImageSeries, SeriesError
 from aaclip_med.pacs.processing import SeriesProcessor
@@ -102,7 +102,7 @@ def _record(processor: SeriesProcessor, server: DicomWebServer, model, request: 
               "request": request, "options": settings, "calibrated": options.calibration is not None,
               "model": run_record(model, options.weights, {}), "series": results, "request_errors": failed,
               "counts": counts, "out_dir": str(processor.out_dir)}
-    write_json(processor.out_dir / RUN_RECORD, record)
+    write_json_atomic(processor.out_dir / RUN_RECORD, record)
     return record
 
 

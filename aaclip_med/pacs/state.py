@@ -23,7 +23,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from aaclip_med.inference.writers import write_json
+from aaclip_med.files import write_json_atomic
 
 __all__ = ["STATE_FILE", "INCOMING_DIR", "RESULTS_DIR", "series_key", "instance_name", "SeriesState", "FINISHED"]
 
@@ -86,7 +86,7 @@ class SeriesState:
         with self._lock:
             record = self._records.setdefault(key, {})
             record.update(fields, updated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-            write_json(self.path, {"series": self._records})
+            write_json_atomic(self.path, {"series": self._records})
             return dict(record)
 
     def records(self) -> dict[str, dict]:

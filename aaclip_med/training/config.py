@@ -13,9 +13,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from aaclip_med.anomalies.kinds import DEFAULT_PROBABILITY, parse_kinds, unused_kind
 from aaclip_med.precision import PRECISIONS
 
-__all__ = ["StageConfig", "TrainConfig", "default_stage_config", "STAGE1_LEVELS"]
+__all__ = ["StageConfig", "SyntheticConfig", "TrainConfig", "default_stage_config", "synthetic_settings",
+           "STAGE1_LEVELS"]
 
 STAGE1_LEVELS = ("all", "last")
 # keys of train_config.json files written before the options were renamed
@@ -61,6 +63,57 @@ def default_stage_config(stage: int, **overrides: Any) -> StageConfig:
 
 
 @dataclass
+class SyntheticConfig:
+    """Normal-only training: synthetic anomalies for training, and a validation they cannot game.
+
+    Training samples are seeded per (TrainConfig.seed, epoch, sample index). Validation (when no
+    real validation data is given) holds out ``holdout`` of the normal cases and plants anomalies
+    of ``validation_kind`` in every second one, seeded from ``validation_seed``: a kind training
+    did not use, so choosing the best epoch rewards detecting anomalies, not the generator.
+    """
+
+    kinds: tuple[str, ...] = ("perlin", "cutpaste")  # perlin | cutpaste | lesion (aaclip_med.anomalies)
+    probability: float = DEFAULT_PROBABILITY  # chance that a normal training sample becomes anomalous
+    validation_kind: str | None = None  # None: the first of lesion, perlin, cutpaste not in kinds
+    holdout: float = 0.1  # fraction of normal cases held out for validation; 0: none (last epoch kept)
+    validation_seed: int | None = None  # None: TrainConfig.seed + VALIDATION_SEED_OFFSET
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field when a value cannot work."""
+        self.kinds = parse_kinds(self.kinds)
+        if self.validation_kind is not None:
+            parse_kinds([self.validation_kind])
+        if not 0.0 < self.probability <= 1.0:
+            raise ValueError(f"synthetic probability must be in (0, 1], got {self.probability}.")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"synthetic holdout must be a fraction in [0, 1), got {self.holdout}.")
+
+    def resolved(self, seed: int) -> SyntheticConfig:
+        """A copy with the validation kind and seed filled in (what ``train_config.json`` records)."""
+        self.validate()
+        kind = self.validation_kind or unused_kind(self.kinds) or self.kinds[0]
+        vseed = self.validation_seed if self.validation_seed is not None else seed + VALIDATION_SEED_OFFSET
+        return dataclasses.replace(self, validation_kind=kind, validation_seed=int(vseed))
+
+
+VALIDATION_SEED_OFFSET = 1_000_003  # validation anomalies never share a seed with training ones
+
+
+def synthetic_settings(kinds: str | list[str] | tuple[str, ...] | None, probability: float = DEFAULT_PROBABILITY,
+                       holdout: float = 0.0, validation_kind: str | None = None) -> SyntheticConfig | None:
+    """A :class:`SyntheticConfig`, or None when ``kinds`` is empty (the bundle's off switch).
+
+    ``holdout`` defaults to 0 here: callers that pass their own data (the bundle, the Python API)
+    choose their validation set themselves.
+    """
+    if not kinds:
+        return None
+    config = SyntheticConfig(parse_kinds(kinds), probability, validation_kind, holdout)
+    config.validate()
+    return config
+
+
+@dataclass
 class TrainConfig:
     """Everything a training run needs besides the network and the data."""
 
@@ -84,6 +137,7 @@ class TrainConfig:
     resume: bool = True  # continue from OUT/train_state.pt; False deletes the training outputs in OUT first
     tensorboard: bool = True  # write OUT/tensorboard/stage<n> when the tensorboard package imports
     progress: bool = True  # tqdm progress bar (rank 0)
+    synthetic: SyntheticConfig | None = None  # normal-only training with synthetic anomalies (None: off)
 
     def stage_config(self, stage: int) -> StageConfig:
         return self.stage1 if stage == 1 else self.stage2
@@ -104,6 +158,8 @@ class TrainConfig:
             raise ValueError(f"save_every must be >= 1 iteration, got {self.save_every}.")
         self.stage1.validate("stage1")
         self.stage2.validate("stage2")
+        if self.synthetic is not None:
+            self.synthetic.validate()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable copy (tuples become lists)."""
@@ -126,6 +182,10 @@ class TrainConfig:
                 values[name] = StageConfig(**stage)
         if "stages" in values:
             values["stages"] = tuple(int(s) for s in values["stages"])
+        if isinstance(values.get("synthetic"), dict):
+            synthetic = dict(values["synthetic"])
+            synthetic["kinds"] = tuple(synthetic.get("kinds", ()))
+            values["synthetic"] = SyntheticConfig(**synthetic)
         return cls(**values)
 
 

@@ -50,7 +50,7 @@ FINAL_ADAPTERS = "adapters.safetensors"
 # every file and folder a training run writes in OUT (what --force deletes before starting afresh)
 OUTPUT_NAMES = (STATE_FILE, RECORD_FILE, "log.jsonl", FINAL_ADAPTERS, "adapters.json",
                 "stage1", "stage2", "tensorboard")
-SHARED_KEYS = ("seed", "precision", "descriptions", "domain")
+SHARED_KEYS = ("seed", "precision", "descriptions", "domain", "synthetic")
 STAGE_KEYS = {1: ("stage1", "stage1_levels", "disentangle_weight"), 2: ("stage2",)}
 
 
@@ -102,15 +102,19 @@ def summarize_data(data: Sequence) -> dict[str, Any]:
             "sha256": digest.hexdigest()}
 
 
-def check_trainable(summary: Mapping[str, Any]) -> None:
-    """Refuse training data without any anomaly mask (nothing for either stage to learn from)."""
-    if summary["with_mask"] > 0:
+def check_trainable(summary: Mapping[str, Any], synthetic: bool = False) -> None:
+    """Refuse training data without any anomaly mask (nothing for either stage to learn from).
+
+    With synthetic anomalies (``synthetic``) normal samples are enough: the generator makes the masks.
+    """
+    if summary["with_mask"] > 0 or (synthetic and summary["samples"] > 0):
         return
     msg = (f"The training data cannot train AA-CLIP: of its {summary['samples']} samples, "
            f"{summary['anomalous']} are anomalous and none has an anomaly mask. Both stages learn from "
            "the pixel masks of anomalous samples (Stage 1 aligns the text anchors with them, Stage 2 the "
            "patch features). Use a manifest that lists anomalous samples with their mask_path, e.g. the "
-           "split of a defect dataset that ships masks; a normal-only split cannot be used.")
+           "split of a defect dataset that ships masks, or train a normal-only manifest with synthetic "
+           "anomalies (--synthetic-anomalies perlin,cutpaste,lesion; TrainConfig.synthetic).")
     raise ValueError(msg)
 
 

@@ -260,22 +260,26 @@ def run_training(
             on them (never pass a test set here).
         train_transform: ``stage -> transform`` (random, with ``set_random_state``), applied per
             sample with a seed from (seed, epoch, index), e.g.
-            :func:`aaclip_med.data.pipeline.training_transforms`.
+            :func:`aaclip_med.data.pipeline.training_transforms`. With ``config.synthetic`` the
+            transform must plant the anomalies (``training_transforms(synthetic_kinds=...)``, as
+            :func:`aaclip_med.training.data.manifest_training_data` builds it); the data may then
+            be normal only.
 
     Returns:
         a :class:`TrainResult`.
 
     Raises:
-        ValueError: data without any anomaly mask; Stage 2 alone without trained Stage-1 text
-            adapters; or, when resuming, settings that differ from the work already in the folder.
+        ValueError: data without any anomaly mask (and no ``config.synthetic``); Stage 2 alone without
+            trained Stage-1 text adapters; or, when resuming, settings that differ from the work already in the folder.
     """
     config.validate()
     ctx = init_distributed(config.device)
-    config = dataclasses.replace(config, precision=resolve_precision(config.precision, ctx.device))
+    synthetic = config.synthetic.resolved(config.seed) if config.synthetic is not None else None
+    config = dataclasses.replace(config, precision=resolve_precision(config.precision, ctx.device), synthetic=synthetic)
     logger.info("Training precision: %s on %s", config.precision, ctx.device)
     out = Path(config.out_dir)
     train_summary = summarize_data(train_data)
-    check_trainable(train_summary)
+    check_trainable(train_summary, synthetic=synthetic is not None)
     val_summary = summarize_data(val_data) if val_data is not None else None
     model.to(ctx.device)
     names = train_summary["classes"] + (val_summary["classes"] if val_summary else [])

@@ -143,3 +143,62 @@ def test_docs_state_the_percentile_formula_the_code_uses():
     cal = ClassCalibration("scan", "scan", "medical", [1.0, 2.0, 3.0, 4.0], 2.5, 1.0, 0.0, 1.0, {})
     k, n = 2, 4  # two of four normal slices score at most 2.5
     assert cal.percentile(2.5) == (k + 0.5) / (n + 1)
+
+
+def test_map_probability_is_the_normal_cdf():
+    pixels = PixelStats()
+    pixels.add(np.arange(101.0), np.random.default_rng(0))  # every value kept: the table is exact
+    cal = ClassCalibration.fit("scan", "scan", "medical", [1.0, 2.0], pixels)
+    assert len(cal.pixel_cdf) == 1001
+    np.testing.assert_allclose(cal.map_probability(np.array([-5.0, 0.0, 25.0, 50.0, 99.0, 100.0, 1e9])),
+                               [0.0, 0.0, 0.25, 0.5, 0.99, 1.0, 1.0], atol=1e-6)
+    values = np.random.default_rng(1).normal(50, 30, (7, 6, 2))
+    mapped = cal.map_probability(values)
+    assert mapped.shape == values.shape and mapped.dtype == np.float32
+    order = np.argsort(values, axis=None)
+    assert np.all(np.diff(mapped.ravel()[order]) >= 0)  # monotone: ranks are kept
+
+
+def test_map_probability_of_constant_references():
+    pixels = PixelStats()
+    pixels.add(np.full(50, 0.3), np.random.default_rng(0))
+    cal = ClassCalibration.fit("scan", "scan", "medical", [1.0, 2.0], pixels)
+    np.testing.assert_array_equal(cal.map_probability(np.array([0.29, 0.3, 0.31])), [0.0, 1.0, 1.0])
+
+
+def test_format_1_file_loads_and_asks_for_a_refit_for_probabilities(tmp_path):
+    from aaclip_med.inference import InferenceOptions
+
+    entry = {"class_name": "scan", "description": "scan", "domain": "medical", "image_scores": [1.0, 2.0],
+             "image_mean": 1.5, "image_std": 0.7, "pixel_mean": 0.0, "pixel_std": 1.0, "pixel_quantiles": {}}
+    (tmp_path / "old.json").write_text(json.dumps({"format_version": 1, "classes": {"scan": entry}}))
+    old = load_calibration(tmp_path / "old.json")
+    assert old.get("scan").z(2.2) == pytest.approx(1.0)  # still good for scores
+    with pytest.raises(ValueError, match="fit it again with --calibrate-normals.*--pmap-values raw"):
+        old.get("scan").map_probability(np.zeros(3))
+    with pytest.raises(ValueError, match=r"\['scan'\] have no table.*--pmap-values raw"):
+        InferenceOptions().resolved_pmap_values(old)  # the default with a calibration is probability
+    assert InferenceOptions(pmap_values="raw").resolved_pmap_values(old) == "raw"
+    saved = json.loads(save_calibration(old, tmp_path / "new.json").read_text())
+    assert saved["format_version"] == 2
+
+
+def test_dicom_run_with_calibration_writes_probabilities(tmp_path, caplog):
+    import pydicom
+
+    from tests._synthetic import write_dicom_series
+    from tests.inference.conftest import blob_volume
+
+    volume = blob_volume(shape=(16, 18, 4), center=(6, 11, 2))
+    write_dicom_series(tmp_path / "in" / "ser", np.moveaxis(volume, -1, 0).round().astype(np.int16))
+    pixels = PixelStats()
+    pixels.add(np.random.default_rng(0).normal(0.0, 0.05, 4096), np.random.default_rng(0))
+    calibration = Calibration({"scan": ClassCalibration.fit("scan", "scan", "medical", [0.0, 0.1], pixels, "ct")})
+    run_inference([tmp_path / "in"], tmp_path / "raw", IntensityModel(), modality="ct", dicom=True, device="cpu")
+    assert "no calibration: the DICOM Parametric Maps hold raw map values" in caplog.text
+    run_inference([tmp_path / "in"], tmp_path / "prob", IntensityModel(), modality="ct", dicom=True, device="cpu",
+                  calibration=calibration)
+    raw, prob = (pydicom.dcmread(tmp_path / name / "ser_pmap.dcm") for name in ("raw", "prob"))
+    np.testing.assert_allclose(prob.pixel_array, calibration.get("scan").map_probability(raw.pixel_array), atol=1e-7)
+    assert prob.ContentLabel == "ANOMALY_PROB" and raw.ContentLabel == "ANOMALY_RAW"
+    assert json.loads((tmp_path / "prob" / "run.json").read_text())["pmap_values"] == "probability"

@@ -72,3 +72,14 @@ def test_build_and_aliases():
     assert InferenceOptions.build(modality=None).modality == "auto"  # modality=None from a manifest job: auto
     assert InferenceOptions(description="object").resolved_class == "object"
     assert InferenceOptions(class_name="liver", description="object").resolved_class == "liver"
+
+
+def test_pmap_values_default_and_refusals():
+    from aaclip_med.inference import InferenceOptions
+
+    assert InferenceOptions().resolved_pmap_values(None) == "raw"
+    assert InferenceOptions(pmap_values="raw").resolved_pmap_values(None) == "raw"
+    with pytest.raises(ValueError, match="'probability' needs a calibration"):
+        InferenceOptions(pmap_values="probability").resolved_pmap_values(None)
+    with pytest.raises(ValueError, match="pmap_values must be one of"):
+        InferenceOptions(pmap_values="percent")

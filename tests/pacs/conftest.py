@@ -131,6 +131,16 @@ def corrupt_copy(paths: list[Path], folder: Path) -> list[Path]:
     return out
 
 
+# what `pacs run`/`listen` store back, by SOP Class (the Parametric Map's Modality is the source's)
+DERIVED = {"SEG": "1.2.840.10008.5.1.4.1.1.66.4", "PM": "1.2.840.10008.5.1.4.1.1.30"}
+
+
+def derived_instances(client, study_uid: str, kind: str) -> list[dict]:
+    """QIDO-RS answers for the instances of the study of ``kind`` ("SEG" or "PM", see DERIVED)."""
+    return [item for item in client.search_for_instances(study_uid)
+            if item.get("00080016", {}).get("Value", [None])[0] == DERIVED[kind]]
+
+
 def upload(client, paths: list[Path]) -> Dataset:
     """STOW-RS the files to the test Orthanc; returns the first dataset (for its UIDs)."""
     datasets = [pydicom.dcmread(p) for p in paths]

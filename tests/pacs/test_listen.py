@@ -23,7 +23,16 @@ import pydicom
 from aaclip_med.inference import InferenceOptions
 from aaclip_med.pacs import DimseNode, SeriesState, ServerError, listen, series_key
 from aaclip_med.pacs.listener import _Listener
-from tests.pacs.conftest import LISTENER_AE, PLANTED, THRESHOLD, TINY, corrupt_copy, write_ct, write_mr
+from tests.pacs.conftest import (
+    LISTENER_AE,
+    PLANTED,
+    THRESHOLD,
+    TINY,
+    corrupt_copy,
+    derived_instances,
+    write_ct,
+    write_mr,
+)
 from tests.pacs.orthanc import free_port
 
 QUIET = "1"
@@ -101,12 +110,9 @@ def _send_from_orthanc(orthanc, client, files: list[Path]) -> pydicom.Dataset:
 
 
 def _derived(client, study_uid: str) -> dict[str, list[str]]:
-    """SOP Instance UIDs of the SEG and Parametric Map (Modality OT) objects of a study on Orthanc."""
-    out = {}
-    for modality in ("SEG", "OT"):
-        found = client.search_for_instances(study_uid, search_filters={"Modality": modality})
-        out[modality] = [item["00080018"]["Value"][0] for item in found]
-    return out
+    """SOP Instance UIDs of the SEG and Parametric Map ("PM") objects of a study on Orthanc."""
+    return {kind: [item["00080018"]["Value"][0] for item in derived_instances(client, study_uid, kind)]
+            for kind in ("SEG", "PM")}
 
 
 def test_listener_survives_sigkill_without_losing_or_duplicating(orthanc, client, tmp_path):
@@ -145,11 +151,11 @@ def test_listener_survives_sigkill_without_losing_or_duplicating(orthanc, client
         record = state[keys[name]]
         derived = _derived(client, record["study_uid"])
         # exactly one SEG and one Parametric Map per series, and they are the ones the listener wrote
-        assert sorted(derived["SEG"] + derived["OT"]) == sorted(record["output_uids"]) == sorted(record["stored"])
-        assert len(derived["SEG"]) == 1 and len(derived["OT"]) == 1
+        assert sorted(derived["SEG"] + derived["PM"]) == sorted(record["output_uids"]) == sorted(record["stored"])
+        assert len(derived["SEG"]) == 1 and len(derived["PM"]) == 1
         if at_kill.get(keys[name], {}).get("output_uids"):  # inferred before the kill: not inferred again
             assert at_kill[keys[name]]["output_uids"] == record["output_uids"]
-    assert _derived(client, bad_ds.StudyInstanceUID) == {"SEG": [], "OT": []}
+    assert _derived(client, bad_ds.StudyInstanceUID) == {"SEG": [], "PM": []}
     assert f"series {bad_ds.SeriesInstanceUID}: instance" in state[keys["bad"]]["error"]
     logs = first_log.read_text() + second_log.read_text()
     assert "resuming" in second_log.read_text() and bad_ds.SeriesInstanceUID in logs

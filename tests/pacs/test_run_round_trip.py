@@ -19,7 +19,7 @@ import pytest
 
 from aaclip_med.cli import main
 from aaclip_med.pacs import series_key
-from tests.pacs.conftest import PLANTED, THRESHOLD, TINY, upload, write_ct, write_mr
+from tests.pacs.conftest import PLANTED, THRESHOLD, TINY, derived_instances, upload, write_ct, write_mr
 
 
 def _run_cli(*args) -> tuple[int, str, str]:
@@ -60,10 +60,10 @@ def runs(orthanc, client, tmp_path_factory):
             "again": again, "infer": infer}
 
 
-def _stored(client, study_uid: str, modality: str) -> list[pydicom.Dataset]:
-    """Every instance of ``modality`` in the study, fetched over WADO-RS."""
-    found = client.search_for_series(study_uid, search_filters={"Modality": modality})
-    return [ds for item in found for ds in client.retrieve_series(study_uid, item["0020000E"]["Value"][0])]
+def _stored(client, study_uid: str, kind: str) -> list[pydicom.Dataset]:
+    """Every SEG or PM instance (``kind``) of the study, fetched over WADO-RS."""
+    return [client.retrieve_instance(study_uid, item["0020000E"]["Value"][0], item["00080018"]["Value"][0])
+            for item in derived_instances(client, study_uid, kind)]
 
 
 def _frames(ds: pydicom.Dataset) -> dict[str, tuple[np.ndarray, list[float]]]:
@@ -85,7 +85,7 @@ def test_stored_objects_match_source_and_file_outputs(runs, client, name):
     sources = {str(ds.SOPInstanceUID): ds for ds in (pydicom.dcmread(p) for p in files)}
     key = series_key(first.SeriesInstanceUID)
     infer_out = runs["root"] / f"infer_{name}"
-    for modality, suffix in (("SEG", "seg"), ("OT", "pmap")):
+    for modality, suffix in (("SEG", "seg"), ("PM", "pmap")):
         stored = _stored(client, first.StudyInstanceUID, modality)
         assert len(stored) == 1, f"{name}: {len(stored)} {modality} objects in the study"
         obj = stored[0]
@@ -120,9 +120,11 @@ def test_rerun_skips_what_was_stored(runs, client):
     statuses = {s["series_uid"]: s["status"] for s in record["series"]}
     for name in ("ct", "mr"):
         assert statuses[runs[name][1].SeriesInstanceUID] == "skipped"
-    # the SEG / PM series now in the CT study are not inputs: ignored, not failed (the MR query
-    # matches only MR series)
-    assert record["counts"]["ignored"] == 2 and record["counts"]["failed"] == 0
+    # the SEG / PM series now in the CT study are not inputs: ignored by their SOP class, not failed;
+    # the MR query also matches the MR study's PM (a Parametric Map has its source's Modality)
+    mr_pm = {item["0020000E"]["Value"][0] for item in derived_instances(client, runs["mr"][1].StudyInstanceUID, "PM")}
+    assert len(mr_pm) == 1 and statuses[mr_pm.pop()] == "ignored"
+    assert record["counts"]["ignored"] == 3 and record["counts"]["failed"] == 0
 
 
 def test_run_record_and_state(runs):

@@ -110,3 +110,26 @@ def test_state_survives_reload_and_refuses_foreign_files(tmp_path):
     (tmp_path / "pacs_state.json").write_text(json.dumps([1, 2]))
     with pytest.raises(ValueError, match="not a state file of aaclip-med pacs"):
         SeriesState(tmp_path)
+
+
+@pytest.mark.parametrize("command", [
+    ["infer", "x", "--out", "o", "--dicom-out"], ["pacs", "run", "--url", "http://x/dicom-web", "--out", "o"],
+    ["pacs", "listen", "--ae-title", "A", "--port", "1", "--forward", "h:1:B", "--out", "o"]])
+def test_every_pmap_writer_takes_pmap_values(command, capsys):
+    with pytest.raises(SystemExit):
+        main([*command, "--pmap-values", "percent"])
+    err = capsys.readouterr().err.replace("'", "")  # argparse quotes the choices from Python 3.12 on
+    assert "--pmap-values: invalid choice: percent (choose from raw, probability)" in err
+
+
+def test_old_calibration_is_refused_before_the_model_is_built(tmp_path, capsys, monkeypatch):
+    from aaclip_med.commands import pacs as pacs_command
+
+    monkeypatch.setattr(pacs_command, "_model", lambda args: pytest.fail("the model was built first"))
+    entry = {"class_name": "scan", "description": "scan", "domain": "medical", "image_scores": [1.0, 2.0],
+             "image_mean": 1.5, "image_std": 0.7, "pixel_mean": 0.0, "pixel_std": 1.0, "pixel_quantiles": {}}
+    (tmp_path / "old.json").write_text(json.dumps({"format_version": 1, "classes": {"scan": entry}}))
+    code = main(["pacs", "run", "--url", "http://127.0.0.1:9/dicom-web", "--out", str(tmp_path / "o"), "--study", "1.2",
+                 "--calibration", str(tmp_path / "old.json"), "--backbone", "aaclip-tiny"])
+    assert code != 0 and "fit the calibration again" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

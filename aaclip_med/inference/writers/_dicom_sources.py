@@ -17,13 +17,27 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-__all__ = ["import_highdicom", "read_sources", "frames", "DEVICE"]
+__all__ = ["import_highdicom", "read_sources", "frames", "DEVICE", "METHOD", "series_description", "weights_tag"]
 
 DEVICE = {
     "manufacturer": "aaclip-med",
     "manufacturer_model_name": "AA-CLIP zero-shot anomaly detection",
     "device_serial_number": "0",
 }
+
+
+METHOD = "AA-CLIP"  # the method named in series descriptions, segment labels and algorithm identification
+_LONG_STRING = 64  # VR LO: SeriesDescription, SegmentLabel, ContentDescription
+
+
+def weights_tag(weights_sha256: str | None) -> str:
+    """Which adapters made a map, for a description: their sha256's first 8 hex digits."""
+    return f"weights {weights_sha256[:8]}" if weights_sha256 else "untrained adapters"
+
+
+def series_description(*parts: str) -> str:
+    """``METHOD`` and ``parts`` joined into one Series Description (cut to the 64 characters of VR LO)."""
+    return ", ".join((METHOD, *parts))[:_LONG_STRING]
 
 
 def import_highdicom():

@@ -14,14 +14,9 @@ from pathlib import Path
 
 from aaclip_med.files import write_json_atomic, write_text_atomic
 
-__all__ = ["write_json", "write_csv", "write_score_tables", "SCORE_FILES"]
+__all__ = ["write_csv", "write_score_tables", "SCORE_FILES"]
 
 SCORE_FILES = {"slices_csv": "scores_slices.csv", "cases_csv": "scores_cases.csv", "json": "scores.json"}
-
-
-def write_json(path: str | os.PathLike, data: object) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
-    return write_json_atomic(path, data)
 
 
 def write_csv(path: str | os.PathLike, rows: Sequence[Mapping]) -> Path:
@@ -42,5 +37,5 @@ def write_score_tables(out_dir: str | os.PathLike, slice_rows: Sequence[Mapping]
     return {
         "slices_csv": write_csv(out_dir / SCORE_FILES["slices_csv"], slice_rows),
         "cases_csv": write_csv(out_dir / SCORE_FILES["cases_csv"], case_rows),
-        "json": write_json(out_dir / SCORE_FILES["json"], {"cases": list(case_rows), "slices": list(slice_rows)}),
+        "json": write_json_atomic(out_dir / SCORE_FILES["json"], {"cases": list(case_rows), "slices": list(slice_rows)}),
     }

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aaclip_med.data.loading import load_image
-from aaclip_med.files import TMP_PREFIX
+from aaclip_med.files import TMP_PREFIX, write_json_atomic
 from aaclip_med.inference.calibration import ClassCalibration
 from aaclip_med.inference.case_outputs import score_rows, write_case_outputs
 from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.inference.predictor import Predictor
 from aaclip_med.inference.sources import Case
 from aaclip_med.inference.volume import CaseResult, predict_case
-from aaclip_med.inference.writers import write_json, write_score_tables
+from aaclip_med.inference.writers import write_score_tables
 
 __all__ = ["CohortJob", "load_case", "DONE_DIR", "ModalityLog"]
 
@@ -105,19 +105,20 @@ class CohortJob:
         self.modality_log(f"case {case.case_id}", result.modality, result.modality_reason)
         calibration = self.calibration_for(result.modality, result.domain)
         rows = score_rows(case, result, calibration, self.options.resolved_class)
-        self._write(case, image, result, rows)
+        self._write(case, image, result, rows, calibration)
 
-    def _write(self, case: Case, image, result: CaseResult, rows: tuple[dict, list[dict]]) -> None:
+    def _write(self, case: Case, image, result: CaseResult, rows: tuple[dict, list[dict]],
+               calibration: ClassCalibration | None) -> None:
         # outputs go to a staging folder first: a case failing half-way leaves nothing under final names
         staging = self.out_dir / f"{TMP_PREFIX}{case.case_id}"
         try:
-            written = write_case_outputs(case, image, result, staging, self.options, rows)
+            written = write_case_outputs(case, image, result, staging, self.options, rows, calibration)
             for path in written:
                 os.replace(path, self.out_dir / path.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         # the marker is written last: its presence means every output above is complete
-        write_json(self._marker(case), {"case": rows[0], "slices": rows[1], "files": [p.name for p in written]})
+        write_json_atomic(self._marker(case), {"case": rows[0], "slices": rows[1], "files": [p.name for p in written]})
 
     def finish(self) -> dict[str, str]:
         return {}  # every case is written when processed

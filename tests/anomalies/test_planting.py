@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aaclip_med.demo.anomalies import TEXTURE_DEFECTS, plant_lesion
-from aaclip_med.demo.shapes import blob_mask, feather, smooth_noise
+from aaclip_med.anomalies.planting import TEXTURE_DEFECTS, plant_lesion
+from aaclip_med.anomalies.shapes import blob_mask, feather, smooth_noise
 
 
 def _changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.draw import line_aa
 
-__all__ = ["smooth_noise", "blob_mask", "scratch_mask", "feather"]
+__all__ = ["smooth_noise", "perlin_noise", "blob_mask", "scratch_mask", "feather"]
 
 
 def smooth_noise(shape: tuple[int, ...], rng: np.random.Generator, octaves: int = 3, base_cells: int = 3) -> np.ndarray:
@@ -34,6 +34,43 @@ def smooth_noise(shape: tuple[int, ...], rng: np.random.Generator, octaves: int 
         out += zoomed[tuple(slice(0, s) for s in shape)] / 2**octave
     out -= out.min()
     return out / max(float(out.max()), 1e-12)
+
+
+def perlin_noise(shape: tuple[int, int], cells: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """2D Perlin gradient noise (Perlin 2002) in about [-0.7, 0.7], zero on every lattice point.
+
+    A random unit gradient sits on each lattice point; a pixel's value is the quintic-faded blend
+    of the four dot products with its cell's corner gradients. DRAEM thresholds this noise to draw
+    its anomaly masks (larger ``cells``: smaller, more scattered blobs).
+
+    Args:
+        shape: (H, W) of the output.
+        cells: lattice cells along H and W (>= 1 each).
+        rng: random generator.
+
+    Returns:
+        float64 array of ``shape``.
+    """
+    ch, cw = (max(int(c), 1) for c in cells)
+    angles = rng.uniform(0.0, 2 * np.pi, (ch + 1, cw + 1))
+    grads = np.stack([np.cos(angles), np.sin(angles)], axis=-1)  # (ch + 1, cw + 1, 2)
+    y = np.arange(shape[0]) * (ch / shape[0])
+    x = np.arange(shape[1]) * (cw / shape[1])
+    yy, xx = np.meshgrid(y, x, indexing="ij")  # (H, W) positions in lattice units
+    iy, ix = np.floor(yy).astype(int), np.floor(xx).astype(int)
+    fy, fx = yy - iy, xx - ix  # offsets inside the cell, in [0, 1)
+
+    def corner(dy: int, dx: int) -> np.ndarray:
+        g = grads[iy + dy, ix + dx]  # (H, W, 2)
+        return g[..., 0] * (fy - dy) + g[..., 1] * (fx - dx)
+
+    def fade(t: np.ndarray) -> np.ndarray:
+        return t * t * t * (t * (t * 6 - 15) + 10)
+
+    wy, wx = fade(fy), fade(fx)
+    top = corner(0, 0) * (1 - wx) + corner(0, 1) * wx
+    bottom = corner(1, 0) * (1 - wx) + corner(1, 1) * wx
+    return top * (1 - wy) + bottom * wy
 
 
 def blob_mask(

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from aaclip_med.inference import case_outputs, cohort, run_inference
+from aaclip_med.inference import case_outputs, cohort_job, run_inference
 from tests.inference.conftest import IntensityModel
 
 
@@ -37,7 +37,7 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, nifti_cases, monk
         return real_mask(*args, **kwargs)
 
     monkeypatch.setattr(case_outputs, "write_nifti_mask", crashing_mask)
-    monkeypatch.setattr(cohort.shutil, "rmtree", lambda *a, **k: None)  # a killed process cleans nothing
+    monkeypatch.setattr(cohort_job.shutil, "rmtree", lambda *a, **k: None)  # a killed process cleans nothing
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         run_inference([nifti_cases], out, IntensityModel(), modality="ct", threshold=0.5, device="cpu")

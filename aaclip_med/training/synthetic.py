@@ -1,0 +1,90 @@
+"""Normal-only training data: the held-out normal cases and their synthetic validation set.
+
+Selection must not reward the generator: the validation set holds normal cases training never
+sees, and its anomalies come from a generator kind training does not use (else from other seeds),
+so the best epoch is the one that detects anomalies it was not trained on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from os import PathLike
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from aaclip_med.keys import Keys
+from aaclip_med.training.batches import sample_seed
+from aaclip_med.training.config import SyntheticConfig
+
+__all__ = ["split_holdout", "SyntheticValidation"]
+
+logger = logging.getLogger(__name__)
+
+
+def _case(record: Mapping) -> str:
+    """Slices of one volume belong to one case: they are held out together."""
+    return str(record.get(Keys.CASE_ID) or record[Keys.IMAGE_PATH])
+
+
+def split_holdout(records: Sequence[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(training records, held-out normal records): ``fraction`` of the normal cases, drawn with ``seed``.
+
+    At least one case is held out when ``fraction`` > 0 and there are two or more normal cases;
+    with fewer, nothing is held out (a warning says so) and the last epoch is kept.
+    """
+    normal_cases = sorted({_case(r) for r in records if float(r.get(Keys.LABEL, 0.0)) <= 0.5})
+    if fraction <= 0:
+        return list(records), []
+    if len(normal_cases) < 2:
+        logger.warning("Synthetic validation needs 2 or more normal cases, found %d: no validation, the last "
+                       "epoch of each stage is kept", len(normal_cases))
+        return list(records), []
+    count = min(max(1, round(fraction * len(normal_cases))), len(normal_cases) - 1)
+    order = np.random.default_rng(seed).permutation(len(normal_cases))
+    held = {normal_cases[i] for i in order[:count]}
+    train = [r for r in records if _case(r) not in held or float(r.get(Keys.LABEL, 0.0)) > 0.5]
+    val = [r for r in records if _case(r) in held and float(r.get(Keys.LABEL, 0.0)) <= 0.5]
+    logger.info("Synthetic validation: %d of %d normal cases held out (%d samples)", count, len(normal_cases), len(val))
+    return train, val
+
+
+class SyntheticValidation(Dataset):
+    """Held-out normal samples, every second one with a synthetic anomaly, preprocessed for inference.
+
+    Sample ``i`` is the same in every epoch and every run: its anomaly is seeded from
+    (``validation_seed``, 0, i). Even indices get an anomaly, odd ones stay normal, so image AUROC
+    is defined.
+
+    Args:
+        records: held-out manifest records (normal).
+        root: dataset root.
+        image_size: S in pixels.
+        modality: preset of records without a ``modality`` field.
+        synthetic: the resolved settings (``validation_kind``, ``validation_seed``).
+    """
+
+    def __init__(self, records: Sequence[dict], root: str | PathLike, image_size: int, modality: str | dict,
+                 synthetic: SyntheticConfig) -> None:
+        from aaclip_med.anomalies import synthetic_transform
+        from aaclip_med.data.dataset import ManifestDataset
+        from aaclip_med.data.pipeline import inference_transforms
+        from aaclip_med.training.data import ModalityDispatch
+
+        self.data = list(records)  # what summarize_data fingerprints
+        self.loaded = ManifestDataset(self.data, root, transform=None, with_mask=True)
+        kinds, self.seed = [synthetic.validation_kind], int(synthetic.validation_seed)
+        self.plant = ModalityDispatch(lambda name: synthetic_transform(kinds, 1.0, name, self.loaded), modality)
+        self.prepare = ModalityDispatch(lambda name: inference_transforms(name, image_size, mask_key=Keys.MASK),
+                                        modality)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.loaded[index]
+        if index % 2 == 0:
+            self.plant.set_random_state(seed=sample_seed(self.seed, 0, index))
+            sample = self.plant(sample)
+        return self.prepare(sample)

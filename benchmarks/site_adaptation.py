@@ -1,0 +1,188 @@
+"""Site adaptation on the bundled sample: zero-shot vs training on synthetic anomalies (normals only).
+
+The test set is the medical part of the bundled sample (`aaclip-med sample`): CT slices (a DICOM
+series), MR slices (a NIfTI volume) and fundus photos, whose anomalies are lesions. The synthetic
+variant trains on normal images only (the label-0 slices and photos of a sample generated with
+another seed), with generators the test never uses (default perlin + cutpaste), so the table
+measures detection of anomalies of a kind the run did not train on. Nothing is held out for
+selection (the last epoch is kept): the only held-out generator is the test's.
+
+Each variant is one function ``(context) -> predict``, where ``predict(images, class_names)``
+returns anomaly maps (B, S, S) and image scores (B,); :data:`VARIANTS` lists them, and other
+variants (a reference memory, both) are added the same way.
+
+Weights: random unless ``--backbone-weights`` names a CLIP file. Random weights are not CLIP; the
+figures only show what the method does with features that carry no learned meaning. Pixel AUROC is
+measured at the network's input resolution (S x S).
+
+    python benchmarks/site_adaptation.py                                   # aaclip-tiny (112 px), random
+    python benchmarks/site_adaptation.py --backbone ViT-B-16 --image-size 224
+    python benchmarks/site_adaptation.py --train-kinds perlin,cutpaste,lesion   # lesions seen in training
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from _common import emit, host_info, print_table
+
+from aaclip_med.data.dataset import ManifestDataset
+from aaclip_med.data.manifest import read_manifest, write_manifest
+from aaclip_med.data.pipeline import inference_transforms
+from aaclip_med.demo.sample import DESCRIPTIONS, generate_sample
+from aaclip_med.evaluation import pixel_and_image_auroc
+from aaclip_med.keys import Keys
+from aaclip_med.model import AAClip, AAClipConfig, build_aaclip
+from aaclip_med.training import StageConfig, SyntheticConfig, TrainConfig, run_training
+from aaclip_med.training.batches import collate_samples
+from aaclip_med.training.data import ModalityDispatch, manifest_training_data
+from aaclip_med.training.objectives import fixed_anchor_table, stack_anchors
+
+MEDICAL = ("ct", "mri", "retina")  # the sample's classes whose anomalies are lesions
+Predict = Callable[[torch.Tensor, list[str]], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class Context:
+    """What every variant gets: the settings, the sample folders and a fresh network builder."""
+
+    args: argparse.Namespace
+    work: Path
+    test_root: Path  # the sample the table is measured on
+    train_root: Path  # a sample of another seed; only its normal records are used
+    train_manifest: Path  # those normal records
+
+    def network(self) -> AAClip:
+        """The same network for every variant: same CLIP (random or file) and same adapter init."""
+        torch.manual_seed(self.args.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the "random weights" warning, stated in the output
+            config = AAClipConfig(backbone=self.args.backbone, pretrained=self.args.backbone_weights,
+                                  image_size=self.args.image_size)
+            return build_aaclip(config).eval()
+
+
+def _model_predict(model: AAClip) -> Predict:
+    table = fixed_anchor_table(model, list(DESCRIPTIONS.values()))
+
+    @torch.no_grad()
+    def predict(images: torch.Tensor, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        model.eval()
+        pred = model.predict(images, stack_anchors(table, [DESCRIPTIONS[n] for n in names]), "medical")
+        return pred.anomaly_map, pred.image_score
+
+    return predict
+
+
+def variant_zero_shot(ctx: Context) -> Predict:
+    """The network as built: adapters untrained (no trained adapters ship with the package)."""
+    return _model_predict(ctx.network())
+
+
+def variant_synthetic(ctx: Context) -> Predict:
+    """Both stages trained on the normal records with synthetic anomalies of ``--train-kinds``."""
+    args = ctx.args
+    model = ctx.network()
+    synthetic = SyntheticConfig(kinds=tuple(args.train_kinds.split(",")), probability=args.probability, holdout=0.0)
+    train, transform, _ = manifest_training_data(ctx.train_manifest, ctx.train_root, model.config.image_size,
+                                                 modality="auto", seed=args.seed, synthetic=synthetic)
+    config = TrainConfig(
+        out_dir=str(ctx.work / "synthetic"), seed=args.seed, domain="medical", descriptions=dict(DESCRIPTIONS),
+        stage1=StageConfig(epochs=args.epochs, lr=args.lr_stage1, batch_size=4),
+        stage2=StageConfig(epochs=args.epochs, lr=args.lr_stage2, batch_size=2, milestones=()),
+        synthetic=synthetic, device="cpu", precision="fp32", progress=False, tensorboard=False, save_every=10_000,
+    )
+    run_training(model, config, train, None, transform)
+    return _model_predict(model)
+
+
+VARIANTS: dict[str, Callable[[Context], Predict]] = {
+    "zero-shot": variant_zero_shot,
+    "synthetic": variant_synthetic,
+}
+
+
+def _test_data(ctx: Context, image_size: int) -> ManifestDataset:
+    records = [r for r in read_manifest(ctx.test_root / "manifest.jsonl") if r[Keys.CLASS_NAME] in MEDICAL]
+    prepare = ModalityDispatch(lambda name: inference_transforms(name, image_size, mask_key=Keys.MASK), "auto")
+    return ManifestDataset(records, ctx.test_root, transform=prepare)
+
+
+def measure(predict: Predict, data: ManifestDataset) -> dict[str, dict]:
+    """Pixel and image AUROC per class and over all test samples."""
+    maps, masks, scores, labels, names = [], [], [], [], []
+    for start in range(0, len(data), 8):
+        batch = collate_samples([data[i] for i in range(start, min(start + 8, len(data)))])
+        amap, score = predict(batch[Keys.IMAGE], batch[Keys.CLASS_NAME])
+        maps += list(amap.float())
+        scores += score.float().tolist()
+        masks += list(batch[Keys.MASK][:, 0])
+        labels += batch[Keys.LABEL].tolist()
+        names += batch[Keys.CLASS_NAME]
+    out = {}
+    for group in (*MEDICAL, "all"):
+        keep = [i for i, n in enumerate(names) if group in ("all", n)]
+        out[group] = pixel_and_image_auroc(torch.stack([maps[i] for i in keep]).numpy(),
+                                           torch.stack([masks[i] for i in keep]).numpy(),
+                                           [scores[i] for i in keep], [labels[i] for i in keep])
+    return out
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="aaclip-tiny")
+    parser.add_argument("--backbone-weights", default="random", help="a CLIP weights file, or random")
+    parser.add_argument("--image-size", type=int, default=None, help="network input side; unset: the backbone's")
+    parser.add_argument("--train-kinds", default="perlin,cutpaste", help="synthetic kinds the training uses")
+    parser.add_argument("--probability", type=float, default=0.5)
+    parser.add_argument("--epochs", type=int, default=4, help="epochs of each stage")
+    parser.add_argument("--lr-stage1", type=float, default=1e-4)
+    parser.add_argument("--lr-stage2", type=float, default=5e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    emit({"host": host_info(torch.device("cpu"))})
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        generate_sample(work / "test", "full", seed=0)
+        generate_sample(work / "train", "full", seed=1)
+        normals = [r for r in read_manifest(work / "train" / "manifest.jsonl")
+                   if r[Keys.CLASS_NAME] in MEDICAL and float(r[Keys.LABEL]) == 0.0]
+        manifest = write_manifest(normals, work / "train" / "normal.jsonl")
+        ctx = Context(args, work, work / "test", work / "train", manifest)
+        rows = []
+        for name in args.variants:
+            start = time.perf_counter()
+            predict = VARIANTS[name](ctx)
+            data = _test_data(ctx, ctx.network().config.image_size)
+            result = measure(predict, data)
+            seconds = time.perf_counter() - start
+            emit({"variant": name, "seconds": round(seconds, 1), "train_normals": len(normals),
+                  "test_samples": len(data), "test_anomalous": int(sum(float(r[Keys.LABEL]) for r in data.data)),
+                  "train_kinds": args.train_kinds if name != "zero-shot" else None,
+                  "metrics": result})
+            for group, m in result.items():
+                rows.append({"variant": name, "class": group,
+                             "pixel_auroc": None if m["pixel_auroc"] is None else round(m["pixel_auroc"], 3),
+                             "image_auroc": None if m["image_auroc"] is None else round(m["image_auroc"], 3)})
+    print(f"backbone {args.backbone}, weights {args.backbone_weights} (random weights are not CLIP), "
+          f"training kinds {args.train_kinds}, test anomalies: the sample's lesions")
+    print_table(rows, ["variant", "class", "pixel_auroc", "image_auroc"])
+
+
+if __name__ == "__main__":
+    main()
