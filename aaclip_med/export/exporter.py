@@ -46,7 +46,7 @@ def reference_images(predictor, sources: Sequence[str | os.PathLike], limit: int
     At most ``limit`` slices, spread evenly over each volume (slices next to each other are alike).
     """
     from aaclip_med.data.slicing import SliceVolume
-    from aaclip_med.inference.cohort import load_case
+    from aaclip_med.inference.cohort_job import load_case
     from aaclip_med.inference.sources import discover_cases
     from aaclip_med.inference.volume import resolve_case_modality
 

@@ -38,6 +38,8 @@ def _cli(argv: list[str], log: dict) -> None:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         code = main(argv)
     log[" ".join(argv)] = {"code": code, "text": out.getvalue()}
+    if code != 0:  # stop at the first failing command, with what it printed
+        raise SystemExit(f"aaclip-med {' '.join(argv)} exited {code}:\n{out.getvalue()[-4000:]}")
 
 
 def _median_map(folder: Path) -> str:
