@@ -44,6 +44,13 @@ class AnomalyMapNet(AnomalyGraph):
         super().__init__(model, description, domain)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        size = self.image_size
+        if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):  # else a tensor-size error deep in the ViT
+            msg = (f"AnomalyMapNet expects (B, 3, {size}, {size}) images (image_size {size} of "
+                   f"{self.config.backbone}), got {tuple(images.shape)}; for verify_net_in_out at another "
+                   "size, set --image_size and the metadata's --_meta_#network_data_format#inputs#image#spatial_shape "
+                   "alike (see the bundle's README)")
+            raise ValueError(msg)
         return super().forward(images)[0].unsqueeze(1)  # (B, S, S) -> (B, 1, S, S)
 
 

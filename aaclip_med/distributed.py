@@ -22,6 +22,7 @@ __all__ = [
     "DistContext",
     "barrier",
     "broadcast_parameters",
+    "check_device",
     "gather_objects",
     "init_distributed",
     "shard",
@@ -50,6 +51,35 @@ class DistContext:
         return self.world_size > 1
 
 
+def check_device(device: str | torch.device | None) -> torch.device | None:
+    """The device named by ``device``, refused at once when this machine does not have it.
+
+    Torch would fail later (after the model has loaded) with "Expected a torch.device with a
+    specified index" or "Torch not compiled with CUDA enabled".
+
+    Returns:
+        The ``torch.device``; None when ``device`` is None (the caller picks its default).
+
+    Raises:
+        ValueError: naming the device and what this machine has.
+    """
+    if device is None:
+        return None
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"--device {device}: not a device name (cpu, cuda, cuda:N, mps)") from err
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            cuda = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"
+            raise ValueError(f"--device {device}: no CUDA device is available (torch {torch.__version__} {cuda}); "
+                             "use --device cpu")
+        count = torch.cuda.device_count()
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"--device {device}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return resolved
+
+
 def _rank_device(device: str | torch.device | None, world: int, local_rank: int) -> torch.device:
     if device is None:
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
@@ -68,7 +98,7 @@ def init_distributed(device: str | torch.device | None = None) -> DistContext:
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    resolved = _rank_device(device, world, local_rank)
+    resolved = _rank_device(check_device(device), world, local_rank)
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)
     created = False

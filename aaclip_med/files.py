@@ -23,6 +23,7 @@ from typing import Any
 __all__ = [
     "TMP_PREFIX",
     "atomic_path",
+    "check_output_folder",
     "json_safe",
     "remove_stale_temporaries",
     "write_bytes_atomic",
@@ -101,3 +102,31 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
             tmp.unlink()
         count += 1
     return count
+
+
+def check_output_folder(folder: str | os.PathLike, option: str = "--out") -> None:
+    """Refuse an output folder that cannot be written, before anything slow (a model) is loaded.
+
+    Nothing is created: an existing folder must be writable, a new one must have a writable
+    nearest existing parent. ``os.access`` answers for read-only mounts too, which stop root
+    (file modes do not).
+
+    Raises:
+        OSError: naming ``option``, the folder and why (a file in its way, not writable).
+    """
+    folder = Path(folder)
+    if folder.exists():
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{option} {folder} is a file; give a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(f"{option} {folder}: the output folder is not writable (read-only or no permission); "
+                                  "choose another folder")
+        return
+    parent = folder.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NotADirectoryError(f"{option} {folder}: cannot create the output folder, {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{option} {folder}: cannot create the output folder in {parent} (read-only or no "
+                              "permission); choose another folder")

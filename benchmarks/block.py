@@ -13,7 +13,7 @@ Variants:
 - ``autocast-<dt>``: the block's own forward under autocast (casts every weight on every call:
   the old fast path);
 - ``prepared-<dt>-<attention>``: :class:`aaclip_med.model.fast.FrozenBlock` with weights
-  prepared once (``dt``: fp32, bf16, int8; ``attention``: sdpa or matmul);
+  prepared once (``dt``: fp32, bf16, int8; ``attention``: sdpa, or matmul from ``_variants.py``);
 - with ``--compile``, every prepared variant also runs under ``torch.compile`` (inductor).
 
 It also times the 518-px map work of spec section 5 on a 37 x 37 grid (4 levels, medical
@@ -35,10 +35,10 @@ from pathlib import Path
 
 import torch
 from _common import emit, host_info, matmul_peak, print_table, synchronize
+from _variants import frozen_block
 from open_clip.transformer import ResidualAttentionBlock
 
 from aaclip_med.model import AAClip
-from aaclip_med.model.fast import FrozenBlock
 from aaclip_med.precision import autocast, cpu_supports_bf16
 
 _PROBE = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
@@ -86,7 +86,7 @@ def make_runner(block, variant: str, device: torch.device, compile_: bool):
                 return block(x).float()
 
         return run
-    runner = FrozenBlock(block, dtype, rest[0] if rest else "sdpa")
+    runner = frozen_block(block, dtype, rest[0] if rest else "sdpa")
     return torch.compile(runner.__call__, dynamic=False) if compile_ else runner
 
 

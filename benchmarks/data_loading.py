@@ -17,7 +17,8 @@ series, one DICOM file per slice, shuffled; a NIfTI volume with an oblique affin
   through :class:`~aaclip_med.data.ManifestDataset` (loading + slicing, no model preprocessing),
   without the decoded-volume cache (every record decodes its whole case) and with it, in
   manifest order and in a shuffled order, with a budget holding every case and one holding a
-  single case. ``reads`` counts volume decodes over all loading processes (per worker, from each
+  single case, and in training's case-local order (``aaclip_med.training.batches``: cases
+  shuffled, slices shuffled within windows of 2 cases) with a budget of 2 cases. ``reads`` counts volume decodes over all loading processes (per worker, from each
   worker's own cache).
 
 Prints one JSON line per measurement, then a table.
@@ -38,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from aaclip_med.data import ManifestDataset, SliceVolumed, inference_transforms, load_image
 from aaclip_med.keys import Keys
+from aaclip_med.training.batches import case_keys, case_local_order
 from tests._synthetic import write_dicom_series, write_nifti
 
 
@@ -166,13 +168,18 @@ class _Tagged(ManifestDataset):
 
 
 def measure_cohort(fmt: str, root: Path, paths: list[Path], args: argparse.Namespace, workers: int,
-                   cache_cases: int | None, shuffle: bool) -> dict:
-    """One epoch of slice records; ``cache_cases``: budget in cases (None: no cache)."""
+                   cache_cases: int | None, order_name: str) -> dict:
+    """One epoch of slice records; ``cache_cases``: budget in cases (None: no cache); ``order_name``:
+    ``manifest``, ``shuffled`` (uniform over slices) or ``case-local`` (training's order, windows of 2)."""
     records = cohort_records(root, paths, args.slices)
     case_bytes = 4 * args.side * args.side * args.slices
     budget = 0 if cache_cases is None else cache_cases * case_bytes + 1024
     dataset = _Tagged(records, root, cache_bytes=budget)
-    order = torch.randperm(len(records), generator=torch.Generator().manual_seed(args.seed)).tolist() if shuffle else None
+    order = None
+    if order_name == "shuffled":
+        order = torch.randperm(len(records), generator=torch.Generator().manual_seed(args.seed)).tolist()
+    elif order_name == "case-local":
+        order = case_local_order(case_keys(records), args.seed, window=2).tolist()
     loader = DataLoader(dataset, batch_size=4, sampler=order, num_workers=workers, collate_fn=_worker_stats)
     start = time.perf_counter()
     last: dict[int, dict] = {}
@@ -180,7 +187,7 @@ def measure_cohort(fmt: str, root: Path, paths: list[Path], args: argparse.Names
         last[stats["worker"]] = stats
     elapsed = time.perf_counter() - start
     reads = len(records) if cache_cases is None else sum(s["misses"] for s in last.values())
-    return {"kind": "data", "format": fmt, "stage": "cohort", "workers": workers, "order": "shuffled" if shuffle else "manifest",
+    return {"kind": "data", "format": fmt, "stage": "cohort", "workers": workers, "order": order_name,
             "cache": "off" if cache_cases is None else f"{cache_cases} case(s)", "cases": len(paths),
             "slices": len(records), "reads": reads, "reads_per_case": reads / len(paths),
             "seconds": elapsed, "slices_per_s": len(records) / elapsed, "source": f"{args.side}x{args.side}x{args.slices}"}
@@ -204,10 +211,11 @@ def run(args: argparse.Namespace) -> list[dict]:
                     emit(records[-1], args.jsonl)
                 torch.set_num_threads(default_threads)
             if args.cohort:
-                settings = [(None, False), (args.cases, False), (args.cases, True), (1, True)]
+                settings = [(None, "manifest"), (args.cases, "manifest"), (args.cases, "shuffled"), (1, "shuffled"), (2, "shuffled"),
+                            (2, "case-local")]
                 for workers in args.workers:
-                    for cache_cases, shuffle in settings:
-                        records.append(measure_cohort(fmt, Path(tmp), paths, args, workers, cache_cases, shuffle))
+                    for cache_cases, order_name in settings:
+                        records.append(measure_cohort(fmt, Path(tmp), paths, args, workers, cache_cases, order_name))
                         emit(records[-1], args.jsonl)
     print()
     print_table(records, ["format", "stage", "workers", "threads", "order", "cache", "slices", "reads",

@@ -34,11 +34,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from _common import PeakMemory, emit, host_info, matmul_peak, print_table, synchronize
+from _variants import ATTENTION, VariantPredictor
 from flops import count_predict_flops
 from scipy.stats import spearmanr
 
 from aaclip_med.model import AAClipConfig, Prediction, build_aaclip
-from aaclip_med.model.fast import ATTENTION, FastPredictor
 from aaclip_med.precision import cpu_supports_bf16
 
 # dtype of the matmul peak each path is compared with (int8 against fp32: its gain over fp32)
@@ -114,7 +114,7 @@ def make_runner(model, path: str, compile_: bool, attention: str = "sdpa"):
 
         return reference
     precision = path.removeprefix("fast-")
-    return FastPredictor(model, precision=precision, compile=compile_, attention=attention)
+    return VariantPredictor(model, precision=precision, attention=attention, compile=compile_)
 
 
 def time_path(run, images, anchors, args, device) -> tuple[Prediction, list[float], PeakMemory]:

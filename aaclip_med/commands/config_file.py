@@ -110,7 +110,15 @@ def _given_on_command_line(build: Callable[[], argparse.ArgumentParser], argv: l
     return set(vars(namespace))
 
 
+def _takes_a_list(action: argparse.Action) -> bool:
+    return action.nargs in ("*", "+") or isinstance(action.nargs, int) and action.nargs > 1 \
+        or isinstance(action, argparse._AppendAction)
+
+
 def _check_value(action: argparse.Action, value: Any, where: str) -> Any:
+    if _takes_a_list(action) and not isinstance(value, list):  # a string would be read character by character
+        kind = f"the string {value!r}" if isinstance(value, str) else f"{type(value).__name__} {value!r}"
+        raise ValueError(f'{where}: {_spelling(action)} takes a list (e.g. ["a", "b"]), got {kind}')
     values = value if isinstance(value, list) else [value]
     if isinstance(value, list) and action.nargs in (None, "?") and not isinstance(action.default, list):
         raise ValueError(f"{where}: {_spelling(action)} takes one value, got the list {value}")

@@ -20,6 +20,7 @@ from aaclip_med.commands._common import (
     inference_options_from_args,
     model_from_args,
 )
+from aaclip_med.files import check_output_folder
 
 __all__ = ["add_arguments", "run"]
 
@@ -41,6 +42,8 @@ def _check(args: argparse.Namespace) -> None:
     """Everything that can be checked without torch: refuse before building anything."""
     if not args.inputs and not args.manifest and not args.calibrate_normals:
         raise ValueError("give INPUT files/folders, --manifest FILE or --calibrate-normals DIR")
+    if args.inputs and args.manifest:  # one would be ignored
+        raise ValueError("give INPUT files/folders or --manifest FILE, not both")
     for item in args.inputs:
         if not Path(item).exists():
             raise FileNotFoundError(f"input {item}: no such file or folder")
@@ -48,9 +51,7 @@ def _check(args: argparse.Namespace) -> None:
                 calibrate_normals=args.calibrate_normals)
     if args.calibration and args.calibrate_normals:
         raise ValueError("give --calibration FILE or --calibrate-normals DIR, not both")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder")
+    check_output_folder(args.out)
     check_model_arguments(args)
 
 
@@ -87,10 +88,12 @@ def run(args: argparse.Namespace) -> int:
     options = inference_options_from_args(args)  # a bad value is refused before torch is imported
     import torch
 
+    from aaclip_med.distributed import check_device
     from aaclip_med.inference import discover_cases, run_inference
 
-    cases = discover_cases(args.inputs) if args.inputs and not args.manifest else []
+    cases = discover_cases(args.inputs) if args.inputs else []
     torch.manual_seed(args.seed)
+    check_device(args.device)  # before the model loads, not after
     model = model_from_args(args)
     if hasattr(model, "fill_options"):  # an exported graph: class, preset and domain default to its card's
         options = model.fill_options(options)

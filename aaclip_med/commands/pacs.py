@@ -110,7 +110,8 @@ def _listen(args: argparse.Namespace, options) -> int:
                     options=options, host=args.host, quiet_seconds=args.quiet_seconds,
                     resend_seconds=args.resend_seconds, accept_from=args.accept_from, keep_sources=args.keep_sources,
                     timeout=args.timeout, stop=stop)
-    print(f"stopped: done {counts['done']}, ignored {counts['ignored']}, failed {counts['failed']}")
+    print(f"stopped: done {counts['done']}, ignored {counts['ignored']}, failed {counts['failed']}, "
+          f"waiting to be forwarded {counts['waiting_to_forward']}, not processed {counts['not_processed']}")
     return 0
 
 

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "a class has only one, e.g. polyp sets)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the k-shot draw")
     parser.add_argument("--check-masks", action="store_true",
-                        help="read every mask with the mask rule of training and evaluation and report empty ones")
+                        help="read every mask with the mask rule of training and evaluation and report empty ones "
+                             "and anomalous records without a mask")
 
 
 def check_masks(records: list[dict], root: Path) -> dict:
@@ -32,13 +33,15 @@ def check_masks(records: list[dict], root: Path) -> dict:
 
     Returns:
         {"masks": files read, "anomalous_pixels": total, "empty": image paths of anomalous records
-        whose mask holds no anomalous pixel}.
+        whose mask holds no anomalous pixel, "missing": those of anomalous records without a mask}.
     """
     from aaclip_med.data.masks import read_mask
 
-    summary = {"masks": 0, "anomalous_pixels": 0, "empty": []}
+    summary = {"masks": 0, "anomalous_pixels": 0, "empty": [], "missing": []}
     for record in records:
         if not record.get("mask_path"):
+            if record["label"]:
+                summary["missing"].append(record["image_path"])
             continue
         pixels = int(read_mask(root / record["mask_path"], record.get("slice_index")).sum())
         summary["masks"] += 1
@@ -47,6 +50,8 @@ def check_masks(records: list[dict], root: Path) -> dict:
             summary["empty"].append(record["image_path"])
     for path in summary["empty"]:
         logger.warning("anomalous image %s has an empty mask (no pixel non-zero, or > 127 in a JPEG)", path)
+    for path in summary["missing"]:
+        logger.warning("anomalous image %s has no mask (no mask_path): pixel metrics take it as all normal", path)
     return summary
 
 
@@ -70,5 +75,6 @@ def run(args: argparse.Namespace) -> int:
     if args.check_masks:
         summary = check_masks(records, Path(args.root))
         print(f"masks: {summary['masks']} read, {summary['anomalous_pixels']} anomalous pixels, "
-              f"{len(summary['empty'])} anomalous image(s) with an empty mask")
+              f"{len(summary['empty'])} anomalous image(s) with an empty mask, "
+              f"{len(summary['missing'])} without a mask")
     return 0

@@ -24,6 +24,7 @@ from aaclip_med.commands._common import (
     descriptions_from_args,
     model_from_args,
 )
+from aaclip_med.files import check_output_folder
 from aaclip_med.model.adapter_file import read_adapter_metadata
 from aaclip_med.precision import PRECISIONS
 from aaclip_med.training.config import STAGE1_LEVELS, StageConfig, SyntheticConfig, TrainConfig
@@ -102,6 +103,8 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--grad-checkpointing", action="store_true",
                        help="recompute CLIP blocks in backward: less memory, more compute")
     group.add_argument("--workers", type=int, default=_DEFAULTS.num_workers, help="DataLoader worker processes")
+    group.add_argument("--case-window", type=int, default=_DEFAULTS.case_window,
+                       help="cases whose slices are shuffled together; each volume is decoded once per epoch")
     group.add_argument("--save-every", type=int, default=_DEFAULTS.save_every,
                        help="iterations between resumable states (also saved at each epoch end)")
     group.add_argument("--stop-after", type=int,
@@ -170,7 +173,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         disentangle_weight=args.disentangle_weight, stage1_levels=args.stage1_levels, domain=_domain(args),
         descriptions=descriptions_from_args(args.descriptions), description_dataset=args.description_dataset,
         device=args.device, precision=args.precision, grad_checkpointing=args.grad_checkpointing,
-        num_workers=args.workers, save_every=args.save_every, stop_after_iterations=args.stop_after,
+        num_workers=args.workers, case_window=args.case_window, save_every=args.save_every, stop_after_iterations=args.stop_after,
         resume=not args.force, tensorboard=not args.no_tensorboard, progress=not args.no_progress,
         synthetic=_synthetic(args),
     )
@@ -187,6 +190,8 @@ def _early_checks(args: argparse.Namespace, config: TrainConfig) -> None:
     from aaclip_med.training.state import load_train_state
     from aaclip_med.training.workflow import STATE_FILE
 
+    config.validate()  # bad values (e.g. --case-window 0) before any file or network is read
+    check_output_folder(config.out_dir)
     records = read_manifest(args.manifest)
     check_trainable(summarize_data(sample_k_shot(records, args.shot, seed=args.seed) if args.shot else records),
                     synthetic=config.synthetic is not None)
@@ -202,12 +207,14 @@ def run(args: argparse.Namespace) -> int:
     check_model_arguments(args)  # sizes, backbones and weight files: refused before torch is imported
     import torch
 
+    from aaclip_med.distributed import check_device
     from aaclip_med.training import run_training
     from aaclip_med.training.data import manifest_training_data
 
     config = config_from_args(args)
     _early_checks(args, config)
     torch.manual_seed(args.seed)  # the adapters' Xavier init: same command, same weights
+    check_device(args.device)  # before the model loads, not after
     model = model_from_args(args, for_training=True)
     train, transform, val = manifest_training_data(
         args.manifest, args.dataset_root, model.config.image_size, modality=args.modality, shot=args.shot,

@@ -122,6 +122,8 @@ class ManifestDataset(Dataset):
             cause = exc
             while cause is not None and not isinstance(cause, DataError):
                 cause = cause.__cause__
-            if cause is not None:
-                raise cause from exc
-            raise
+            if cause is None:
+                raise
+            if "slice_index" in cause.problem:  # a line's own value: name the line (1-based, as an editor shows it)
+                raise DataError(cause.path, f"{cause.problem} (manifest line {index + 1})") from exc
+            raise cause from exc

@@ -9,19 +9,28 @@ which is the slice position whatever the orientation (oblique included).
 from __future__ import annotations
 
 import logging
+import os
 from os import PathLike
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
 
 from .errors import DataError
 
-__all__ = ["DicomSeries", "dicom_modality", "find_dicom_series", "read_dicom_header", "slice_position"]
+__all__ = [
+    "DicomSeries", "check_pixel_data", "dicom_modality", "find_dicom_series", "is_image_sop_class", "non_image_class",
+    "read_dicom_header", "slice_position",
+]
 
 logger = logging.getLogger(__name__)
+
+_PIXEL_DATA = 0x7FE00010
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 class DicomSeries(NamedTuple):
@@ -60,6 +69,53 @@ def read_dicom_header(path: str | PathLike, defer_pixels: bool = False) -> pydic
         raise DataError(path, "is not a DICOM file (no 'DICM' marker in its header)") from exc
     except (OSError, ValueError, EOFError) as exc:
         raise DataError(path, f"not a readable DICOM file ({exc})") from exc
+
+
+def is_image_sop_class(sop_class_uid: str) -> bool:
+    """True for image storage classes (CT, MR, secondary capture, ...); False for SR, SEG, PM, PR, KO ..."""
+    return "Image Storage" in UID(str(sop_class_uid)).name
+
+
+def non_image_class(header: pydicom.Dataset) -> str | None:
+    """The SOP class name of a non-image object (a structured report, a segmentation ...), else None.
+
+    A file without SOPClassUID is taken as an image: its pixel data decides.
+    """
+    sop_class = str(getattr(header, "SOPClassUID", "") or "")
+    if not sop_class or is_image_sop_class(sop_class):
+        return None
+    return UID(sop_class).name or sop_class
+
+
+def _expected_pixel_bytes(ds: pydicom.Dataset) -> int:
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    return int(ds.Rows) * int(ds.Columns) * samples * frames * int(ds.BitsAllocated) // 8
+
+
+def check_pixel_data(dataset: pydicom.Dataset, path: str | PathLike) -> None:
+    """Refuse a DICOM object without pixel data, or whose uncompressed pixel data is short.
+
+    Readers do not all refuse a short PixelData (ITK reads past it and returns whatever bytes
+    follow), so a slice cut short in transfer would be inferred from garbage. Only the length
+    is tested: read `dataset` with ``defer_size`` and the pixels stay on disk.
+
+    Raises:
+        DataError: naming `path`, the bytes found and the bytes Rows x Columns x samples x
+            frames x BitsAllocated need.
+    """
+    elem = dataset.get_item(_PIXEL_DATA, keep_deferred=True)
+    if elem is None or not all(k in dataset for k in ("Rows", "Columns", "BitsAllocated")):
+        raise DataError(path, "has no pixel data")
+    raw = isinstance(elem, RawDataElement)
+    length = elem.length if raw else len(elem.value or b"")
+    if length == _UNDEFINED_LENGTH or getattr(elem, "is_undefined_length", False):  # encapsulated: the decoder checks it
+        return
+    if raw:  # a file cut short holds less than its header's length says
+        length = min(length, os.path.getsize(path) - elem.value_tell)
+    expected = _expected_pixel_bytes(dataset)
+    if length < expected:
+        raise DataError(path, f"is corrupt (pixel data {length} bytes of {expected} expected)")
 
 
 def dicom_modality(path: str | PathLike, series_uid: str | None = None) -> str | None:
@@ -109,11 +165,14 @@ def find_dicom_series(folder: str | PathLike, recursive: bool = False) -> list[D
         folder: a folder of DICOM files (any file names, any order).
         recursive: also look into sub-folders.
 
+    Non-image objects (structured reports, segmentations, presentation states: the rule of
+    :func:`non_image_class`) are skipped with a warning naming them.
+
     Returns:
         The series, ordered by UID so that the result does not depend on the file system.
 
     Raises:
-        DataError: the folder does not exist or holds no DICOM file.
+        DataError: the folder does not exist or holds no DICOM image file.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -128,6 +187,10 @@ def find_dicom_series(folder: str | PathLike, recursive: bool = False) -> list[D
                 logger.warning("skipping unreadable DICOM file %s (%s)", path, exc.problem)
             else:
                 logger.debug("skipping non-DICOM file %s (%s)", path, exc.problem)
+            continue
+        other = non_image_class(header)
+        if other:  # a report or segmentation beside the images: not a case, and not a failure
+            logger.warning("skipping %s: not an image (%s)", path, other)
             continue
         uid = str(getattr(header, "SeriesInstanceUID", "") or "unknown")
         groups.setdefault(uid, []).append((slice_position(header), path))

@@ -23,7 +23,7 @@ from monai.transforms import LoadImage, MapTransform, Transform
 from monai.utils import TransformBackends
 from PIL import Image
 
-from .dicom import dicom_modality, read_dicom_header
+from .dicom import check_pixel_data, dicom_modality, read_dicom_header
 from .errors import DataError
 from .readers import DicomSeriesReader
 
@@ -82,6 +82,7 @@ def source_kind(path: str | PathLike) -> str:
     if "PixelData" not in header and "FloatPixelData" not in header and "DoubleFloatPixelData" not in header:
         msg = "DICOM file without pixel data (a report, SR or presentation state, or a file cut short in transfer?)"
         raise DataError(path, msg)
+    check_pixel_data(header, path)
     return "dicom_multiframe" if int(getattr(header, "NumberOfFrames", 1) or 1) > 1 else "dicom"
 
 

@@ -26,11 +26,19 @@ __all__ = [
     "validate_record",
     "check_relative_path",
     "check_classes",
+    "record_case",
 ]
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_KEYS = (Keys.IMAGE_PATH, Keys.LABEL, Keys.CLASS_NAME)
+
+
+def record_case(record: Mapping) -> str | None:
+    """The case a record belongs to: its ``case_id``, else its ``image_path`` (the slice records of
+    one volume share both); None for a sample with neither (an in-memory image)."""
+    value = record.get(Keys.CASE_ID) or record.get(Keys.IMAGE_PATH)
+    return None if value is None else str(value)
 
 
 def check_relative_path(value: str, where: str) -> str:

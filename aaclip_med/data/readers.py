@@ -11,6 +11,7 @@ slice reads like the image a viewer shows. The affine is in RAS, as everywhere i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -20,10 +21,10 @@ import SimpleITK as sitk
 from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
-from .dicom import find_dicom_series, read_dicom_header
+from .dicom import check_pixel_data, find_dicom_series, read_dicom_header
 from .errors import DataError
 
-__all__ = ["DicomSeriesReader", "sitk_affine_ras", "check_series_geometry"]
+__all__ = ["DicomSeriesReader", "sitk_affine_ras", "check_series_geometry", "itk_reason"]
 
 # ITK index order is (column, row, slice); our array order is (row, column, slice).
 _AXES = [1, 0, 2]
@@ -45,6 +46,7 @@ def check_series_geometry(files: Sequence[Path], where: PathLike) -> None:
         DataError: naming the folder, the offending files and the values found.
     """
     headers = [(Path(f), read_dicom_header(f)) for f in files]
+    _check_slice_sizes(headers, where)
     geometry = [(f, h.get("ImageOrientationPatient"), h.get("ImagePositionPatient")) for f, h in headers]
     if len(geometry) < 2 or any(iop is None or ipp is None for _, iop, ipp in geometry):
         return
@@ -66,6 +68,27 @@ def check_series_geometry(files: Sequence[Path], where: PathLike) -> None:
                f"{steps[k]:.3f} mm, the series' usual step is {median:.3f} mm (a missing, duplicate or "
                f"foreign slice?); the map geometry would be wrong")
         raise DataError(where, msg)
+
+
+def _check_slice_sizes(headers: Sequence[tuple[Path, object]], where: PathLike) -> None:
+    """Refuse a series whose slices differ in Rows x Columns (ITK's own error names neither)."""
+    first_file, first = headers[0][0], headers[0][1]
+    size = (first.get("Rows"), first.get("Columns"))
+    for path, header in headers[1:]:
+        other = (header.get("Rows"), header.get("Columns"))
+        if other != size:
+            msg = (f"slices differ in size: {path.name} is {other[0]} x {other[1]}, {first_file.name} is "
+                   f"{size[0]} x {size[1]} (rows x columns); a slice of another series?")
+            raise DataError(where, msg)
+
+
+def itk_reason(exc: Exception, limit: int = 300) -> str:
+    """The reason of an ITK/SimpleITK error, without the "Exception thrown in ...: file.cxx:468:"
+    prefix and object addresses that fill its first line (and used to be all a user saw)."""
+    text = re.sub(r"^Exception thrown in SimpleITK \w+: \S+:\d+:\s*", "", str(exc).strip())
+    text = re.sub(r"ITK ERROR: \w+\(0x[0-9a-f]+\):\s*|\s*\(0x[0-9a-f]+\)", " ", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def sitk_affine_ras(image: sitk.Image) -> np.ndarray:
@@ -121,6 +144,8 @@ class DicomSeriesReader(ImageReader):
         files = self._series_files(paths[0]) if len(paths) == 1 and paths[0].is_dir() else tuple(paths)
         if len(files) > 1:
             check_series_geometry(files, paths[0])
+        for path in files:  # ITK reads a short PixelData without complaint: garbage pixels
+            check_pixel_data(read_dicom_header(path, defer_pixels=True), path)
         reader = sitk.ImageSeriesReader() if len(files) > 1 else sitk.ImageFileReader()
         if len(files) > 1:
             reader.SetFileNames([str(f) for f in files])
@@ -130,7 +155,7 @@ class DicomSeriesReader(ImageReader):
             image = reader.Execute()
         except RuntimeError as exc:
             where = _first_unreadable(files) or paths[0]
-            raise DataError(where, f"cannot be read as a DICOM series ({str(exc).strip()[:200]})") from exc
+            raise DataError(where, f"cannot be read as a DICOM series ({itk_reason(exc)})") from exc
         return image, str(paths[0])
 
     def get_data(self, img: tuple[sitk.Image, str]) -> tuple[np.ndarray, dict]:

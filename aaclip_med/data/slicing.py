@@ -126,6 +126,12 @@ class SliceVolume(Transform):
             raise DataError(volume.meta.get("filename_or_obj"), msg)
         axis, selected = self.select(volume)
         indices = selected if indices is None else list(indices)
+        count = volume.shape[axis + 1]
+        for k in indices:
+            if not 0 <= k < count:  # a negative index would silently count from the end
+                msg = (f"slice_index {k} is out of range: the volume has {count} slices along its slice axis "
+                       f"(0 to {count - 1})")
+                raise DataError(volume.meta.get("filename_or_obj"), msg)
         return [_make_slice(volume, volume.as_tensor().select(axis + 1, k), axis, k) for k in indices]
 
 

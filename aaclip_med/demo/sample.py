@@ -18,6 +18,7 @@ image-level AUROC is defined for every class.
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -229,12 +230,25 @@ def write_sample(cases: list[SampleCase], out_dir: str | PathLike, size: str = "
     return manifest
 
 
-def generate_sample(out_dir: str | PathLike, size: str = "full", seed: int = 0) -> Path:
+def generate_sample(out_dir: str | PathLike, size: str = "full", seed: int = 0, force: bool = False) -> Path:
     """Generate the sample data set under ``out_dir`` and return the path of its manifest.
 
     Args:
-        out_dir: output folder (created; only files of the sample are written in it).
+        out_dir: output folder (created, or existing and empty; only files of the sample are written in it).
         size: ``"full"`` (about 45 slices/images, the demo) or ``"small"`` (16, for tests).
         seed: seed of the synthetic anomalies; the same seed writes byte-identical files.
+        force: replace a non-empty ``out_dir`` whole (everything in it is deleted first).
+
+    Raises:
+        FileExistsError: ``out_dir`` is not empty and ``force`` is False. Writing over an earlier
+            sample would leave its files beside the new ones (old slices in the new CT series,
+            images the manifest does not list).
     """
-    return write_sample(build_sample_items(size, seed), out_dir, size, seed)
+    root = Path(out_dir)
+    if root.is_dir() and any(root.iterdir()):
+        if not force:
+            msg = f"{root} is not empty; choose a new folder, or pass --force to replace it whole"
+            raise FileExistsError(msg)
+        logger.warning("replacing %s whole (--force)", root)
+        shutil.rmtree(root)
+    return write_sample(build_sample_items(size, seed), root, size, seed)

@@ -17,7 +17,7 @@ import numpy as np
 from aaclip_med.evaluation.class_eval import METRIC_NAMES, ClassResult, evaluate_class
 from aaclip_med.evaluation.predictions import load_samples, read_run
 from aaclip_med.evaluation.protocol import Protocol
-from aaclip_med.evaluation.published import get_published
+from aaclip_med.evaluation.published import get_published, list_published
 from aaclip_med.evaluation.report_files import write_csv, write_markdown
 from aaclip_med.evaluation.report_html import write_report_pages
 from aaclip_med.files import write_json_atomic
@@ -155,12 +155,17 @@ def evaluate_predictions(
         The report dictionary (as written to report.json).
 
     Raises:
-        ValueError: on an unknown protocol or inconsistent inputs (the message names the file).
+        ValueError: on an unknown protocol or dataset name, or inconsistent inputs (the message
+            names the file).
     """
     if protocol not in {p.value for p in Protocol}:
         msg = f"unknown protocol {protocol!r}; choose one of {[p.value for p in Protocol]}"
         raise ValueError(msg)
     protocol = Protocol(protocol)
+    if dataset is not None and get_published(dataset) is None:  # a typo would silently drop the comparison
+        msg = (f"dataset {dataset!r} has no published numbers to compare with; known: {', '.join(list_published())} "
+               "(leave it out for a report without the comparison)")
+        raise ValueError(msg)
     predictions_dir, dataset_root, out_dir = Path(predictions_dir), Path(dataset_root), Path(out_dir)
     run = read_run(predictions_dir)
     dataset = dataset or run.get("dataset")

@@ -120,6 +120,9 @@ def load_samples(manifest: Path, predictions_dir: Path, default_domain: str) -> 
         predictions_dir: directory holding ``predictions.jsonl``.
         default_domain: domain when neither file names one.
 
+    A prediction with a null ``image_score`` (unscored, with its ``reason``) is left out of the
+    samples with a warning naming its line: a made-up number would change every metric.
+
     Raises:
         ValueError: when the two files do not describe the same images.
     """
@@ -141,6 +144,10 @@ def load_samples(manifest: Path, predictions_dir: Path, default_domain: str) -> 
         if str(pred.get("image_path", entry.get("image_path"))) != str(entry.get("image_path")):
             msg = f"{where}: image_path {pred.get('image_path')!r} differs from line {number} of {manifest}"
             raise ValueError(msg)
+        if pred.get("image_score", 0.0) is None:  # unscored (e.g. no foreground): no number to rank
+            logger.warning("%s: %s is unscored (%s); left out of the metrics", where, entry.get("image_path"),
+                           pred.get("reason") or "no reason given")
+            continue
         samples.append(_sample(entry, pred, where, default_domain))
     return samples
 

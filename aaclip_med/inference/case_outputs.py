@@ -8,7 +8,8 @@ File layout in the output folder (``<case>`` = case ID from the input's file/fol
 - DICOM sources with ``dicom=True``: ``<case>_seg.dcm`` (binary SEG; needs a threshold) and
   ``<case>_pmap.dcm`` (float Parametric Map of raw values or normal-reference probabilities,
   ``options.pmap_values``);
-- ``<case>_scores.json``: case score, the preset used (and why), and per-slice scores.
+- ``<case>_scores.json``: case score, the preset used (and why), and per-slice scores; a case
+  where no slice reaches ``min_foreground`` has a null score and its ``reason``.
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ def score_rows(case: Case, result: CaseResult, calibration: ClassCalibration | N
     best = result.best_slice
     case_row = {"case_id": case.case_id, "source": str(case.path), "class_name": class_name,
                 "modality": result.modality, "modality_reason": result.modality_reason, "domain": result.domain,
-                "n_slices": len(result.slices), "case_score": best.image_score, "max_slice": best.slice_index}
+                "n_slices": len(result.slices), "case_score": result.case_score,
+                "max_slice": None if best is None else best.slice_index, "reason": result.unscored}
     if calibration is not None:
-        case_row |= {"calibrated_z": calibration.z(best.image_score), "normal_percentile": calibration.percentile(best.image_score)}
+        score = result.case_score
+        case_row |= {"calibrated_z": None if score is None else calibration.z(score),
+                     "normal_percentile": None if score is None else calibration.percentile(score)}
     return case_row, slices
 
 
@@ -100,6 +104,9 @@ def write_case_outputs(
     when ``options.pmap_values`` is "probability".
     """
     score_map = result.anomaly_map
+    if options.dicom and case.kind not in ("dicom", "dicom_series"):  # SEG/PM objects reference their source's UIDs
+        logger.warning("%s: --dicom-out writes DICOM objects for DICOM sources only; this %s input gets none",
+                       case.case_id, "NIfTI" if case.kind == "nifti" else "image")
     if case.kind == "image":
         written = _write_png(case, image, np.asarray(score_map[0]), out_dir)
     else:

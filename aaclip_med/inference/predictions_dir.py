@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aaclip_med.data.errors import DataError
 from aaclip_med.data.loading import load_image
 from aaclip_med.data.slicing import SliceVolume
 from aaclip_med.files import atomic_path, write_text_atomic
@@ -66,7 +67,13 @@ class _GroupLoader:
         slice_indices = [self.records[i].get(Keys.SLICE_INDEX) for i in indices]
         if any(s is None for s in slice_indices):
             raise ValueError(f"{self.root / image_path}: a volume needs 'slice_index' on every manifest line.")
-        return SliceVolume()(image, indices=[int(s) for s in slice_indices]), names, reason
+        slices = []
+        for line, k in zip(indices, slice_indices, strict=True):
+            try:
+                slices += SliceVolume()(image, indices=[int(k)])
+            except DataError as err:  # name the line (1-based, as an editor shows it)
+                raise DataError(err.path, f"{err.problem} (manifest line {line + 1})") from err
+        return slices, names, reason
 
 
 def _line(index: int, record: Mapping, scores: tuple[float, float, float], modality: str, domain: str) -> dict:

@@ -25,15 +25,31 @@ from tqdm.auto import tqdm
 
 from aaclip_med.data.modality import ModalityChoice, detect_modality
 from aaclip_med.data.pipeline import inference_transforms
+from aaclip_med.distributed import check_device
 from aaclip_med.keys import Domain, Keys
 from aaclip_med.model import Prediction
-from aaclip_med.model.config import check_image_size
+from aaclip_med.model.config import check_image_size, patch_size
 from aaclip_med.model.fast import FastPredictor
 from aaclip_med.presets import AUTO, get_modality, resolve_modality_name
 
 __all__ = ["Predictor", "SlicePredictions", "default_domain", "resize_map"]
 
 logger = logging.getLogger(__name__)
+
+
+def _announce_small(slices: Sequence[torch.Tensor], patch: int | None) -> None:
+    """Warn once per source whose slices are smaller than one patch: blown up to the model's input,
+    such an image has (almost) no detail for the map to show."""
+    if not patch:
+        return
+    seen = set()
+    for item in slices:
+        height, width = item.shape[-2:]
+        source = str(getattr(item, "meta", {}).get("filename_or_obj", "an image"))
+        if min(height, width) < patch and source not in seen:
+            seen.add(source)
+            logger.warning("%s: %d x %d px is below the patch size of %d px; its map and score carry little "
+                           "information", source, height, width, patch)
 
 
 def default_domain(modality: str) -> str:
@@ -100,7 +116,7 @@ class Predictor:
         check_image_size(int(model.config.image_size), model.config.backbone)
         self.modality = resolve_modality_name(modality, allow_auto=True)
         self.fixed_domain = str(Domain(domain)) if domain else None
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = check_device(device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
         self.progress = progress
         self.model = model.to(self.device).eval()
@@ -177,6 +193,7 @@ class Predictor:
             name = choice.name
         if name != AUTO:
             domain = self.domain_for(name, domain)
+        _announce_small(slices, patch_size(self.model.config.backbone))
         maps, model_maps, scores, globals_, maxima = [], [], [], [], []
         bar = tqdm(total=len(slices), unit="slice", leave=False, dynamic_ncols=True,
                    disable=None if self.progress and len(slices) > self.batch_size else True)

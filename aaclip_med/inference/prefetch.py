@@ -11,6 +11,8 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
+from aaclip_med.workers import ignore_interrupt
+
 __all__ = ["prefetch"]
 
 
@@ -41,6 +43,7 @@ def prefetch(items: Sequence[Any], load: Callable[[Any], Any], workers: int = 0)
         workers: DataLoader worker processes; 0 loads in the calling process.
     """
     loader = DataLoader(_LoadDataset(items, load), batch_size=None, shuffle=False, num_workers=workers,
-                        collate_fn=_identity, prefetch_factor=2 if workers else None)
+                        collate_fn=_identity, prefetch_factor=2 if workers else None,
+                        worker_init_fn=ignore_interrupt if workers else None)
     for index, loaded, error in loader:
         yield items[index], loaded, error

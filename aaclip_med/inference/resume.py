@@ -40,14 +40,23 @@ def _show(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _differing(name: str, old: object, new: object) -> list[str]:
+    """Lines for the parts of two values that differ: inside settings made of fields or of items
+    (slices, descriptions) the differing field or item is named, so two long values that share a
+    beginning are never shown as the same truncated text."""
+    if old == new:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [line for key in sorted(set(old) | set(new), key=str)
+                for line in _differing(f"{name}.{key}", old.get(key), new.get(key))]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [line for n, (a, b) in enumerate(zip(old, new)) for line in _differing(f"{name}[{n}]", a, b)]
+    return [f"{name}: finished work {_show(old)}, this run {_show(new)}"]
+
+
 def differences(finished: Mapping, new: Mapping) -> list[str]:
-    """One line per output-changing setting in which ``new`` differs from the ``finished`` record."""
-    out = []
-    for key in OUTPUT_FIELDS:
-        old_value, new_value = _value(finished, key), _value(new, key)
-        if old_value != new_value:
-            out.append(f"{key}: finished work {_show(old_value)}, this run {_show(new_value)}")
-    return out
+    """One line per output-changing setting (or part of one) in which ``new`` differs from the ``finished`` record."""
+    return [line for key in OUTPUT_FIELDS for line in _differing(key, _value(finished, key), _value(new, key))]
 
 
 def _read(path: Path) -> dict | None:

@@ -5,7 +5,8 @@ files of a folder sharing a SeriesInstanceUID). Case IDs come from file and fold
 never from DICOM tags such as PatientName/PatientID. A ``.dcm`` file in a folder that belongs to no
 readable series (empty, cut short, not DICOM) becomes a case of its own, so the run reports it as
 failed with its problem instead of skipping it silently; other files that are not images
-(reports, notes) are skipped.
+(notes) are skipped, and DICOM objects that are not images (structured reports, segmentations)
+are skipped with a warning naming them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from aaclip_med.data.dicom import find_dicom_series
+from aaclip_med.data.dicom import find_dicom_series, non_image_class, read_dicom_header
 from aaclip_med.data.errors import DataError
 from aaclip_med.data.loading import SUPPORTED
 from aaclip_med.data.slicing import case_id_from_path
@@ -69,9 +70,17 @@ def _series_cases(folder: Path, stem: str, root: Path) -> list[Case]:
              for s in series]
     in_series = {f for s in series for f in s.files}
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() == ".dcm" and path.is_file() and path not in in_series:
+        if path.suffix.lower() == ".dcm" and path.is_file() and path not in in_series and not _non_image(path):
             cases.append(Case(_stem(path, root), path, "dicom"))  # loading it reports what is wrong
     return cases
+
+
+def _non_image(path: Path) -> bool:
+    """A readable DICOM object that is not an image (find_dicom_series skipped it, with a warning)."""
+    try:
+        return non_image_class(read_dicom_header(path)) is not None
+    except DataError:
+        return False
 
 
 def _stem(path: Path, root: Path) -> str:

@@ -55,17 +55,20 @@ class CaseResult(NamedTuple):
     modality: str = ""  # the preset the source was preprocessed with
     domain: str = ""
     modality_reason: str = ""  # why (auto) or "given"
+    unscored: str = ""  # why the case has no score (no slice counts), else ""
 
     @property
-    def best_slice(self) -> SliceScore:
-        """The slice deciding the case: the highest score among scored slices (all slices if none is)."""
-        pool = [s for s in self.slices if s.scored] or self.slices
-        return max(pool, key=lambda s: s.image_score)
+    def best_slice(self) -> SliceScore | None:
+        """The slice deciding the case: the highest score among scored slices (None if none is)."""
+        pool = [s for s in self.slices if s.scored]
+        return max(pool, key=lambda s: s.image_score) if pool else None
 
     @property
-    def case_score(self) -> float:
-        """Case score = the highest image score among the scored slices."""
-        return self.best_slice.image_score
+    def case_score(self) -> float | None:
+        """Case score = the highest image score among the scored slices; None for an unscored case
+        (a number taken from slices that do not count would look valid and is not)."""
+        best = self.best_slice
+        return None if best is None else best.image_score
 
 
 def resolve_case_modality(image: torch.Tensor, modality: str) -> ModalityChoice:
@@ -136,7 +139,17 @@ def predict_case(
         fraction = foreground[int(meta["slice_index"])]
         scored = image.ndim != 4 or fraction >= options.min_foreground
         scores.append(SliceScore(int(meta["slice_index"]), float(a), float(b), float(c), fraction, scored))
-    return CaseResult(score_map, scores, choice.name, domain, choice.reason)
+    unscored = _unscored_reason(scores, options.min_foreground)
+    if unscored:
+        logger.warning("%s: %s; the case is unscored", image.meta.get("filename_or_obj", "image"), unscored)
+    return CaseResult(score_map, scores, choice.name, domain, choice.reason, unscored)
+
+
+def _unscored_reason(scores: list[SliceScore], min_foreground: float) -> str:
+    if any(s.scored for s in scores):
+        return ""
+    largest = max(s.foreground for s in scores)
+    return f"no slice reaches min_foreground {min_foreground:g} (largest foreground fraction {largest:.3g})"
 
 
 def predict_volume(
@@ -159,7 +172,8 @@ def predict_volume(
 
     Returns:
         (1, *spatial) float32 MetaTensor with the source affine; ``meta["slice_scores"]`` holds the
-        per-slice scores as dicts, ``meta["case_score"]`` the case score and ``meta["modality"]``
+        per-slice scores as dicts, ``meta["case_score"]`` the case score (None when no slice
+        reaches ``min_foreground``; ``meta["unscored"]`` then says why) and ``meta["modality"]``
         the preset used.
     """
     predictor = model if isinstance(model, Predictor) else Predictor(model, modality=modality, **predictor_kwargs)
@@ -167,5 +181,6 @@ def predict_volume(
     out = result.anomaly_map
     out.meta["slice_scores"] = [s._asdict() for s in result.slices]
     out.meta["case_score"] = result.case_score
+    out.meta["unscored"] = result.unscored
     out.meta["modality"] = result.modality
     return out

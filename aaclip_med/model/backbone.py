@@ -13,10 +13,13 @@ import json
 import logging
 import os
 import pickle
+import socket
+import threading
 import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import open_clip
 import torch
@@ -43,6 +46,10 @@ _PAPER_LEVELS = (6, 12, 18, 24)
 _PAPER_K_I = 6
 _PAPER_TEXT_DEPTH = 12
 _PAPER_K_T = 3
+# the host open_clip downloads tagged weights from, and how long to wait for it before calling it offline
+_HUB_HOST = "huggingface.co"
+_PROBE_SECONDS = 3.0
+_HF_WEIGHTS_NAME = "open_clip_pytorch_model.bin"  # open_clip's file name when a hub entry names none
 
 
 class BackboneWeightsError(RuntimeError):
@@ -219,6 +226,53 @@ def _offline_hint(config: AAClipConfig) -> str:
             "--backbone_weights (bundle) or AAClipConfig.pretrained (Python).")
 
 
+def _hub_file_names(filename: str) -> list[str]:
+    """The files open_clip tries in a Hugging Face repository: safetensors first, then ``filename``."""
+    filename = filename or _HF_WEIGHTS_NAME
+    safe = "open_clip_model.safetensors" if filename == _HF_WEIGHTS_NAME else str(Path(filename).with_suffix(".safetensors"))
+    return [safe, filename]
+
+
+def _cached_weights(pcfg: dict) -> str | None:
+    """The weights of an open_clip tag already on disk (Hugging Face cache, then open_clip's URL cache)."""
+    hub = pcfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo_id, filename = os.path.split(hub)
+        for name in _hub_file_names(filename):
+            found = try_to_load_from_cache(repo_id, name)
+            if isinstance(found, str):
+                return found
+    url = pcfg.get("url", "")
+    if url and (Path.home() / ".cache" / "clip" / os.path.basename(url)).is_file():
+        return open_clip.download_pretrained_from_url(url)  # checks the file's sha256, no request
+    return None
+
+
+def _offline_reason(pcfg: dict) -> str | None:
+    """Why no download can work (HF_HUB_OFFLINE, or the host does not answer within a few seconds), else None."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set (offline)"
+    host = _HUB_HOST if pcfg.get("hf_hub") else urlparse(pcfg.get("url", "")).hostname or _HUB_HOST
+    answer: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=_PROBE_SECONDS).close()
+            answer.append(None)
+        except OSError as err:
+            answer.append(str(err) or type(err).__name__)
+
+    worker = threading.Thread(target=probe, daemon=True)  # a name lookup has no timeout of its own
+    worker.start()
+    worker.join(_PROBE_SECONDS)
+    if answer and answer[0] is None:
+        return None
+    why = answer[0] if answer else f"no answer in {_PROBE_SECONDS:g} s"
+    return f"{host} cannot be reached ({why}; offline?)"
+
+
 def _download_tag(config: AAClipConfig) -> str:
     tag = config.pretrained
     pcfg = open_clip.get_pretrained_cfg(config.backbone, tag)
@@ -228,6 +282,15 @@ def _download_tag(config: AAClipConfig) -> str:
             f"pretrained={tag!r} is neither a local file nor an open_clip tag of {config.backbone}; "
             f"tags: {tags}. {_offline_hint(config)}"
         )
+        raise BackboneWeightsError(msg)
+    cached = _cached_weights(pcfg)
+    if cached:
+        logger.info("CLIP weights %s/%s found in the cache: %s", config.backbone, tag, cached)
+        return cached
+    offline = _offline_reason(pcfg)
+    if offline:  # decided before any request: the hub client would retry for a minute first
+        msg = (f"{config.backbone}/{tag}: no local weights file and none in the open_clip or Hugging Face cache, "
+               f"and {offline}. {_offline_hint(config)}")
         raise BackboneWeightsError(msg)
     try:
         return open_clip.download_pretrained(pcfg)

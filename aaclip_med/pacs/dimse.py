@@ -116,6 +116,11 @@ class SeriesReceiver:
         with self._lock:
             return len(self._last)
 
+    def pending_keys(self) -> list[str]:
+        """Keys of the series tracked (received, not yet processed or not yet forwarded)."""
+        with self._lock:
+            return sorted(self._last)
+
 
 def _contexts(datasets: Iterable[pydicom.Dataset]) -> list[tuple[str, str]]:
     pairs = {(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)) for ds in datasets}

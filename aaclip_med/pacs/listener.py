@@ -81,6 +81,13 @@ class _Listener:
         if self.receiver.pending():
             logger.info("resuming: %d series received or inferred before the restart", self.receiver.pending())
 
+    def summary(self) -> dict:
+        """The counts of this run, and what is left for the next start: series inferred whose results
+        wait to be forwarded (the destination was down), and series received but not processed."""
+        pending = self.receiver.pending_keys()
+        waiting = sum(1 for key in pending if self.processor.state.status(key) == "inferred")
+        return {**self.counts, "waiting_to_forward": waiting, "not_processed": len(pending) - waiting}
+
     def step(self, quiet_seconds: float, resend_seconds: float) -> None:
         """Process every series quiet for ``quiet_seconds``."""
         for key in self.receiver.quiet(quiet_seconds):
@@ -148,7 +155,8 @@ def listen(
         on_ready: called once the server accepts associations.
 
     Returns:
-        Counts of the series processed during this call: {"done", "failed", "ignored"}.
+        Counts of the series processed during this call {"done", "failed", "ignored"}, and of those
+        left for the next start {"waiting_to_forward" (inferred, destination down), "not_processed"}.
     """
     processor = SeriesProcessor(model, options, out_dir, _forwarder(forward, ae_title, timeout), keep_sources)
     incoming = processor.out_dir / INCOMING_DIR
@@ -169,8 +177,11 @@ def listen(
             stop.wait(poll_seconds)
     finally:
         server.shutdown()
-    logger.info("stopped: %s", ", ".join(f"{k} {v}" for k, v in state.counts.items()))
-    return state.counts
+    summary = state.summary()
+    logger.info("stopped: %s%s", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.items()),
+                "; those left are taken up at the next start" if summary["waiting_to_forward"] + summary["not_processed"]
+                else "")
+    return summary
 
 
 def _forwarder(forward: DimseNode, ae_title: str, timeout: float):

@@ -14,19 +14,17 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pydicom
-from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
+from aaclip_med.data.dicom import check_pixel_data, is_image_sop_class
+from aaclip_med.data.errors import DataError
 from aaclip_med.pacs.errors import NotAnImageSeries, SeriesError
 from aaclip_med.presets import dicom_modality_presets, preset_for_dicom_modality
 
 __all__ = ["SeriesInfo", "inspect_series", "is_image_sop_class", "preset_for_modality"]
 
 logger = logging.getLogger(__name__)
-
-_PIXEL_DATA = 0x7FE00010
-_UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 class SeriesInfo(NamedTuple):
@@ -37,11 +35,6 @@ class SeriesInfo(NamedTuple):
     modality: str
     sop_class: str
     instances: int
-
-
-def is_image_sop_class(sop_class_uid: str) -> bool:
-    """True for image storage classes (CT, MR, secondary capture, ...); False for SR, SEG, PM, PR, KO ..."""
-    return "Image Storage" in UID(str(sop_class_uid)).name
 
 
 def preset_for_modality(requested: str, info: SeriesInfo) -> str:
@@ -61,26 +54,15 @@ def preset_for_modality(requested: str, info: SeriesInfo) -> str:
     return preset
 
 
-def _expected_pixel_bytes(ds: pydicom.Dataset) -> int:
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    return int(ds.Rows) * int(ds.Columns) * samples * frames * int(ds.BitsAllocated) // 8
-
-
 def _check_pixels(path: Path, ds: pydicom.Dataset, series_uid: str) -> None:
-    """Refuse an instance without pixel data, or whose uncompressed pixel data is short."""
+    """Refuse an instance without pixel data, or whose uncompressed pixel data is short (the loaders' check)."""
     sop = getattr(ds, "SOPInstanceUID", "?")
-    elem = ds.get_item(_PIXEL_DATA, keep_deferred=True)  # a deferred value stays on disk: only its length
-    if elem is None or not all(k in ds for k in ("Rows", "Columns", "BitsAllocated")):
-        raise SeriesError(f"series {series_uid}: instance {sop} has no pixel data")
-    raw = isinstance(elem, RawDataElement)
-    length = elem.length if raw else len(elem.value or b"")
-    if length == _UNDEFINED_LENGTH or getattr(elem, "is_undefined_length", False):  # encapsulated: the decoder checks it
-        return
-    expected = _expected_pixel_bytes(ds)
-    if length < expected or raw and elem.value_tell + length > os.path.getsize(path):
-        raise SeriesError(f"series {series_uid}: instance {sop} is corrupt (pixel data {length} bytes of {expected} "
-                          "expected); re-send the series")
+    try:
+        check_pixel_data(ds, path)
+    except DataError as err:
+        if err.problem == "has no pixel data":
+            raise SeriesError(f"series {series_uid}: instance {sop} has no pixel data") from err
+        raise SeriesError(f"series {series_uid}: instance {sop} {err.problem}; re-send the series") from err
 
 
 def _read(path: Path, series_uid: str) -> pydicom.Dataset:

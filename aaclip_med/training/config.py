@@ -122,6 +122,7 @@ class TrainConfig:
     stage1: StageConfig = field(default_factory=lambda: default_stage_config(1))
     stage2: StageConfig = field(default_factory=lambda: default_stage_config(2))
     seed: int = 0  # data order, augmentation, RNG states
+    case_window: int = 2  # cases whose slices are shuffled together (training/batches.py); each is read once per epoch
     disentangle_weight: float = 0.1  # spec 6: weight (gamma) of the disentangle loss in Stage 1
     stage1_levels: str = "all"  # "all": loss summed over levels; "last": public code's last level only
     domain: str = "industrial"  # smoothing and image-score rule used for validation maps
@@ -154,6 +155,8 @@ class TrainConfig:
             raise ValueError(f"disentangle_weight must be >= 0, got {self.disentangle_weight}.")
         if self.stage1_feature_chunk is not None and self.stage1_feature_chunk < 1:
             raise ValueError(f"stage1_feature_chunk must be >= 1 image or None, got {self.stage1_feature_chunk}.")
+        if self.case_window < 1:
+            raise ValueError(f"case_window must be >= 1 case, got {self.case_window}.")
         if self.save_every < 1:
             raise ValueError(f"save_every must be >= 1 iteration, got {self.save_every}.")
         self.stage1.validate("stage1")

@@ -38,6 +38,7 @@ __all__ = [
     "differences",
     "merge_record",
     "read_record",
+    "sample_records",
     "summarize_data",
     "touched_stages",
 ]
@@ -50,12 +51,12 @@ FINAL_ADAPTERS = "adapters.safetensors"
 # every file and folder a training run writes in OUT (what --force deletes before starting afresh)
 OUTPUT_NAMES = (STATE_FILE, RECORD_FILE, "log.jsonl", FINAL_ADAPTERS, "adapters.json",
                 "stage1", "stage2", "tensorboard")
-SHARED_KEYS = ("seed", "precision", "descriptions", "domain", "synthetic")
+SHARED_KEYS = ("seed", "case_window", "precision", "descriptions", "domain", "synthetic")
 STAGE_KEYS = {1: ("stage1", "stage1_levels", "disentangle_weight"), 2: ("stage2",)}
 
 
 # ------------------------------------------------------------------ data
-def _records(data: Sequence) -> Iterable[Mapping]:
+def sample_records(data: Sequence) -> Iterable[Mapping]:
     """The manifest records of a MONAI Dataset (no image loaded), else the samples themselves."""
     records = getattr(data, "data", None)
     if isinstance(records, Sequence) and records and isinstance(records[0], Mapping):
@@ -90,7 +91,7 @@ def summarize_data(data: Sequence) -> dict[str, Any]:
     digest = hashlib.sha256()
     samples = anomalous = with_mask = 0
     classes: set[str] = set()
-    for item in _records(data):
+    for item in sample_records(data):
         for key in sorted(item):
             digest.update(str(key).encode())
             _digest_value(digest, item[key])

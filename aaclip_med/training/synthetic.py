@@ -8,12 +8,13 @@ so the best epoch is the one that detects anomalies it was not trained on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from os import PathLike
 
 import numpy as np
 from torch.utils.data import Dataset
 
+from aaclip_med.data.manifest import record_case
 from aaclip_med.keys import Keys
 from aaclip_med.training.batches import sample_seed
 from aaclip_med.training.config import SyntheticConfig
@@ -23,18 +24,13 @@ __all__ = ["split_holdout", "SyntheticValidation"]
 logger = logging.getLogger(__name__)
 
 
-def _case(record: Mapping) -> str:
-    """Slices of one volume belong to one case: they are held out together."""
-    return str(record.get(Keys.CASE_ID) or record[Keys.IMAGE_PATH])
-
-
 def split_holdout(records: Sequence[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
     """(training records, held-out normal records): ``fraction`` of the normal cases, drawn with ``seed``.
 
     At least one case is held out when ``fraction`` > 0 and there are two or more normal cases;
     with fewer, nothing is held out (a warning says so) and the last epoch is kept.
     """
-    normal_cases = sorted({_case(r) for r in records if float(r.get(Keys.LABEL, 0.0)) <= 0.5})
+    normal_cases = sorted({record_case(r) for r in records if float(r.get(Keys.LABEL, 0.0)) <= 0.5})
     if fraction <= 0:
         return list(records), []
     if len(normal_cases) < 2:
@@ -44,8 +40,8 @@ def split_holdout(records: Sequence[dict], fraction: float, seed: int) -> tuple[
     count = min(max(1, round(fraction * len(normal_cases))), len(normal_cases) - 1)
     order = np.random.default_rng(seed).permutation(len(normal_cases))
     held = {normal_cases[i] for i in order[:count]}
-    train = [r for r in records if _case(r) not in held or float(r.get(Keys.LABEL, 0.0)) > 0.5]
-    val = [r for r in records if _case(r) in held and float(r.get(Keys.LABEL, 0.0)) <= 0.5]
+    train = [r for r in records if record_case(r) not in held or float(r.get(Keys.LABEL, 0.0)) > 0.5]
+    val = [r for r in records if record_case(r) in held and float(r.get(Keys.LABEL, 0.0)) <= 0.5]
     logger.info("Synthetic validation: %d of %d normal cases held out (%d samples)", count, len(normal_cases), len(val))
     return train, val
 

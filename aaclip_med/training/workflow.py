@@ -33,9 +33,9 @@ from aaclip_med.training.batches import EpochBatches, SeededSamples
 from aaclip_med.training.config import TrainConfig
 from aaclip_med.training.engine import build_stage_trainer, run_stage_engine
 from aaclip_med.training.handlers import (
+    BestEpochSelector,
     LossLogger,
     StopAfterIterations,
-    ValidationHandler,
     attach_state_checkpoint,
 )
 from aaclip_med.training.objectives import describe_classes, fixed_anchor_table, stack_anchors
@@ -101,12 +101,12 @@ def _anchor_fn(sc: _StageContext, stage: int) -> Callable[[list[str]], torch.Ten
     return lambda names: stack_anchors(table, [sc.descriptions[n] for n in names])
 
 
-def _attach_validation(sc: _StageContext, engine: Engine, stage: int) -> ValidationHandler:
+def _attach_validation(sc: _StageContext, engine: Engine, stage: int) -> BestEpochSelector:
     anchors_for = _anchor_fn(sc, stage)
 
     def evaluate() -> dict:
         metrics = validate(sc.model, sc.val_data, anchors_for, sc.config.domain, sc.ctx.device, stage,
-                           feature_chunk=sc.config.stage1_feature_chunk)
+                           feature_chunk=sc.config.stage1_feature_chunk, precision=sc.config.precision)
         _append_log(sc.out / "log.jsonl", {"stage": stage, "validation": metrics})
         return metrics
 
@@ -115,7 +115,7 @@ def _attach_validation(sc: _StageContext, engine: Engine, stage: int) -> Validat
         save_adapters(sc.model, sc.out / f"stage{stage}" / "best.safetensors",
                       extra=sc.adapter_extra(stage, epoch=epoch, validation=metrics))
 
-    handler = ValidationHandler(evaluate, on_best, sc.best[stage])
+    handler = BestEpochSelector(evaluate, on_best, sc.best[stage])
     handler.attach(engine)
     return handler
 
@@ -157,7 +157,9 @@ def _attach_handlers(sc: _StageContext, engine: Engine, state: StageState) -> No
         if config.progress:
             from ignite.handlers import ProgressBar
 
-            ProgressBar(persist=False, desc=f"stage {stage}").attach(engine, output_transform=lambda o: {"loss": o["loss"]})
+            # disable=None: tqdm draws only on a terminal, as inference's bars (a log file gets no \r lines)
+            ProgressBar(persist=False, desc=f"stage {stage}", disable=None).attach(
+                engine, output_transform=lambda o: {"loss": o["loss"]})
     if config.stop_after_iterations:
         StopAfterIterations(config.stop_after_iterations).attach(engine)
 
@@ -184,7 +186,8 @@ def _run_stage(sc: _StageContext, stage: int, resume: dict | None) -> bool:
     if resume is not None:
         sc.model.load_adapter_state_dict({k: v.to(ctx.device) for k, v in resume["adapters"].items()})
     batches = EpochBatches(sc.samples(stage), cfg.batch_size, config.seed, ctx.rank, ctx.world_size,
-                           shuffle=True, num_workers=config.num_workers)
+                           shuffle=True, num_workers=config.num_workers,
+                           case_window=config.case_window)
     broadcast_parameters(_all_adapter_params(sc.model), ctx)  # the other stage's modules too
     engine, parts = build_stage_trainer(sc.model, stage, config, batches, sc.descriptions, ctx, config.precision)
     sc.best.setdefault(stage, {"metric": None, "epoch": None})

@@ -41,6 +41,11 @@ COMMANDS = {
         "python -m monai.bundle run --config_file \"['configs/inference.json','configs/inference_exported.json']\""
         " --dataset_dir /data/cases"
     ),
+    "verify_net_in_out_other_size": (
+        "python -m monai.bundle verify_net_in_out network_def --meta_file configs/metadata.json"
+        " --config_file configs/inference.json --image_size 224"
+        " --_meta_#network_data_format#inputs#image#spatial_shape \"[224,224]\""
+    ),
     "train_stage1": (
         "python -m monai.bundle run --config_file configs/train.json --dataset_dir /data/train_set --stages \"[1]\""
     ),

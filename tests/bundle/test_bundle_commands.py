@@ -17,6 +17,7 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 from safetensors.numpy import load_file
+from sklearn.metrics import roc_auc_score
 
 from .commands import run_command
 
@@ -30,6 +31,13 @@ def test_verify_metadata_offline(bundle, folders):
 def test_verify_net_in_out(bundle, folders):
     """At the metadata's 518 x 518: the tiny backbone takes any size, so only the weights change."""
     proc = run_command("verify_net_in_out", bundle, folders, ["--backbone", "aaclip-tiny", "--backbone_weights", "random"])
+    assert "data shape of network is verified with no error" in proc.stdout + proc.stderr
+
+
+def test_verify_net_in_out_at_another_size(bundle, folders):
+    """The README's override of the metadata's spatial shape, for a model at another image size."""
+    extra = ["--backbone", "aaclip-tiny", "--backbone_weights", "random"]
+    proc = run_command("verify_net_in_out_other_size", bundle, folders, extra)
     assert "data shape of network is verified with no error" in proc.stdout + proc.stderr
 
 
@@ -100,7 +108,12 @@ def test_evaluation_writes_the_reports(bundle, folders, trained, tiny):
     for name in ("report.json", "metrics.csv", "report.md", "report.html"):
         assert (out / "report" / name).is_file(), name
     report = json.loads((out / "report" / "report.json").read_text())
-    assert report["protocol"] == "deployment" and report["mean"]
+    assert report["protocol"] == "deployment"
+    lines = [json.loads(x) for x in (out / "predictions" / "predictions.jsonl").read_text().splitlines()]
+    per_class = [roc_auc_score([x["label"] for x in lines if x["class_name"] == name],
+                               [x["image_score"] for x in lines if x["class_name"] == name])
+                 for name in sorted({x["class_name"] for x in lines})]
+    assert report["mean"]["image_auroc"] == pytest.approx(float(np.mean(per_class)), abs=1e-6)  # the written scores
 
 
 @pytest.mark.slow

@@ -116,3 +116,12 @@ def test_cli_prepare_from_the_shipped_mvtec_configuration(tmp_path, monkeypatch,
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["prepare", "--config", str(tmp_path / "missing.json")])
     assert exit_info.value.code == 2 and "cannot read the run configuration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "key", "value"), [("infer", "inputs", "sample_data/x"),
+                                                       ("train", "milestones", "3")])
+def test_a_string_where_a_list_belongs_is_refused(command, key, value):
+    """Read as a list, the string would be split into characters ("input s: no such file")."""
+    with pytest.raises(ValueError, match=rf"test.json \[{key}\]: .* takes a list \(e.g. \[\"a\", \"b\"\]\), "
+                                         rf"got the string {value!r}"):
+        _parse(command, {key: value}, [])

@@ -241,3 +241,14 @@ def test_light_copies_match_the_library():
     assert set(sample.SAMPLE_SIZES) == set(SIZES)
     assert (demo.DEMO_BACKBONE, demo.DEMO_IMAGE_SIZE) == (DEMO_BACKBONE, DEMO_IMAGE_SIZE)
     assert evaluate._PREDICTIONS_FILE == PREDICTIONS_FILE
+
+
+def test_inputs_and_a_manifest_together_are_refused(tmp_path, capsys):
+    """INPUT would be silently ignored in favour of the manifest."""
+    image = _png(tmp_path / "in.png")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"image_path": "in.png", "label": 0, "class_name": "scan"}) + "\n")
+    code = main(["infer", str(image), "--manifest", str(manifest), "--out", str(tmp_path / "o"), *TINY])
+    assert code == 1
+    assert "give INPUT files/folders or --manifest FILE, not both" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -3,7 +3,13 @@ import json
 import pytest
 
 from aaclip_med.data.errors import DataError
-from aaclip_med.data.manifest import check_classes, read_manifest, validate_record, write_manifest
+from aaclip_med.data.manifest import (
+    check_classes,
+    read_manifest,
+    record_case,
+    validate_record,
+    write_manifest,
+)
 
 PUBLIC_LINES = [  # as written by the authors' public code
     {"image_path": "bottle/test/good/000.png", "label": 0.0, "class_name": "bottle", "mask_path": ""},
@@ -64,3 +70,9 @@ def test_unknown_class_without_description():
     with pytest.raises(DataError, match=r"\['bottle'\] have no description"):
         check_classes(PUBLIC_LINES, {"scan"}, "m.jsonl")
     assert validate_record(PUBLIC_LINES[0]) == PUBLIC_LINES[0]
+
+
+def test_record_case_is_the_case_id_else_the_image_file():
+    assert record_case({"image_path": "ct/a.nii.gz", "slice_index": 3, "case_id": "patient7"}) == "patient7"
+    assert record_case({"image_path": "ct/a.nii.gz", "slice_index": 3}) == "ct/a.nii.gz"
+    assert record_case({"image": [0.0]}) is None

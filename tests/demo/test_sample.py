@@ -117,3 +117,20 @@ def test_sample_command_writes_the_same_files(small_sample, tmp_path, capsys):
     assert main(["sample", str(tmp_path / "cli"), "--size", "small", "--seed", "0"]) == 0
     assert "manifest.jsonl" in capsys.readouterr().out
     assert _files(tmp_path / "cli") == _files(small_sample.parent)
+
+
+def test_sample_over_an_existing_one_is_refused_unless_forced(small_sample, tmp_path, capsys):
+    """A second sample in the same folder would mix old and new slices under one series UID."""
+    from aaclip_med.cli import main
+
+    target = tmp_path / "over"
+    (target / "ct").mkdir(parents=True)
+    (target / "ct" / "old.dcm").write_bytes(b"an earlier sample's slice")
+    assert main(["sample", str(target), "--size", "small"]) != 0
+    err = capsys.readouterr().err
+    assert f"{target} is not empty" in err and "--force" in err
+    assert sorted(p.name for p in target.rglob("*")) == ["ct", "old.dcm"]  # nothing written, nothing removed
+    assert main(["sample", str(target), "--size", "small", "--force"]) == 0
+    assert _files(target) == _files(small_sample.parent)  # replaced whole: the old slice is gone
+    with pytest.raises(FileExistsError, match="is not empty"):
+        generate_sample(target, size="small")

@@ -104,7 +104,11 @@ def test_paper_protocol_needs_the_model_size_maps(predictions_factory, tmp_path)
     with pytest.raises(ValueError, match="no 'model_map_path': the paper protocol scores the S x S maps"):
         evaluate_predictions(manifest, data, preds, tmp_path / "out", protocol="paper")
     report = evaluate_predictions(manifest, data, preds, tmp_path / "out", protocol="deployment")
-    assert report["classes"][0]["pixel_auroc"] is not None
+    maps = [np.load(preds / x["map_path"]) for x in lines]  # native-size maps against native-size masks
+    masks = [np.asarray(Image.open(data / x["mask_path"]).convert("L")) != 0 if x["label"] else np.zeros(m.shape, bool)
+             for x, m in zip(lines, maps)]
+    expected = roc_auc_score(np.concatenate([m.ravel() for m in masks]), np.concatenate([m.ravel() for m in maps]))
+    assert report["classes"][0]["pixel_auroc"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_inconsistent_inputs_name_the_file(predictions_factory, tmp_path):
@@ -115,3 +119,24 @@ def test_inconsistent_inputs_name_the_file(predictions_factory, tmp_path):
     with pytest.raises(ValueError, match="predictions.jsonl has 4 lines"):
         evaluate_predictions(manifest, data, preds, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_unscored_prediction_is_left_out_with_a_named_warning(predictions_factory, tmp_path, caplog):
+    manifest, data, preds = predictions_factory({"bottle": (4, 4, "industrial")})
+    lines = [json.loads(x) for x in (preds / "predictions.jsonl").read_text().splitlines()]
+    lines[0] |= {"image_score": None, "reason": "no slice reaches min_foreground 0.05"}
+    (preds / "predictions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    report = evaluate_predictions(manifest, data, preds, tmp_path / "out", protocol="deployment")
+    kept = lines[1:]
+    expected = roc_auc_score([x["label"] for x in kept], [x["image_score"] for x in kept])
+    assert report["classes"][0]["image_auroc"] == pytest.approx(expected, abs=1e-6)
+    assert any("predictions.jsonl:1" in r.getMessage() and "unscored (no slice reaches min_foreground 0.05)" in r.getMessage()
+               for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_unknown_dataset_name_is_refused_listing_the_known_ones(predictions_factory, tmp_path):
+    manifest, data, preds = predictions_factory({"bottle": (2, 2, "industrial")})
+    with pytest.raises(ValueError, match=r"dataset 'mvtech' has no published numbers to compare with; known: .*mvtec"):
+        evaluate_predictions(manifest, data, preds, tmp_path / "out", dataset="mvtech")
+    assert not (tmp_path / "out").exists()
+    assert evaluate_predictions(manifest, data, preds, tmp_path / "out", dataset="MVTec-AD")["published"]["key"] == "mvtec"

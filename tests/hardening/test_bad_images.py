@@ -34,7 +34,7 @@ def _refused(path, *needles, **kwargs) -> str:
 def test_truncated_dicom_inside_pixel_data_named(tmp_path):
     item = write_series(tmp_path / "s", depth=3, size=64)[1]
     truncate(item["path"], -3000)
-    _refused(item["path"], "less than expected")
+    _refused(item["path"], "is corrupt (pixel data 5192 bytes of 8192 expected)")
 
 
 def test_truncated_dicom_in_header_named(tmp_path):
@@ -107,8 +107,18 @@ def test_mixed_orientation_refused(tmp_path):
 def test_even_oblique_series_still_loads(tmp_path):
     from tests._synthetic import write_dicom_series
 
-    write_dicom_series(tmp_path / "s", np.zeros((4, 6, 5), int), angle_deg=20.0)  # shuffled, oblique
-    assert load_image(tmp_path / "s").shape == (1, 6, 5, 4)
+    volume = np.arange(4 * 6 * 5).reshape(4, 6, 5) * 7 - 100  # (D, H, W) HU, every voxel its own value
+    slices = write_dicom_series(tmp_path / "s", volume, angle_deg=20.0)  # shuffled file order, oblique
+    assert sorted(str(item["path"]) for item in slices) != [str(item["path"]) for item in slices]  # really shuffled
+    image = load_image(tmp_path / "s")
+    assert image.shape == (1, 6, 5, 4)  # (C, rows, columns, slices)
+    np.testing.assert_array_equal(image[0].numpy(), volume.transpose(1, 2, 0))  # slices back in spatial order
+    affine = np.asarray(image.affine)
+    for k, item in enumerate(slices):
+        for i, j in [(0, 0), (5, 4), (2, 3)]:
+            lps = item["position"] + j * item["spacing"][1] * item["row_dir"] + i * item["spacing"][0] * item["col_dir"]
+            ras = affine @ [i, j, k, 1]
+            np.testing.assert_allclose(ras[:3] * [-1, -1, 1], lps, atol=1e-4)  # voxel (i, j, k) where the tags put it
 
 
 def test_4d_nifti_keeps_one_volume(tmp_path, caplog):

@@ -174,3 +174,20 @@ def test_prepare_cohort_with_a_bad_case_names_it(tmp_path, cli):
     code, _, err = cli("prepare", "cohort", root, "--out", tmp_path / "m.jsonl")
     assert code == 1 and "bad.nii.gz: holds 1 NaN/Inf voxel(s)" in err
     assert not (tmp_path / "m.jsonl").exists()
+
+
+def test_slice_index_out_of_range_names_line_index_and_count(tmp_path, cli):
+    from ._files import nifti
+
+    nifti(tmp_path / "v.nii.gz", np.random.default_rng(0).random((8, 8, 3)).astype(np.float32))
+    path = _manifest(tmp_path, {**GOOD, "image_path": "v.nii.gz", "slice_index": 1},
+                     {**GOOD, "image_path": "v.nii.gz", "slice_index": 7})
+    expected = "slice_index 7 is out of range: the volume has 3 slices along its slice axis (0 to 2) (manifest line 2)"
+    dataset = ManifestDataset(path, tmp_path)
+    assert dataset[0]["image"].shape[1:] == (8, 8)
+    with pytest.raises(DataError) as info:
+        dataset[1]
+    assert str(info.value) == f"{tmp_path / 'v.nii.gz'}: {expected}"
+    code, printed, _ = cli("infer", "--manifest", path, "--dataset-root", tmp_path, "--out", tmp_path / "o",
+                           "--backbone", "aaclip-tiny", "--backbone-weights", "random", "--device", "cpu")
+    assert code == 1 and expected in printed

@@ -10,6 +10,8 @@ import numpy as np
 import pydicom
 import pytest
 
+from tests.pacs.conftest import write_sr
+
 from ._files import nifti, truncate, write_constant_png, write_png, write_series
 
 TINY = ["--backbone", "aaclip-tiny", "--backbone-weights", "random", "--device", "cpu", "--seed", "0"]
@@ -29,8 +31,11 @@ EXPECTED = {
     "corrupt": "cannot be read as nifti",
     "uneven": "not evenly spaced",
     "tilted": "differ in orientation",
-    "cut": "cannot be read as a DICOM series",
-    "nopixels": "cannot be read as a DICOM series",  # names the file; see report
+    "cut": "is corrupt (pixel data",  # the file ends inside its pixel data
+    "short": "is corrupt (pixel data 100 bytes of 512 expected)",  # one slice's PixelData shorter than its header says
+    "nopixels": "has no pixel data",
+    "study": None,  # a CT series and a structured report: the report is skipped, not a failed case
+    "blank": None,  # all zero: no slice reaches --min-foreground, so the case is unscored
 }
 
 
@@ -62,6 +67,12 @@ def _cohort(root):
     ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
     ds.save_as(items[1]["path"])
     truncate(write_series(root / "cut", depth=3, size=64)[1]["path"], -3000)
+    item = write_series(root / "short", depth=3)[1]
+    ds = pydicom.dcmread(item["path"])
+    ds.PixelData = ds.PixelData[:100]
+    ds.save_as(item["path"])
+    write_sr(root / "study" / "report.dcm", pydicom.dcmread(write_series(root / "study", depth=3)[0]["path"]).StudyInstanceUID)
+    nifti(root / "blank.nii.gz", np.zeros((12, 10, 3), np.float32))
     item = write_series(root / "nopixels", depth=1)[0]
     ds = pydicom.dcmread(item["path"])
     del ds.PixelData
@@ -95,6 +106,32 @@ def test_bad_cases_reported_others_finish(cohort_run):
     assert len(list(out.glob("mixed_*_scores.json"))) == 2  # two series in one folder: two cases
     assert summary["done"] == len([c for c, p in EXPECTED.items() if p is None]) + 3  # + series + 2 mixed
     assert len(failed) == len([p for p in EXPECTED.values() if p])
+
+
+def test_damaged_slice_is_named_and_nothing_is_inferred(cohort_run):
+    _, out, _ = cohort_run
+    failed = {f["case_id"]: f for f in json.loads((out / "summary.json").read_text())["failed"]}
+    assert "IM0002.dcm: is corrupt" in failed["short"]["error"]  # the cut slice, not just its folder
+    assert not list(out.glob("short*"))
+
+
+def test_report_beside_a_series_is_skipped_not_failed(cohort_run):
+    _, out, _ = cohort_run
+    assert (out / "study_scores.json").is_file()  # one image series: the case keeps the folder's name
+    assert json.loads((out / "study_scores.json").read_text())["case"]["n_slices"] == 3
+
+
+def test_volume_without_foreground_is_unscored(cohort_run):
+    _, out, _ = cohort_run
+    case = json.loads((out / "blank_scores.json").read_text())["case"]
+    assert case["case_score"] is None and case["max_slice"] is None
+    assert case["reason"].startswith("no slice reaches min_foreground 0.05 (largest foreground fraction 0)")
+    rows = {row["case_id"]: row for row in json.loads((out / "scores.json").read_text())["cases"]}
+    assert rows["blank"]["case_score"] is None and rows["good"]["case_score"] > 0 and rows["good"]["reason"] == ""
+    csv_rows = (out / "scores_cases.csv").read_text().splitlines()
+    blank = next(line for line in csv_rows if line.startswith("blank,"))
+    header = csv_rows[0].split(",")
+    assert blank.split(",")[header.index("case_score")] == ""
 
 
 def test_one_pixel_and_16_bit_outputs_keep_the_source_size(cohort_run):

@@ -93,3 +93,39 @@ def test_disk_full_while_writing_a_report_keeps_no_partial_report(tmp_path, monk
         files.write_text_atomic(tmp_path / "report.json", '{"half": ')
     monkeypatch.setattr(files.os, "replace", real_replace)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _read_only(monkeypatch, folder):
+    """``folder`` as on a read-only mount (EROFS stops root too; chmod would not)."""
+    from aaclip_med import files
+
+    real_access = files.os.access
+    monkeypatch.setattr(files.os, "access", lambda p, mode, **kw: False if str(p) == str(folder) else real_access(p, mode, **kw))
+
+
+@pytest.mark.parametrize("command", ["infer", "train"])
+def test_read_only_output_folder_is_refused_before_the_model_loads(tmp_path, cases, cli, monkeypatch, command):
+    import aaclip_med.model
+
+    out = tmp_path / "readonly"
+    out.mkdir()
+    _read_only(monkeypatch, out)
+    monkeypatch.setattr(aaclip_med.model, "build_aaclip", lambda *a, **k: pytest.fail("the model was loaded"))
+    if command == "infer":
+        code, _, err = cli("infer", cases, "--out", out, *TINY)
+    else:
+        manifest = tmp_path / "train.jsonl"
+        manifest.write_text(json.dumps({"image_path": "in/case_a.nii.gz", "label": 0, "class_name": "scan"}) + "\n")
+        code, _, err = cli("train", "--manifest", manifest, "--dataset-root", tmp_path, "--out", out, *TINY)
+    assert code == 1
+    assert f"--out {out}: the output folder is not writable" in err, err
+    assert list(out.iterdir()) == []
+
+
+def test_output_folder_below_a_read_only_parent_is_refused(tmp_path, monkeypatch):
+    from aaclip_med.files import check_output_folder
+
+    _read_only(monkeypatch, tmp_path)
+    with pytest.raises(OSError, match=f"--out {tmp_path / 'new'}: cannot create the output folder in {tmp_path}"):
+        check_output_folder(tmp_path / "new")
+    assert not (tmp_path / "new").exists()

@@ -82,3 +82,25 @@ def test_case_score_is_max_over_slices(tmp_path, nifti_cases):
         assert case["max_slice"] == best["slice_index"]
     by_id = {c["case_id"]: c["max_slice"] for c in scores["cases"]}
     assert by_id == {"case0": 1, "case1": 3, "case2": 2}  # the slices holding the blobs
+
+
+def test_damaged_slice_and_empty_volume_through_the_api(tmp_path, nifti_cases, caplog):
+    """The library entry point (the bundle's too) refuses a short PixelData and reports an
+    all-background volume as unscored, with a named warning, never with a number."""
+    import pydicom
+
+    from tests._synthetic import write_dicom_series, write_nifti
+
+    files = [item["path"] for item in write_dicom_series(nifti_cases / "cut", np.zeros((3, 16, 16), np.int16))]
+    ds = pydicom.dcmread(files[2])
+    ds.PixelData = ds.PixelData[:100]
+    ds.save_as(files[2])
+    write_nifti(nifti_cases / "air.nii.gz", np.full((20, 18, 5), -1000, np.float32))  # CT: all below air level
+    summary = run_inference([nifti_cases], tmp_path / "out", IntensityModel(), modality="ct", device="cpu")
+    failed = {f["case_id"]: f["error"] for f in summary["failed"]}
+    assert list(failed) == ["cut"] and f"{files[2].name}: is corrupt (pixel data 100 bytes of 512 expected)" in failed["cut"]
+    rows = {row["case_id"]: row for row in json.loads((tmp_path / "out" / "scores.json").read_text())["cases"]}
+    assert rows["air"]["case_score"] is None and rows["air"]["reason"].startswith("no slice reaches min_foreground")
+    assert rows["case0"]["case_score"] > 0 and rows["case0"]["reason"] == ""
+    assert any("air.nii.gz: no slice reaches min_foreground" in r.getMessage() and "unscored" in r.getMessage()
+               for r in caplog.records if r.levelname == "WARNING")

@@ -64,3 +64,17 @@ def test_empty_seg_is_announced(tmp_path, fake_model, caplog):
                             device="cpu")
     assert summary["done"] == 1
     assert "ser: no voxel reaches --threshold 50 (map maximum" in caplog.text and "its DICOM SEG is empty" in caplog.text
+
+
+def test_dicom_outputs_for_other_inputs_are_announced(tmp_path, fake_model, caplog):
+    from PIL import Image
+
+    from tests._synthetic import write_nifti
+
+    write_nifti(tmp_path / "in" / "vol.nii.gz", blob_volume(shape=(16, 18, 4), center=(6, 11, 2)), np.eye(4))
+    Image.fromarray(np.full((12, 12), 90, np.uint8)).save(tmp_path / "in" / "photo.png")
+    summary = run_inference([tmp_path / "in"], tmp_path / "out", fake_model, modality="ct", threshold=0.5, dicom=True,
+                            device="cpu")
+    assert summary["done"] == 2 and not list((tmp_path / "out").glob("*.dcm"))
+    assert "vol: --dicom-out writes DICOM objects for DICOM sources only; this NIfTI input gets none" in caplog.text
+    assert "photo: --dicom-out writes DICOM objects for DICOM sources only; this image input gets none" in caplog.text

@@ -68,3 +68,17 @@ def test_auto_predictor_decides_per_call(tiny_model):
     auto = Predictor(tiny_model, device="cpu").predict_slices([hu], "scan")
     ct = Predictor(tiny_model, modality="ct", device="cpu").predict_slices([hu], "scan")
     np.testing.assert_allclose(auto.maps[0], ct.maps[0], rtol=1e-5, atol=1e-5)  # air in HU: the ct preset
+
+
+def test_images_below_the_patch_size_are_announced(tiny_model, caplog):
+    """A 2 x 2 or 1 x 500 image is blown up to the model's input: its map says little, so say so."""
+    predictor = Predictor(tiny_model, modality="photo", device="cpu")
+    tiny = MetaTensor(torch.rand(3, 2, 2), meta={"filename_or_obj": "tiny.png"})
+    strip = MetaTensor(torch.rand(3, 1, 500), meta={"filename_or_obj": "strip.png"})
+    normal = MetaTensor(torch.rand(3, 20, 30), meta={"filename_or_obj": "fine.png"})
+    out = predictor.predict_slices([tiny, strip, normal], "object")
+    assert [m.shape for m in out.maps] == [(2, 2), (1, 500), (20, 30)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("tiny.png: 2 x 2 px is below the patch size of 14 px" in w for w in warnings), warnings
+    assert any("strip.png: 1 x 500 px is below the patch size of 14 px" in w for w in warnings), warnings
+    assert not any("fine.png" in w for w in warnings)

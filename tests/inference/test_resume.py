@@ -100,3 +100,17 @@ def test_manifest_run_where_every_source_fails_leaves_nothing(tmp_path):
     summary = run_inference([], tmp_path / "pred", IntensityModel(), modality="photo", manifest=manifest, device="cpu")
     assert summary["all_failed"] and {f["case_id"] for f in summary["failed"]} == {"a.png", "b.png"}
     assert not (tmp_path / "pred").exists()
+
+
+def test_differences_inside_structured_settings_show_the_values_that_differ():
+    from aaclip_med.inference.resume import differences
+
+    slices = {"axis": "acquisition", "start": 0, "stop": None, "min_foreground": 0.05, "skip_empty": False,
+              "description_of_a_long_setting": "x" * 60}
+    finished = {"slices": slices, "descriptions": ["a long class description " * 3, "brick"]}
+    new = {"slices": slices | {"start": 2, "stop": 6}, "descriptions": ["a long class description " * 3, "grass"]}
+    assert differences(finished, new) == [
+        "descriptions[1]: finished work \"brick\", this run \"grass\"",
+        "slices.start: finished work 0, this run 2",
+        "slices.stop: finished work null, this run 6",
+    ]

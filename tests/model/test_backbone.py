@@ -111,3 +111,63 @@ def test_random_backbone_is_reproducible_and_leaves_caller_rng_alone():
     b = build_clip(resolve_config(AAClipConfig(backbone="aaclip-tiny", pretrained="random")))
     for (key, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(x, y), key
+
+
+@pytest.fixture
+def empty_caches(monkeypatch, tmp_path):
+    """No Hugging Face cache and no open_clip URL cache; any download attempt fails the test."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # open_clip's URL cache is ~/.cache/clip
+    monkeypatch.setattr(open_clip, "download_pretrained", lambda *a, **k: pytest.fail("a download was tried"))
+    return tmp_path
+
+
+def test_offline_setting_refuses_at_once_without_a_download(monkeypatch, empty_caches):
+    import time
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(BackboneWeightsError) as info:
+        build_clip(resolve_config(AAClipConfig()))
+    assert time.perf_counter() - start < 2.0
+    message = str(info.value)
+    assert "ViT-L-14-336/openai: no local weights file and none in the open_clip or Hugging Face cache" in message
+    assert "HF_HUB_OFFLINE is set" in message and "ViT-L-14-336px.pt" in message and "--backbone-weights" in message
+
+
+def test_unreachable_hub_refuses_at_once_without_a_download(monkeypatch, empty_caches):
+    import socket
+
+    def unreachable(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    with pytest.raises(BackboneWeightsError, match=r"huggingface.co cannot be reached \(Network is unreachable; offline\?\)"):
+        build_clip(resolve_config(AAClipConfig()))
+
+
+def test_cached_tag_is_used_without_the_network(monkeypatch, empty_caches):
+    from aaclip_med.model.backbone import _download_tag
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = empty_caches / "hf" / "models--timm--vit_large_patch14_clip_336.openai"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    weights = repo / "snapshots" / "abc123" / "open_clip_pytorch_model.bin"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"weights")
+    assert _download_tag(resolve_config(AAClipConfig())) == str(weights)
+
+
+def test_online_path_still_downloads(monkeypatch, empty_caches):
+    import socket
+
+    from aaclip_med.model.backbone import _download_tag
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: open(__file__, "rb"))  # reachable
+    monkeypatch.setattr(open_clip, "download_pretrained", lambda cfg, **k: "/downloaded/weights.bin")
+    assert _download_tag(resolve_config(AAClipConfig())) == "/downloaded/weights.bin"

@@ -238,3 +238,16 @@ def test_destination_error_postpones_the_series(tmp_path):
     loop.step(quiet_seconds=1, resend_seconds=60)
     assert loop.receiver.pending() == 1 and loop.receiver.quiet(1) == []  # tried again in a minute, not now
     assert loop.counts == {"done": 0, "failed": 0, "ignored": 0}
+
+
+def test_stop_summary_counts_series_waiting_to_be_forwarded(tmp_path):
+    def action(key):  # inferred, then the destination is down: the results wait for the next attempt
+        fake.state.update(key, status="inferred", series_uid="1.2.3")
+        raise ServerError("results of series 1.2.3: NOBODY@127.0.0.1:9 is unreachable")
+
+    fake = _FakeProcessor(tmp_path, action)
+    loop = _Listener(fake, keep_sources=False)
+    loop.receiver.track("s1", age=10)
+    loop.receiver.track("s2", age=0)  # still arriving
+    loop.step(quiet_seconds=5, resend_seconds=60)
+    assert loop.summary() == {"done": 0, "failed": 0, "ignored": 0, "waiting_to_forward": 1, "not_processed": 1}

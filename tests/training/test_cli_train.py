@@ -93,3 +93,13 @@ def test_every_option_has_help_and_the_renamed_ones_are_gone():
     text = " ".join(parser.format_help().split())
     assert "weight of the Stage-1 disentangle loss (the paper's gamma) (default: 0.1)" in text
     assert "(default: auto)" in text and "{auto,fp32,bf16,fp16}" in text
+
+
+def test_bad_case_window_is_refused_before_the_network_is_built(tmp_path, capsys):
+    _write_dataset(tmp_path, count=2)
+    code = main(["train", "--manifest", str(tmp_path / "train.jsonl"), "--dataset-root", str(tmp_path),
+                 "--out", str(tmp_path / "out"), "--backbone", "aaclip-tiny", "--backbone-weights", "random",
+                 "--case-window", "0"])
+    assert code == 1
+    assert "case_window must be >= 1 case, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

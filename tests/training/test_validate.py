@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -60,3 +61,41 @@ def test_stage1_maps_are_the_loss_logits_turned_into_the_inference_map():
             expected += torch.nn.functional.interpolate(level, size=(112, 112), mode="bilinear", align_corners=True)[:, 0]
     torch.testing.assert_close(maps, expected, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(scores, expected.flatten(1).amax(dim=1), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_stage_predictions_run_in_the_given_precision_and_return_float32(stage):
+    from aaclip_med.training.validate import stage_predictions
+
+    model = make_tiny_model(0).eval()
+    images = torch.stack([s["image"] for s in make_samples(3, seed=2)])
+    anchors = model.text_anchors(DESC["widget"]).unsqueeze(0).expand(3, -1, -1)
+    with torch.no_grad():
+        ref_maps, ref_scores = stage_predictions(model, images, anchors, "industrial", stage)
+        maps, scores = stage_predictions(model, images, anchors, "industrial", stage, precision="bf16")
+    assert maps.dtype == scores.dtype == torch.float32 and maps.shape == ref_maps.shape == (3, 112, 112)
+    assert not torch.equal(maps, ref_maps)  # it did run in bf16
+    corr = torch.corrcoef(torch.stack([maps.flatten(), ref_maps.flatten()]))[0, 1]
+    assert corr > 0.99
+
+
+def test_training_validates_under_its_own_precision(tmp_path, monkeypatch):
+    import importlib
+
+    from aaclip_med.training import run_training
+    from tests.training._runs import tiny_config
+
+    validate_module = importlib.import_module("aaclip_med.training.validate")  # the module, not the function
+
+    seen = []
+    original = validate_module._stage_outputs
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else torch.float32)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(validate_module, "_stage_outputs", spy)
+    data = make_samples(4, seed=5)
+    config = tiny_config(tmp_path / "out", epochs=1, stages=(1,), precision="bf16")
+    run_training(make_tiny_model(0), config, data, val_data=make_samples(4, seed=6))
+    assert seen and set(seen) == {torch.bfloat16}

@@ -53,3 +53,22 @@ def test_stage_one_alone_leaves_image_side_untouched(tmp_path):
     for key, value in image_before.items():
         assert torch.equal(model.adapter_state_dict()[key], value)
     assert not (tmp_path / "stage2").exists()
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path, monkeypatch):
+    """Inference's rule: a log file (not a terminal) gets no carriage-return bar lines."""
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    outputs = {}
+    for name, stream in (("log", io.StringIO()), ("tty", Terminal())):
+        monkeypatch.setattr(sys, "stderr", stream)
+        run_training(make_tiny_model(), tiny_config(tmp_path / name, epochs=1, stages=(1,), progress=True), make_samples(4))
+        monkeypatch.undo()
+        outputs[name] = stream.getvalue()
+    assert "\r" not in outputs["log"] and "stage 1" not in outputs["log"]
+    assert "stage 1" in outputs["tty"]

@@ -6,15 +6,15 @@ remains is specific to this training: the per-iteration JSON-lines log, the per-
 and best-epoch selection, and the resumable stop after N iterations.
 """
 
+from aaclip_med.training.handlers.best_epoch import BestEpochSelector
 from aaclip_med.training.handlers.checkpoint import AtomicStateSaver, attach_state_checkpoint
 from aaclip_med.training.handlers.loss_logger import LossLogger
 from aaclip_med.training.handlers.stop import StopAfterIterations
-from aaclip_med.training.handlers.validation import ValidationHandler
 
 __all__ = [
     "AtomicStateSaver",
+    "BestEpochSelector",
     "LossLogger",
     "StopAfterIterations",
-    "ValidationHandler",
     "attach_state_checkpoint",
 ]

@@ -1,4 +1,8 @@
-"""Per-epoch validation (pixel and image AUROC) and best-checkpoint selection on it."""
+"""Best-epoch selection: after each epoch, validate and keep the epoch whose mean AUROC is highest.
+
+Named for what it does; MONAI's ``ValidationHandler`` (which only runs an evaluator) is a
+different class.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import Callable
 
 from ignite.engine import Engine, Events
 
-__all__ = ["ValidationHandler", "selection_metric"]
+__all__ = ["BestEpochSelector", "selection_metric"]
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +22,7 @@ def selection_metric(metrics: dict) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-class ValidationHandler:
+class BestEpochSelector:
     """Runs ``evaluate_fn()`` after each epoch and calls ``on_best(epoch, metrics)`` on improvement.
 
     The metrics also go to ``engine.state.metrics`` as ``val_<name>`` (TensorBoard reads them there).
