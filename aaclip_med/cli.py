@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("aaclip_med.commands.sample", "generate the bundled multi-modality sample data set"),
     "demo": ("aaclip_med.commands.demo", "sample data -> inference -> overlays -> evaluation report"),
     "references": ("aaclip_med.commands.references", "build a reference memory of normal scans for 'infer --references'"),
+    "export": ("aaclip_med.commands.export", "one graph from image to anomaly map: TorchScript, ONNX, OpenVINO, int8"),
     "pacs": ("aaclip_med.commands.pacs", "PACS: retrieve series (DICOMweb) or receive them (DIMSE), store SEG/PM back"),
 }
 
@@ -125,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\naaclip-med: interrupted; finished outputs are kept, re-run the same command to resume", file=sys.stderr)
         return 130
-    except (ValueError, OSError, RuntimeError) as err:
-        # Errors users can act on: print the message (it names the file and the fix), no traceback.
+    except (ValueError, OSError, RuntimeError, ImportError) as err:
+        # Errors users can act on: print the message (it names the file and the fix, or the extra
+        # to install), no traceback.
         print(f"aaclip-med {top.command}: error: {err}", file=sys.stderr)
         return 1
 

@@ -8,6 +8,7 @@ before a model is built. The model itself is built in :func:`model_from_args` (h
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ from aaclip_med.presets import AUTO, modality_choices
 __all__ = [
     "INFERENCE_PRECISIONS",
     "PRECISIONS",
+    "add_engine_arguments",
     "add_inference_arguments",
     "add_model_arguments",
     "add_progress_argument",
@@ -100,6 +102,50 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_backbone: str =
                             f"(default: {default_backbone_weights})")
     group.add_argument("--quick-gelu", action="store_true", help="QuickGELU activations (off in the paper's runs)")
     group.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+ENGINES = ("torch", "onnxruntime", "openvino")  # aaclip_med.inference.deployed.ENGINES (kept torch-free here)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--engine`` and ``--model``: run a graph written by ``aaclip-med export`` instead of building the network."""
+    group = parser.add_argument_group("exported graph")
+    group.add_argument("--engine", choices=ENGINES, default="torch",
+                       help="what runs the network: torch (the network itself, or with --model the TorchScript "
+                            "export), onnxruntime or openvino (an exported graph given by --model)")
+    group.add_argument("--model", metavar="DIR",
+                       help="folder written by 'aaclip-med export' (model file + card.json); its card sets the "
+                            "class, preset and domain, and options that differ from it are refused")
+
+
+def _check_card_arguments(args: argparse.Namespace) -> None:
+    """``--model``: the folder and card exist, and the model options given agree with the card."""
+    card_path = Path(args.model) / "card.json"
+    if not card_path.is_file():
+        raise FileNotFoundError(f"--model {args.model}: no card.json (a folder written by 'aaclip-med export' holds one)")
+    try:
+        identity = json.loads(card_path.read_text(encoding="utf-8")).get("identity", {})
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise ValueError(f"{card_path}: not a model card ({err})") from err
+    given = {"--image-size": args.image_size, "--backbone": args.backbone}
+    recorded = {"--image-size": identity.get("image_size"), "--backbone": identity.get("backbone")}
+    for option, value in given.items():
+        if value is not None and value != recorded[option]:
+            raise ValueError(f"{option} {value} differs from the exported graph's {recorded[option]} ({card_path}); "
+                             f"drop {option} or export the graph again")
+    if args.weights and identity.get("weights_sha256") != _sha256(args.weights):
+        raise ValueError(f"--weights {args.weights} are not the adapters the graph in {args.model} was exported with "
+                         f"({identity.get('weights') or 'untrained adapters'}); drop --weights or export again")
+
+
+def _sha256(path: str) -> str | None:
+    if not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:
@@ -180,6 +226,7 @@ def add_inference_arguments(parser: argparse.ArgumentParser, dicom_flag: bool = 
     run_group.add_argument("--seed", type=int, default=0,
                            help="seed of the untrained adapters' initialisation (without --weights)")
     add_progress_argument(run_group)
+    add_engine_arguments(parser)
 
 
 def inference_options_from_args(args: argparse.Namespace, **changes) -> InferenceOptions:
@@ -232,6 +279,12 @@ def check_model_arguments(args: argparse.Namespace, default_backbone: str = PAPE
             patch size or differs from the size the adapters were trained at, ``--backbone``
             differs from the adapters'.
     """
+    engine, model_dir = getattr(args, "engine", "torch"), getattr(args, "model", None)
+    if engine != "torch" and not model_dir:
+        raise ValueError(f"--engine {engine} runs an exported graph: give --model DIR (written by 'aaclip-med export')")
+    if model_dir:
+        _check_card_arguments(args)
+        return
     weights = args.backbone_weights
     if weights and (os.sep in weights or weights.lower().endswith(_WEIGHT_SUFFIXES)) and not Path(weights).is_file():
         raise FileNotFoundError(f"--backbone-weights {weights}: no such file (give a local file, an open_clip tag such "
@@ -259,6 +312,10 @@ def model_from_args(args: argparse.Namespace, for_training: bool = False, defaul
         for_training: untrained adapters are expected then, so no warning about them.
         default_backbone: the backbone built without ``--weights`` and ``--backbone``.
     """
+    if getattr(args, "model", None):  # an exported graph (add_engine_arguments)
+        from aaclip_med.inference.deployed import DeployedModel
+
+        return DeployedModel(args.model, engine=getattr(args, "engine", "torch") or "torch")
     from aaclip_med.model import AAClipConfig, build_aaclip, load_adapters
 
     if args.weights:

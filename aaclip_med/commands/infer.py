@@ -98,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     check_device(args.device)  # before the model loads, not after
     model = model_from_args(args)
+    if hasattr(model, "fill_options"):  # an exported graph: class, preset and domain default to its card's
+        options = model.fill_options(options)
     options.check_model(model)
     if args.calibrate_normals:
         options = options.replace(calibration=_fit_calibration(args, options, model))

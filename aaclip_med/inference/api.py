@@ -80,6 +80,8 @@ def run_inference(
         The summary {"total", "done", "skipped", "failed", "out_dir", "all_failed"}.
     """
     options = InferenceOptions.build(options, **settings)
+    if hasattr(model, "fill_options"):  # an exported graph: class, preset and domain default to its card's
+        options = model.fill_options(options)
     options.check_model(model)
     if manifest is None:
         cases = discover_cases(inputs)  # before anything is created: a missing input writes nothing

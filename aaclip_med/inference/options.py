@@ -190,7 +190,10 @@ class InferenceOptions:
         return (options or cls()).replace(**changes) if changes else (options or cls())
 
     def check_model(self, model: Any) -> None:
-        """Refuse settings that cannot work with ``model`` (a threshold outside its map range)."""
+        """Refuse settings that cannot work with ``model`` (a threshold outside its map range; for an
+        exported graph, settings its card differs from)."""
+        if hasattr(model, "check_options"):
+            model.check_options(self)
         config = getattr(model, "config", None)
         if self.references is not None:  # combined maps are in normal standard deviations, not raw units
             return

@@ -125,8 +125,9 @@ class Predictor:
         self._anchors: dict[str, torch.Tensor] = {}
         # (description, preset) -> ReferenceScorer (aaclip_med.adaptation): maps combined with a reference memory
         self.references: dict[tuple[str, str], object] | None = None
-        # fused attention, autocast blocks with fp32 heads (the reference is AAClip.predict in fp32)
-        self._fast = FastPredictor(model, precision=precision)
+        # fused attention, autocast blocks with fp32 heads (the reference is AAClip.predict in fp32);
+        # an exported graph (inference/deployed.py) runs as it is, with the precision it was exported in
+        self._fast = self.model if getattr(model, "deployed", False) else FastPredictor(model, precision=precision)
         self.precision = self._fast.precision  # resolved: what actually runs
         logger.info("predictor: modality %s, domain %s, %s on %s, batch %d",
                     self.modality, self.fixed_domain or "from the preset", self.precision, self.device, batch_size)

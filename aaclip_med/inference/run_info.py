@@ -52,7 +52,7 @@ def run_record(model: nn.Module, weights: str | None, settings: dict) -> dict:
     """The run.json content: model identity (names, sha256 of weight files) plus ``settings``."""
     config = getattr(model, "config", None)
     pretrained = getattr(config, "pretrained", None)
-    return {
+    record = {
         "backbone": getattr(config, "backbone", None),
         "image_size": getattr(config, "image_size", None),
         "pretrained": pretrained,
@@ -65,3 +65,5 @@ def run_record(model: nn.Module, weights: str | None, settings: dict) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **settings,
     }
+    # an exported graph: the weights and hashes its card recorded when it was made (the files may not be here)
+    return record | getattr(model, "recorded_identity", {})

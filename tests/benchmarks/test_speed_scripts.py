@@ -54,3 +54,14 @@ def test_summary_prints_flags_fractions_ratios_and_accuracy():
     assert "speed ratio fast-int8 / fast-fp32 batch 1: 1.5x" in text
     assert "map Pearson 0.9995 (min per image 0.9991)" in text and "Spearman 1\n" in text
     assert "4 volume reads for 64 slices" in text
+
+
+def test_export_benchmark_skips_engines_whose_package_is_missing(monkeypatch):
+    import export_engines
+
+    real = export_engines.importlib.util.find_spec
+    monkeypatch.setattr(export_engines.importlib.util, "find_spec", lambda name: None if name == "openvino" else real(name))
+    assert export_engines.skip_reason("ov-fp32") == "openvino is not installed (pip install 'aaclip-med[export]')"
+    assert export_engines.skip_reason("ov-int8").startswith("openvino is not installed")
+    assert export_engines.skip_reason("torch-fast-fp32") is None
+    assert export_engines.skip_reason("ort-int8") is None  # onnxruntime and onnx are installed (test extra)

@@ -32,6 +32,15 @@ COMMANDS = {
         "python -m monai.bundle verify_net_in_out network_def --meta_file configs/metadata.json"
         " --config_file configs/inference.json"
     ),
+    "save_checkpoint": "python -m monai.bundle run --config_file \"['configs/inference.json','configs/export.json']\"",
+    "ckpt_export": (
+        "python -m monai.bundle ckpt_export network_def --filepath models/model.ts --ckpt_file models/model.pt"
+        " --config_file configs/inference.json --use_trace True"
+    ),
+    "inference_exported": (
+        "python -m monai.bundle run --config_file \"['configs/inference.json','configs/inference_exported.json']\""
+        " --dataset_dir /data/cases"
+    ),
     "verify_net_in_out_other_size": (
         "python -m monai.bundle verify_net_in_out network_def --meta_file configs/metadata.json"
         " --config_file configs/inference.json --image_size 224"

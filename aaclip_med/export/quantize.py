@@ -1,0 +1,98 @@
+"""int8 graphs: ONNX Runtime static quantisation calibrated on the user's normal references.
+
+Only the weight matmuls of the image tower's blocks (``resblocks``: QKV, attention output, MLP)
+are quantised (QDQ format, int8 weights per output channel, uint8 activations). Everything the
+map is sensitive to stays fp32: the adapters, the heads, the patch logits (``logit_scale`` = 100
+multiplies each rounding error of ``f @ T``), the smoothing and the upsampling. The same QDQ
+graph runs in ONNX Runtime and, converted, in OpenVINO (which runs QDQ pairs as int8 kernels).
+
+How close int8 stays to fp32 is measured on the calibration images themselves and reported:
+the Pearson correlation of all map pixels and the Spearman correlation of the image scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from aaclip_med.export.deps import require
+from aaclip_med.model.graph import INPUT_NAME
+
+__all__ = ["quantize_onnx", "agreement", "run_onnx"]
+
+logger = logging.getLogger(__name__)
+
+_QUANTISED_SCOPE = "/resblocks"  # node-name part of the image tower's blocks in the traced graph
+
+
+def _weight_matmuls(onnx_path: Path) -> list[str]:
+    """Names of the MatMul/Gemm nodes of the transformer blocks that multiply by a stored weight."""
+    onnx = require("onnx", "int8 quantisation")
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    weights = {init.name for init in model.graph.initializer}
+    return [node.name for node in model.graph.node
+            if node.op_type in ("MatMul", "Gemm") and _QUANTISED_SCOPE in node.name
+            and any(name in weights for name in node.input[1:2])]
+
+
+class _Images:
+    """ONNX Runtime's calibration reader: one image at a time (bounded activation memory)."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self._iter = iter(images[i : i + 1] for i in range(len(images)))
+
+    def get_next(self):
+        batch = next(self._iter, None)
+        return None if batch is None else {INPUT_NAME: batch}
+
+
+def quantize_onnx(fp32_path: Path, int8_path: Path, images: np.ndarray) -> None:
+    """Write ``int8_path``: the fp32 graph with its block matmuls quantised, calibrated on ``images``.
+
+    Args:
+        fp32_path: the fp32 ONNX graph.
+        int8_path: where the QDQ graph goes.
+        images: (N, 3, S, S) float32 preprocessed normal references (N >= 1).
+    """
+    quantization = require("onnxruntime.quantization", "int8 quantisation")
+    nodes = _weight_matmuls(fp32_path)
+    if not nodes:
+        raise ValueError(f"{fp32_path}: found no transformer matmuls to quantise")
+    logger.info("int8: quantising %d matmuls, calibrated on %d image(s)", len(nodes), len(images))
+    quantization.quantize_static(
+        str(fp32_path), str(int8_path), _Images(images.astype(np.float32)),
+        quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+        activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
+        nodes_to_quantize=nodes, calibrate_method=quantization.CalibrationMethod.MinMax,
+    )
+
+
+def run_onnx(path: Path, images: np.ndarray, batch: int = 4) -> list[np.ndarray]:
+    """All outputs of an ONNX graph on ``images`` with ONNX Runtime, batch by batch, concatenated."""
+    ort = require("onnxruntime", "running an ONNX graph")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    parts = [session.run(None, {INPUT_NAME: images[i : i + batch]}) for i in range(0, len(images), batch)]
+    return [np.concatenate(column) for column in zip(*parts)]
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def agreement(reference: Sequence[np.ndarray], test: Sequence[np.ndarray]) -> dict[str, float | None]:
+    """Map Pearson (all pixels), score Spearman and map max abs difference of ``test`` against ``reference``.
+
+    Both are graph outputs in the order (anomaly_map, image_score, ...). A correlation that is
+    undefined (constant values, fewer than 2 images for Spearman) is None.
+    """
+    from scipy import stats
+
+    ref_map, test_map = reference[0].ravel().astype(np.float64), test[0].ravel().astype(np.float64)
+    pearson = np.corrcoef(ref_map, test_map)[0, 1] if ref_map.std() > 0 and test_map.std() > 0 else math.nan
+    spearman = stats.spearmanr(reference[1], test[1]).statistic if len(reference[1]) > 1 else math.nan
+    return {"map_pearson": _finite(pearson), "score_spearman": _finite(spearman),
+            "map_max_abs_diff": float(np.abs(ref_map - test_map).max()), "images": int(len(reference[1]))}
