@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-__all__ = ["require_program", "on_ci", "dciodvfy"]
+__all__ = ["require_program", "on_ci", "dciodvfy", "chromium_session"]
 
 
 def on_ci() -> bool:
@@ -40,3 +40,31 @@ def dciodvfy(path) -> tuple[list[str], list[str]]:
     report = subprocess.run([program, str(path)], capture_output=True, text=True, timeout=60)
     lines = (report.stdout + report.stderr).splitlines()
     return [x for x in lines if x.startswith("Error")], [x for x in lines if x.startswith("Warning")]
+
+
+# Headless Chromium with WebGL2 but no GPU (ANGLE on SwiftShader), and none of the background
+# connections that this machine's closed network refuses.
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--use-angle=swiftshader",
+                  "--enable-unsafe-swiftshader", "--hide-scrollbars", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run")
+
+
+def chromium_session(window: tuple[int, int], *extra_flags: str):
+    """A selenium session of Debian's Chromium that records the console; skipped/failed as require_program.
+
+    The caller quits it (fixtures yield it and call ``quit()``).
+    """
+    chromium = require_program(("chromium", "chromium-browser"), "apt-get install chromium chromium-driver")
+    driver = require_program("chromedriver", "apt-get install chromium-driver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        message = "selenium is not installed: pip install 'aaclip-med[test]'"
+        pytest.fail(message) if on_ci() else pytest.skip(message)
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*CHROMIUM_FLAGS, f"--window-size={window[0]},{window[1]}", *extra_flags):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests._tools import on_ci, require_program
+from tests._tools import chromium_session
 
 DOC_FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures"
 _WAIT_S = 60
@@ -30,22 +30,7 @@ _WAIT_S = 60
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium = require_program(("chromium", "chromium-browser"), "apt-get install chromium chromium-driver")
-    driver = require_program("chromedriver", "apt-get install chromium-driver")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        message = "selenium is not installed: pip install 'aaclip-med[test]'"
-        pytest.fail(message) if on_ci() else pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    # WebGL2 for NiiVue without a GPU: ANGLE on SwiftShader (software rendering)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--use-angle=swiftshader",
-                     "--enable-unsafe-swiftshader", "--window-size=1280,1000", "--hide-scrollbars"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    session = webdriver.Chrome(service=Service(driver), options=options)
+    session = chromium_session((1280, 1000))
     yield session
     session.quit()
 

@@ -38,7 +38,7 @@ from aaclip_med.inference.calibration import CDF_POINTS, ClassCalibration
 from aaclip_med.inference.writers.dicom_pmap import write_parametric_map
 from aaclip_med.inference.writers.dicom_seg import write_segmentation
 from tests._synthetic import write_dicom_series
-from tests._tools import on_ci, require_program
+from tests._tools import chromium_session
 from tests.pacs.conftest import upload
 from tests.pacs.ohif import VIEWER_STATE_JS, OhifServer, require_ohif_dist
 
@@ -46,11 +46,6 @@ DOC_FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures"
 SHAPE = (8, 64, 64)  # (slices, rows, columns) of the phantom
 THRESHOLD = 3.5  # raw map value of the SEG
 WAIT_S = 90  # per stage; a stage takes 2-15 s on 2 busy cores
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--use-angle=swiftshader",
-         "--enable-unsafe-swiftshader", "--window-size=1400,900", "--hide-scrollbars",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run")
-
-
 def _phantom(folder: Path) -> tuple[list[Path], np.ndarray, ClassCalibration]:
     """An axial CT phantom (body and a denser nodule), a raw map with a blob on the nodule, a calibration."""
     depth, rows, cols = SHAPE
@@ -97,20 +92,7 @@ def stored(ohif_dist, orthanc, client, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium = require_program(("chromium", "chromium-browser"), "apt-get install chromium chromium-driver")
-    driver = require_program("chromedriver", "apt-get install chromium-driver")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        message = "selenium is not installed: pip install 'aaclip-med[test]'"
-        pytest.fail(message) if on_ci() else pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in FLAGS:  # WebGL2 without a GPU: ANGLE on SwiftShader
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    session = webdriver.Chrome(service=Service(driver), options=options)
+    session = chromium_session((1400, 900), "--disable-gpu")
     session.set_script_timeout(30)
     yield session
     session.quit()
@@ -147,8 +129,15 @@ def _screenshot(driver, folder: Path, name: str, min_colour: float) -> Path:
     return path
 
 
+# OHIF's own race, not about our objects: when a PM replaces the stack viewport by a volume viewport
+# while the CT's progressive stack load is still iterating, that loader throws into the console (seen
+# under load, 1 run in 4). Any other console error fails the test.
+_OHIF_TEARDOWN_RACE = "The stack viewport has been destroyed"
+
+
 def _console_errors(driver) -> list[str]:
-    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    return [entry["message"] for entry in driver.get_log("browser")
+            if entry["level"] == "SEVERE" and _OHIF_TEARDOWN_RACE not in entry["message"]]
 
 
 def test_seg_and_pmap_in_ohif(ohif_dist, orthanc, stored, browser, tmp_path):
