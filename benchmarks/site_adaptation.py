@@ -1,15 +1,18 @@
-"""Site adaptation on the bundled sample: zero-shot vs training on synthetic anomalies (normals only).
+"""Site adaptation on the bundled sample: zero-shot vs reference memory vs synthetic training vs both.
 
 The test set is the medical part of the bundled sample (`aaclip-med sample`): CT slices (a DICOM
 series), MR slices (a NIfTI volume) and fundus photos, whose anomalies are lesions. The synthetic
 variant trains on normal images only (the label-0 slices and photos of a sample generated with
 another seed), with generators the test never uses (default perlin + cutpaste), so the table
 measures detection of anomalies of a kind the run did not train on. Nothing is held out for
-selection (the last epoch is kept): the only held-out generator is the test's.
+selection (the last epoch is kept): the only held-out generator is the test's. The reference
+memory (:mod:`aaclip_med.adaptation`) is built from those same normal images, one memory per
+class; ``references`` combines it with the untrained network's zero-shot map (``--reference-weight``),
+``memory`` is the memory alone (weight 1), ``both`` combines it with the synthetic-trained network
+(the memory built with that network's features).
 
 Each variant is one function ``(context) -> predict``, where ``predict(images, class_names)``
-returns anomaly maps (B, S, S) and image scores (B,); :data:`VARIANTS` lists them, and other
-variants (a reference memory, both) are added the same way.
+returns anomaly maps (B, S, S) and image scores (B,); :data:`VARIANTS` lists them.
 
 Weights: random unless ``--backbone-weights`` names a CLIP file. Random weights are not CLIP; the
 figures only show what the method does with features that carry no learned meaning. Pixel AUROC is
@@ -59,6 +62,7 @@ class Context:
     test_root: Path  # the sample the table is measured on
     train_root: Path  # a sample of another seed; only its normal records are used
     train_manifest: Path  # those normal records
+    trained: AAClip | None = None  # the synthetic-trained network, trained once for both variants using it
 
     def network(self) -> AAClip:
         """The same network for every variant: same CLIP (random or file) and same adapter init."""
@@ -87,8 +91,10 @@ def variant_zero_shot(ctx: Context) -> Predict:
     return _model_predict(ctx.network())
 
 
-def variant_synthetic(ctx: Context) -> Predict:
-    """Both stages trained on the normal records with synthetic anomalies of ``--train-kinds``."""
+def _synthetic_network(ctx: Context) -> AAClip:
+    """Both stages trained on the normal records with synthetic anomalies of ``--train-kinds`` (once per run)."""
+    if ctx.trained is not None:
+        return ctx.trained
     args = ctx.args
     model = ctx.network()
     synthetic = SyntheticConfig(kinds=tuple(args.train_kinds.split(",")), probability=args.probability, holdout=0.0)
@@ -101,12 +107,66 @@ def variant_synthetic(ctx: Context) -> Predict:
         synthetic=synthetic, device="cpu", precision="fp32", progress=False, tensorboard=False, save_every=10_000,
     )
     run_training(model, config, train, None, transform)
-    return _model_predict(model)
+    ctx.trained = model.eval()
+    return model
+
+
+def variant_synthetic(ctx: Context) -> Predict:
+    """The network trained on the normal records with synthetic anomalies (no memory)."""
+    return _model_predict(_synthetic_network(ctx))
+
+
+def _memory_predict(ctx: Context, model: AAClip, weight: float) -> Predict:
+    """A reference memory of the normal training records (one per class) built with ``model``, combined
+    with its zero-shot map by the package's rule (:class:`aaclip_med.adaptation.ReferenceScorer`)."""
+    from aaclip_med.adaptation import ReferenceScorer, build_references
+    from aaclip_med.adaptation.sources import manifest_references
+    from aaclip_med.inference import Predictor
+
+    predictor = Predictor(model, batch_size=8, precision="fp32", device="cpu")
+    records = read_manifest(ctx.train_manifest)
+    classes = {name: (DESCRIPTIONS[name], manifest_references([r for r in records if r[Keys.CLASS_NAME] == name],
+                                                              ctx.train_root, "auto"))
+               for name in MEDICAL if any(r[Keys.CLASS_NAME] == name for r in records)}
+    bank = build_references(predictor, classes, ctx.args.max_mb, identity={}, seed=ctx.args.seed)
+    scorers = {name: ReferenceScorer(memory, weight, predictor.device, predictor.precision)
+               for name, memory in bank.classes.items()}
+    grid = tuple(model.grid_size)
+
+    def predict(images: torch.Tensor, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        maps, scores = [], []
+        for image, name in zip(images, names, strict=True):
+            memory = scorers[name].memory
+            feats, zero_shot = predictor.encode(image[None], memory.description, memory.domain)
+            pred = scorers[name].combine(zero_shot, feats.levels, grid, memory.domain)
+            maps.append(pred.anomaly_map[0])
+            scores.append(pred.image_score[0])
+        return torch.stack(maps), torch.stack(scores)
+
+    return predict
+
+
+def variant_references(ctx: Context) -> Predict:
+    """The untrained network's zero-shot map combined with a memory of the normal records (``--reference-weight``)."""
+    return _memory_predict(ctx, ctx.network(), ctx.args.reference_weight)
+
+
+def variant_memory(ctx: Context) -> Predict:
+    """The reference memory alone (weight 1): nearest-neighbour distances to the normal patches."""
+    return _memory_predict(ctx, ctx.network(), 1.0)
+
+
+def variant_both(ctx: Context) -> Predict:
+    """The synthetic-trained network, its zero-shot map combined with a memory built with its features."""
+    return _memory_predict(ctx, _synthetic_network(ctx), ctx.args.reference_weight)
 
 
 VARIANTS: dict[str, Callable[[Context], Predict]] = {
     "zero-shot": variant_zero_shot,
+    "references": variant_references,
+    "memory": variant_memory,
     "synthetic": variant_synthetic,
+    "both": variant_both,
 }
 
 
@@ -136,7 +196,7 @@ def measure(predict: Predict, data: ManifestDataset) -> dict[str, dict]:
     return out
 
 
-def _arguments() -> argparse.Namespace:
+def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="aaclip-tiny")
     parser.add_argument("--backbone-weights", default="random", help="a CLIP weights file, or random")
@@ -146,13 +206,16 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=4, help="epochs of each stage")
     parser.add_argument("--lr-stage1", type=float, default=1e-4)
     parser.add_argument("--lr-stage2", type=float, default=5e-4)
+    parser.add_argument("--reference-weight", type=float, default=0.5,
+                        help="w of the memory in the references and both variants (1 = memory alone)")
+    parser.add_argument("--max-mb", type=float, default=256.0, help="bound of each reference memory (all classes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = _arguments()
+def main(argv: list[str] | None = None) -> None:
+    args = _arguments(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     emit({"host": host_info(torch.device("cpu"))})
@@ -173,14 +236,17 @@ def main() -> None:
             seconds = time.perf_counter() - start
             emit({"variant": name, "seconds": round(seconds, 1), "train_normals": len(normals),
                   "test_samples": len(data), "test_anomalous": int(sum(float(r[Keys.LABEL]) for r in data.data)),
-                  "train_kinds": args.train_kinds if name != "zero-shot" else None,
+                  "train_kinds": args.train_kinds if name in ("synthetic", "both") else None,
+                  "reference_weight": {"references": args.reference_weight, "memory": 1.0,
+                                       "both": args.reference_weight}.get(name),
                   "metrics": result})
             for group, m in result.items():
                 rows.append({"variant": name, "class": group,
                              "pixel_auroc": None if m["pixel_auroc"] is None else round(m["pixel_auroc"], 3),
                              "image_auroc": None if m["image_auroc"] is None else round(m["image_auroc"], 3)})
     print(f"backbone {args.backbone}, weights {args.backbone_weights} (random weights are not CLIP), "
-          f"training kinds {args.train_kinds}, test anomalies: the sample's lesions")
+          f"training kinds {args.train_kinds}, reference weight {args.reference_weight}, "
+          f"test anomalies: the sample's lesions")
     print_table(rows, ["variant", "class", "pixel_auroc", "image_auroc"])
 
 
