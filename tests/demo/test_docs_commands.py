@@ -75,6 +75,8 @@ def _check_other(line: str, tokens: list[str]) -> None:
         extras = re.findall(r"\[([\w,]+)\]", line)
         pyproject = (REPO / "pyproject.toml").read_text()
         assert all(re.search(rf"^{e} = ", pyproject, re.M) for x in extras for e in x.split(",")), line
+    elif tokens[:1] in (["python"], ["python3"]) and tokens[1:2] and tokens[1].startswith("benchmarks/"):
+        assert tokens[1].endswith(".py"), line  # the script's existence is checked with the other paths
     else:
         raise AssertionError(f"no check for this documented command: {line}")
 
