@@ -69,10 +69,15 @@ class ClassMemory:
 
 @dataclass
 class ReferenceBank:
-    """Class memories keyed by class name, and the identity of the network that computed them."""
+    """Class memories keyed by class name, and the identity of the network that computed them.
+
+    ``source`` is the file it was read from (set by :func:`load_references`): a run given the loaded
+    memory still records that file and its sha256, as a run given the path does.
+    """
 
     classes: dict[str, ClassMemory] = field(default_factory=dict)
     model: dict[str, object] = field(default_factory=dict)
+    source: str | None = field(default=None, compare=False)
 
     @property
     def nbytes(self) -> int:
@@ -122,7 +127,7 @@ def load_references(path: str | os.PathLike) -> ReferenceBank:
         levels = [tensors[f"{name}/level{index}"] for index in range(count)]
         fields = {k: v for k, v in info.items() if k != "patches_kept"}
         classes[name] = ClassMemory(levels=levels, **fields)
-    return ReferenceBank(classes, dict(header.get("model", {})))
+    return ReferenceBank(classes, dict(header.get("model", {})), source=str(path))
 
 
 def check_references(bank: ReferenceBank, identity: Mapping, class_name: str, modality: str | None = None,

@@ -38,7 +38,8 @@ from aaclip_med.keys import Keys
 from aaclip_med.presets import AUTO
 from aaclip_med.prompts import resolve_description
 
-__all__ = ["run_inference", "fit_calibration", "calibration_from_model", "attach_references", "InferenceOptions"]
+__all__ = ["run_inference", "fit_calibration", "calibration_from_model", "attach_references", "settle_options",
+           "InferenceOptions"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,19 @@ def run_inference(
         shutdown_distributed(info)
 
 
+def settle_options(options: InferenceOptions, model: nn.Module) -> InferenceOptions:
+    """``options`` with what every run would decide again decided once, for callers that start many runs
+    with them (PACS: one run per series): the reference memory read from its file, and the Parametric
+    Map values of DICOM outputs (so the raw-values warning is given once, not per series)."""
+    if isinstance(options.references, (str, os.PathLike)):
+        from aaclip_med.adaptation import load_references
+
+        options = options.replace(references=load_references(options.references))
+    if options.dicom:
+        options = _with_pmap_values(options, options.calibration or calibration_from_model(model))
+    return options
+
+
 def _with_pmap_values(options: InferenceOptions, calibration: Calibration | None) -> InferenceOptions:
     """``options`` with ``pmap_values`` decided (see :meth:`InferenceOptions.resolved_pmap_values`)."""
     values = options.resolved_pmap_values(calibration)
@@ -134,12 +148,17 @@ def _settings(options: InferenceOptions, predictor: Predictor, calibration: Cali
     }
 
 
+def _references_file(given) -> str | os.PathLike | None:
+    """The file of a reference memory option: the path given, or the file a loaded memory was read from."""
+    return given if isinstance(given, (str, os.PathLike)) else getattr(given, "source", None)
+
+
 def references_record(options: InferenceOptions) -> dict:
     """What run.json records of the reference memory: ``references`` ({sha256, weight}: the scores depend on
     both, and calibration compares it) and ``references_path``; nothing without one."""
     if options.references is None:
         return {}
-    path = options.references if isinstance(options.references, (str, os.PathLike)) else None
+    path = _references_file(options.references)
     return {"references": {"sha256": sha256_file(path) if path else None, "weight": float(options.reference_weight)},
             "references_path": str(path) if path else None}
 
@@ -158,7 +177,7 @@ def attach_references(predictor: Predictor, options: InferenceOptions, record: M
 
     given = options.references
     bank = load_references(given) if isinstance(given, (str, os.PathLike)) else given
-    source = str(given) if isinstance(given, (str, os.PathLike)) else "the reference memory"
+    source = str(_references_file(given) or "the reference memory")
     identity = identity_from_record(record) | {"slice_axis": options.slices.axis}
     fixed = None if options.modality == AUTO else options.modality
     scorers, owners = {}, {}

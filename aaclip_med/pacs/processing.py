@@ -70,8 +70,11 @@ class SeriesProcessor:
 
     def __init__(self, model: nn.Module, options: InferenceOptions | None, out_dir: str | Path, store: StoreFn,
                  keep_sources: bool = False) -> None:
+        from aaclip_med.inference.api import settle_options
+
         options = (options or InferenceOptions()).replace(dicom=True)
         options.check_model(model)  # e.g. a threshold no map can reach: refused once, not per series
+        options = settle_options(options, model)  # the reference memory read once, not per series
         self.model, self.options, self.store, self.keep_sources = model, options, store, keep_sources
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -92,10 +92,14 @@ def _process(processor: SeriesProcessor, server, client, ref: dicomweb.SeriesRef
 
 def _record(processor: SeriesProcessor, server: DicomWebServer, model, request: dict,
             results: list[dict], failed: list[dict]) -> dict:
+    from aaclip_med.inference.api import references_record
+
     options = processor.options
-    settings = dataclasses.asdict(options.replace(calibration=None))  # the calibration: "calibrated" below
-    for name in ("calibration", "descriptions"):
+    # the calibration: "calibrated" below; the reference memory (loaded once): its file, sha256 and weight
+    settings = dataclasses.asdict(options.replace(calibration=None, references=None))
+    for name in ("calibration", "descriptions", "references"):
         settings.pop(name)
+    settings |= references_record(options)
     counts = {s: sum(r["status"] == s for r in results) for s in ("done", "skipped", "failed", "ignored")}
     counts["failed"] += len(failed)
     record = {"command": "pacs run", "server": server.display, "credentials": server.credentials.source,

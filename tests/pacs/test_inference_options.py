@@ -32,6 +32,37 @@ def test_slicing_options_reach_a_pacs_run(orthanc, client, pacs_env, tmp_path, c
     assert record["options"]["slices"]["start"] == 1 and record["options"]["modality"] == "ct"
 
 
+def test_reference_memory_reaches_a_pacs_run_read_once(orthanc, client, pacs_env, tmp_path, capsys, caplog,
+                                                       monkeypatch):
+    """``pacs run --references``: every series is scored with the memory, which is read from its file
+    once for the whole run (not once per series), and each series' run.json names the file."""
+    import aaclip_med.adaptation as adaptation
+    from aaclip_med.inference.run_info import sha256_file
+
+    study = "1.2.826.0.1.3680043.8.498.78"
+    keys = [series_key(upload(client, write_ct(tmp_path / f"src{seed}", seed=seed, depth=3, study_uid=study)).SeriesInstanceUID)
+            for seed in (21, 22)]
+    refs = tmp_path / "refs.safetensors"
+    write_ct(tmp_path / "normals", seed=23, depth=4)
+    assert main(["references", "build", str(tmp_path / "normals"), "--modality", "ct", "--out", str(refs), *TINY]) == 0
+    loads = []
+    real_load = adaptation.load_references
+    monkeypatch.setattr(adaptation, "load_references", lambda path: loads.append(path) or real_load(path))
+    out = tmp_path / "out"
+    code = main(["pacs", "run", "--url", orthanc.dicomweb_url, "--study", study, "--out", str(out),
+                 "--modality", "ct", "--references", str(refs), "--reference-weight", "1", *TINY])
+    assert code == 0, capsys.readouterr()
+    assert loads == [str(refs)]
+    expected = {"sha256": sha256_file(refs), "weight": 1.0}
+    for key in keys:
+        run = json.loads((out / "results" / key / "run.json").read_text())
+        assert run["references"] == expected and run["references_path"] == str(refs)
+    options = json.loads((out / "pacs_run.json").read_text())["options"]
+    assert options["references"] == expected and options["references_path"] == str(refs)
+    raw = [r for r in caplog.records if "Parametric Maps hold raw map values" in r.getMessage()]
+    assert len(raw) == 1  # decided once for the run, not warned per series
+
+
 def test_bad_options_refused_before_any_series(tiny_model, tmp_path):
     """A threshold no map of the network reaches fails at start, once, with no request and no folder."""
     never = InferenceOptions(threshold=1e6, device="cpu")
