@@ -21,10 +21,9 @@ random images (speed does not depend on them). Engines whose package is missing 
 ``skipped`` record naming the package. The fp32 square-matmul probe runs before and after: speeds
 are given as achieved GFLOP/s (analytic count, ``benchmarks/flops.py``) over the best probe.
 
-Memory: exporting ViT-L holds the network and its ONNX graph; ONNX Runtime's static calibration of
-ViT-L needs about 14 GB for one calibration image and 8.5 GB more per further image (the whole run
-peaked at 15.5 GB with ``--calibration-images 1``): on a 24 GB machine pass ``--calibration-images
-1``; a quantisation that fails for memory is reported as ``skipped``.
+Memory: exporting ViT-L holds the network and its ONNX graph; int8 calibration of ViT-L needs about
+13 GB whatever the number of ``--calibration-images`` (``benchmarks/int8_calibration.py``); a
+quantisation that fails for memory is reported as ``skipped``.
 
 Prints one JSON line per measurement (``kind``: host, matmul_peak, engine, skipped), then a table.
 """

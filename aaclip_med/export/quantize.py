@@ -8,12 +8,22 @@ graph runs in ONNX Runtime and, converted, in OpenVINO (which runs QDQ pairs as 
 
 How close int8 stays to fp32 is measured on the calibration images themselves and reported:
 the Pearson correlation of all map pixels and the Spearman correlation of the image scores.
+
+Calibration memory: ONNX Runtime's calibrator runs its session with the memory pattern on, which
+plans one arena block from the first run's allocations and takes it, on top of them, from the
+second run on; at ViT-L / 518 px that was 14 GB for one slice and 22 GB for two. Where
+``quantize_static`` takes a ranges file (``calibration_cache_path``, onnxruntime >= 1.28) the
+ranges are recorded here instead, one slice per run in a session without the memory pattern, so
+calibration needs the memory of one slice whatever their number; the ranges are the same MinMax
+ranges (each run's are merged by min and max). Older onnxruntime calibrates the usual way.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +32,7 @@ import numpy as np
 from aaclip_med.export.deps import require
 from aaclip_med.model.graph import INPUT_NAME
 
-__all__ = ["quantize_onnx", "agreement", "run_onnx"]
+__all__ = ["quantize_onnx", "calibration_ranges", "agreement", "run_onnx"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +60,39 @@ class _Images:
         return None if batch is None else {INPUT_NAME: batch}
 
 
+def _takes_ranges_file(quantization) -> bool:
+    """Whether this onnxruntime's ``quantize_static`` reads ranges from a file (>= 1.28)."""
+    return "calibration_cache_path" in inspect.signature(quantization.quantize_static).parameters
+
+
+def calibration_ranges(fp32_path: Path, images: np.ndarray, work: Path):
+    """MinMax ranges of the tensors around the graph's MatMul/Gemm nodes over ``images``, one slice per run.
+
+    The session runs without the memory pattern (module docstring), so its peak is that of one
+    slice. Each run's ranges are merged into the running ones by the calibrator (min of minima,
+    max of maxima): the ranges ONNX Runtime's one-pass calibration computes.
+
+    Returns:
+        onnxruntime's ``TensorsData``.
+    """
+    ort = require("onnxruntime", "int8 quantisation")
+    quantization = require("onnxruntime.quantization", "int8 quantisation")
+    augmented = work / "calibration.onnx"
+    calibrator = quantization.create_calibrator(Path(fp32_path), ["MatMul", "Gemm"], augmented_model_path=str(augmented),
+                                                calibrate_method=quantization.CalibrationMethod.MinMax)
+    calibrator.infer_session = None  # drop the session it made (memory pattern on) before making ours
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as the calibrator's own
+    options.enable_mem_pattern = False
+    calibrator.infer_session = ort.InferenceSession(str(augmented), options, providers=["CPUExecutionProvider"])
+    for index in range(len(images)):
+        calibrator.collect_data(_Images(images[index : index + 1]))  # computes this slice's ranges and merges them
+    ranges = calibrator.compute_data()
+    del calibrator
+    augmented.unlink(missing_ok=True)
+    return ranges
+
+
 def quantize_onnx(fp32_path: Path, int8_path: Path, images: np.ndarray) -> None:
     """Write ``int8_path``: the fp32 graph with its block matmuls quantised, calibrated on ``images``.
 
@@ -62,16 +105,26 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, images: np.ndarray) -> None:
     nodes = _weight_matmuls(fp32_path)
     if not nodes:
         raise ValueError(f"{fp32_path}: found no transformer matmuls to quantise")
+    images = images.astype(np.float32)
     logger.info("int8: quantising %d matmuls, calibrated on %d image(s)", len(nodes), len(images))
     # op_types_to_quantize: the calibration graph then records ranges only around the matmuls that are
     # quantised, not around every tensor (calibrating ViT-L at 518 px: peak RSS 19 GB -> 14 GB)
-    quantization.quantize_static(
-        str(fp32_path), str(int8_path), _Images(images.astype(np.float32)),
-        quant_format=quantization.QuantFormat.QDQ, per_channel=True,
-        activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
-        nodes_to_quantize=nodes, op_types_to_quantize=["MatMul", "Gemm"],
-        calibrate_method=quantization.CalibrationMethod.MinMax,
-    )
+    settings = dict(quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+                    activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
+                    nodes_to_quantize=nodes, op_types_to_quantize=["MatMul", "Gemm"],
+                    calibrate_method=quantization.CalibrationMethod.MinMax)
+    if not _takes_ranges_file(quantization):
+        logger.info("int8: onnxruntime < 1.28 calibrates in one pass; its memory grows from the second slice "
+                    "(docs/export.md)")
+        quantization.quantize_static(str(fp32_path), str(int8_path), _Images(images), **settings)
+        return
+    from onnxruntime.quantization.calibrate import save_tensors_data
+
+    with tempfile.TemporaryDirectory(prefix="calibration-", dir=Path(int8_path).parent) as work:
+        ranges_file = Path(work) / "ranges.json"
+        save_tensors_data(calibration_ranges(Path(fp32_path), images, Path(work)), ranges_file)
+        quantization.quantize_static(str(fp32_path), str(int8_path), None, calibration_cache_path=str(ranges_file),
+                                     **settings)
 
 
 def run_onnx(path: Path, images: np.ndarray, batch: int = 4) -> list[np.ndarray]:

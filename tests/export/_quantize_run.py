@@ -1,0 +1,90 @@
+"""The int8 calibration paths on a small ONNX graph, run in a child process of the tests (as _engine_run).
+
+``python -m tests.export._quantize_run WORK`` writes a two-matmul graph whose node names put it in
+the quantised scope, then ``WORK/result.json``:
+
+- ``ranges``: the input's MinMax range from :func:`calibration_ranges` over three slices of
+  different scales, next to the true min and max of all three;
+- ``same_as_one_pass``: whether :func:`quantize_onnx` (ranges recorded slice by slice) writes the
+  same quantisation parameters as ONNX Runtime's one-pass calibration, and ``fallback_same``
+  the same for the path taken when ``quantize_static`` takes no ranges file;
+- ``differs_without_first``: whether leaving the first slice out changes them (so the comparison
+  can tell a calibration that kept only the last slice);
+- ``leftovers``: files other than these graphs left in WORK (the calibration graph and the
+  ranges file are temporary).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from aaclip_med.export import quantize
+from aaclip_med.model.graph import INPUT_NAME
+
+_WRITTEN = {"fp32.onnx", "sliced.onnx", "one_pass.onnx", "without_first.onnx", "fallback.onnx"}
+
+
+def _graph(path: Path) -> None:
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.normal(size=(8, 16)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.normal(size=(16, 8)).astype(np.float32), "w2")
+    nodes = [helper.make_node("MatMul", [INPUT_NAME, "w1"], ["h"], name="/resblocks.0/fc/MatMul"),
+             helper.make_node("Relu", ["h"], ["r"], name="/resblocks.0/act/Relu"),
+             helper.make_node("MatMul", ["r", "w2"], ["anomaly_map"], name="/resblocks.0/proj/MatMul")]
+    graph = helper.make_graph(nodes, "two_matmuls",
+                              [helper.make_tensor_value_info(INPUT_NAME, onnx.TensorProto.FLOAT, ["N", 4, 8])],
+                              [helper.make_tensor_value_info("anomaly_map", onnx.TensorProto.FLOAT, ["N", 4, 8])],
+                              [w1, w2])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def _parameters(path: Path) -> dict[str, list[float]]:
+    """The quantisation parameters (scales and zero points) of a QDQ graph."""
+    model = onnx.load(str(path))
+    return {init.name: numpy_helper.to_array(init).astype(float).ravel().tolist() for init in model.graph.initializer
+            if "scale" in init.name or "zero_point" in init.name}
+
+
+def _one_pass(fp32: Path, out: Path, images: np.ndarray) -> None:
+    """ONNX Runtime's own calibration: every slice in one ``quantize_static`` call."""
+    from onnxruntime import quantization
+
+    quantization.quantize_static(
+        str(fp32), str(out), quantize._Images(images), quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+        activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
+        nodes_to_quantize=quantize._weight_matmuls(fp32), op_types_to_quantize=["MatMul", "Gemm"],
+        calibrate_method=quantization.CalibrationMethod.MinMax)
+
+
+def main(work: Path) -> None:
+    fp32 = work / "fp32.onnx"
+    _graph(fp32)
+    rng = np.random.default_rng(1)
+    images = np.stack([rng.normal(scale=s, size=(4, 8)) for s in (3.0, 0.5, 1.0)]).astype(np.float32)
+    ranges = quantize.calibration_ranges(fp32, images, work)
+    low, high = (float(v) for v in np.asarray(ranges[INPUT_NAME].range_value, dtype=float).ravel())
+    quantize.quantize_onnx(fp32, work / "sliced.onnx", images)
+    _one_pass(fp32, work / "one_pass.onnx", images)
+    _one_pass(fp32, work / "without_first.onnx", images[1:])
+    quantize._takes_ranges_file = lambda quantization: False  # the path of onnxruntime < 1.28
+    quantize.quantize_onnx(fp32, work / "fallback.onnx", images)
+    sliced = _parameters(work / "sliced.onnx")
+    result = {
+        "ranges": [low, high], "true_range": [float(images.min()), float(images.max())],
+        "parameters": len(sliced),
+        "same_as_one_pass": sliced == _parameters(work / "one_pass.onnx"),
+        "fallback_same": _parameters(work / "fallback.onnx") == sliced,
+        "differs_without_first": _parameters(work / "without_first.onnx") != sliced,
+        "leftovers": sorted(p.name for p in work.iterdir() if p.name not in _WRITTEN),
+    }
+    (work / "result.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
