@@ -64,17 +64,15 @@ def _parameters_sha(path: Path) -> str:
 
 def child(fp32: Path, path: str, slices: int, out: Path) -> dict:
     """Quantise ``fp32`` on ``slices`` random slices by ``path``; the record (peak RSS, seconds, hash)."""
-    from aaclip_med.export import quantize
-
-    if path == "one-pass":
-        quantize._takes_ranges_file = lambda quantization: False
     import onnx
+
+    from aaclip_med.export.quantize import quantize_onnx
 
     size = onnx.load(str(fp32), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[-1].dim_value
     images = np.random.default_rng(1).normal(size=(slices, 3, size, size)).astype(np.float32)
     start = time.perf_counter()
     with PeakMemory(torch.device("cpu")) as memory:
-        quantize.quantize_onnx(fp32, out, images)
+        quantize_onnx(fp32, out, images, slice_by_slice=path == "sliced")
     return {"kind": "calibration", "path": path, "slices": slices, "image_size": size,
             "seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(memory.peak_mb),
             "added_rss_mb": round(memory.delta_mb), "parameters_sha": _parameters_sha(out)}

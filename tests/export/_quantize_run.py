@@ -5,9 +5,10 @@ the quantised scope, then ``WORK/result.json``:
 
 - ``ranges``: the input's MinMax range from :func:`calibration_ranges` over three slices of
   different scales, next to the true min and max of all three;
-- ``same_as_one_pass``: whether :func:`quantize_onnx` (ranges recorded slice by slice) writes the
-  same quantisation parameters as ONNX Runtime's one-pass calibration, and ``fallback_same``
-  the same for the path taken when ``quantize_static`` takes no ranges file;
+- ``same_as_one_pass``: whether :func:`quantize_onnx` with the ranges recorded slice by slice
+  writes the same quantisation parameters as with ONNX Runtime's one-pass calibration (the path
+  of onnxruntime < 1.28), and ``default_same`` / ``default_messages`` the default's graph and
+  what it logged (it says which calibration it ran);
 - ``differs_without_first``: whether leaving the first slice out changes them (so the comparison
   can tell a calibration that kept only the last slice);
 - ``leftovers``: files other than these graphs left in WORK (the calibration graph and the
@@ -17,6 +18,7 @@ the quantised scope, then ``WORK/result.json``:
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -27,7 +29,16 @@ from onnx import helper, numpy_helper
 from aaclip_med.export import quantize
 from aaclip_med.model.graph import INPUT_NAME
 
-_WRITTEN = {"fp32.onnx", "sliced.onnx", "one_pass.onnx", "without_first.onnx", "fallback.onnx"}
+_WRITTEN = {"fp32.onnx", "default.onnx", "sliced.onnx", "one_pass.onnx", "without_first.onnx"}
+
+
+class _Messages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 def _graph(path: Path) -> None:
@@ -51,17 +62,6 @@ def _parameters(path: Path) -> dict[str, list[float]]:
             if "scale" in init.name or "zero_point" in init.name}
 
 
-def _one_pass(fp32: Path, out: Path, images: np.ndarray) -> None:
-    """ONNX Runtime's own calibration: every slice in one ``quantize_static`` call."""
-    from onnxruntime import quantization
-
-    quantization.quantize_static(
-        str(fp32), str(out), quantize._Images(images), quant_format=quantization.QuantFormat.QDQ, per_channel=True,
-        activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
-        nodes_to_quantize=quantize._weight_matmuls(fp32), op_types_to_quantize=["MatMul", "Gemm"],
-        calibrate_method=quantization.CalibrationMethod.MinMax)
-
-
 def main(work: Path) -> None:
     fp32 = work / "fp32.onnx"
     _graph(fp32)
@@ -69,17 +69,20 @@ def main(work: Path) -> None:
     images = np.stack([rng.normal(scale=s, size=(4, 8)) for s in (3.0, 0.5, 1.0)]).astype(np.float32)
     ranges = quantize.calibration_ranges(fp32, images, work)
     low, high = (float(v) for v in np.asarray(ranges[INPUT_NAME].range_value, dtype=float).ravel())
-    quantize.quantize_onnx(fp32, work / "sliced.onnx", images)
-    _one_pass(fp32, work / "one_pass.onnx", images)
-    _one_pass(fp32, work / "without_first.onnx", images[1:])
-    quantize._takes_ranges_file = lambda quantization: False  # the path of onnxruntime < 1.28
-    quantize.quantize_onnx(fp32, work / "fallback.onnx", images)
+    messages = _Messages()
+    logging.getLogger(quantize.__name__).addHandler(messages)
+    logging.getLogger(quantize.__name__).setLevel(logging.INFO)
+    quantize.quantize_onnx(fp32, work / "default.onnx", images)
+    default_messages = list(messages.lines)
+    quantize.quantize_onnx(fp32, work / "sliced.onnx", images, slice_by_slice=True)
+    quantize.quantize_onnx(fp32, work / "one_pass.onnx", images, slice_by_slice=False)  # as onnxruntime < 1.28
+    quantize.quantize_onnx(fp32, work / "without_first.onnx", images[1:], slice_by_slice=False)
     sliced = _parameters(work / "sliced.onnx")
     result = {
         "ranges": [low, high], "true_range": [float(images.min()), float(images.max())],
         "parameters": len(sliced),
         "same_as_one_pass": sliced == _parameters(work / "one_pass.onnx"),
-        "fallback_same": _parameters(work / "fallback.onnx") == sliced,
+        "default_same": _parameters(work / "default.onnx") == sliced, "default_messages": default_messages,
         "differs_without_first": _parameters(work / "without_first.onnx") != sliced,
         "leftovers": sorted(p.name for p in work.iterdir() if p.name not in _WRITTEN),
     }
