@@ -47,28 +47,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slices", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--paths", nargs="+", choices=PATHS, default=["sliced"])
     parser.add_argument("--jsonl", type=Path, help="also append the records to this file")
-    parser.add_argument("--child", nargs=4, metavar=("FP32", "PATH", "SLICES", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, metavar=("FP32", "PATH", "SLICES", "SIZE", "OUT"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def _parameters_sha(path: Path) -> str:
-    import onnx
-    from onnx import numpy_helper
+    from aaclip_med.export.quantize import quantisation_parameters
 
     digest = hashlib.sha256()
-    for init in sorted(onnx.load(str(path)).graph.initializer, key=lambda init: init.name):
-        if "scale" in init.name or "zero_point" in init.name:
-            digest.update(init.name.encode() + numpy_helper.to_array(init).tobytes())
+    for name, value in sorted(quantisation_parameters(path).items()):
+        digest.update(name.encode() + value.tobytes())
     return digest.hexdigest()[:12]
 
 
-def child(fp32: Path, path: str, slices: int, out: Path) -> dict:
-    """Quantise ``fp32`` on ``slices`` random slices by ``path``; the record (peak RSS, seconds, hash)."""
-    import onnx
-
+def child(fp32: Path, path: str, slices: int, size: int, out: Path) -> dict:
+    """Quantise ``fp32`` on ``slices`` random ``size``-px slices by ``path``; the record (peak RSS, seconds, hash)."""
     from aaclip_med.export.quantize import quantize_onnx
 
-    size = onnx.load(str(fp32), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[-1].dim_value
     images = np.random.default_rng(1).normal(size=(slices, 3, size, size)).astype(np.float32)
     start = time.perf_counter()
     with PeakMemory(torch.device("cpu")) as memory:
@@ -95,8 +90,8 @@ def _export(backbone: str, image_size: int | None, folder: Path) -> tuple[Path, 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        fp32, path, slices, out = args.child
-        print(json.dumps(child(Path(fp32), path, int(slices), Path(out))))
+        fp32, path, slices, size, out = args.child
+        print(json.dumps(child(Path(fp32), path, int(slices), int(size), Path(out))))
         return 0
     emit(host_info(torch.device("cpu")) | {"kind": "host", "script": "int8_calibration.py"}, args.jsonl)
     rows = []
@@ -105,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         for slices in args.slices:
             for path in args.paths:
                 out = Path(tmp) / f"{path}-{slices}.onnx"
-                proc = subprocess.run([sys.executable, __file__, "--child", str(fp32), path, str(slices), str(out)],
-                                      capture_output=True, text=True)
+                command = [sys.executable, __file__, "--child", str(fp32), path, str(slices), str(size), str(out)]
+                proc = subprocess.run(command, capture_output=True, text=True)
                 if proc.returncode != 0:
                     record = {"kind": "skipped", "path": path, "slices": slices,
                               "reason": f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}"}

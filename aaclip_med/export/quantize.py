@@ -32,7 +32,8 @@ import numpy as np
 from aaclip_med.export.deps import require
 from aaclip_med.model.graph import INPUT_NAME
 
-__all__ = ["quantize_onnx", "calibration_ranges", "agreement", "run_onnx"]
+__all__ = ["quantize_onnx", "calibration_ranges", "quantisation_parameters", "takes_ranges_file", "agreement",
+           "run_onnx"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +61,21 @@ class _Images:
         return None if batch is None else {INPUT_NAME: batch}
 
 
-def _takes_ranges_file(quantization) -> bool:
-    """Whether this onnxruntime's ``quantize_static`` reads ranges from a file (>= 1.28)."""
+def takes_ranges_file() -> bool:
+    """Whether this onnxruntime's ``quantize_static`` reads ranges from a file (>= 1.28), which
+    slice-by-slice calibration needs."""
+    quantization = require("onnxruntime.quantization", "int8 quantisation")
     return "calibration_cache_path" in inspect.signature(quantization.quantize_static).parameters
+
+
+def quantisation_parameters(path: Path) -> dict[str, np.ndarray]:
+    """The scales and zero points of a QDQ graph, by initializer name (two graphs with equal ones
+    quantise alike)."""
+    onnx = require("onnx", "int8 quantisation")
+    from onnx import numpy_helper
+
+    return {init.name: numpy_helper.to_array(init) for init in onnx.load(str(path)).graph.initializer
+            if "scale" in init.name or "zero_point" in init.name}
 
 
 def calibration_ranges(fp32_path: Path, images: np.ndarray, work: Path):
@@ -111,8 +124,12 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, images: np.ndarray, *, slice
     nodes = _weight_matmuls(fp32_path)
     if not nodes:
         raise ValueError(f"{fp32_path}: found no transformer matmuls to quantise")
-    supported = _takes_ranges_file(quantization)
-    if slice_by_slice and not supported:
+    if slice_by_slice is None:
+        slice_by_slice = takes_ranges_file()
+        if not slice_by_slice:
+            logger.info("int8: onnxruntime < 1.28 calibrates in one pass; its memory grows from the second slice "
+                        "(docs/export.md)")
+    elif slice_by_slice and not takes_ranges_file():
         raise ValueError("slice-by-slice calibration needs onnxruntime >= 1.28 (quantize_static's ranges file)")
     images = np.asarray(images, dtype=np.float32)
     logger.info("int8: quantising %d matmuls, calibrated on %d image(s)", len(nodes), len(images))
@@ -122,10 +139,7 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, images: np.ndarray, *, slice
                     activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
                     nodes_to_quantize=nodes, op_types_to_quantize=["MatMul", "Gemm"],
                     calibrate_method=quantization.CalibrationMethod.MinMax)
-    if not (supported if slice_by_slice is None else slice_by_slice):
-        if slice_by_slice is None:
-            logger.info("int8: onnxruntime < 1.28 calibrates in one pass; its memory grows from the second slice "
-                        "(docs/export.md)")
+    if not slice_by_slice:
         quantization.quantize_static(str(fp32_path), str(int8_path), _Images(images), **settings)
         return
     from onnxruntime.quantization.calibrate import save_tensors_data

@@ -11,6 +11,7 @@ the quantised scope, then ``WORK/result.json``:
   what it logged (it says which calibration it ran);
 - ``differs_without_first``: whether leaving the first slice out changes them (so the comparison
   can tell a calibration that kept only the last slice);
+- ``takes_ranges_file``: whether this onnxruntime can calibrate slice by slice (the package's check);
 - ``leftovers``: files other than these graphs left in WORK (the calibration graph and the
   ranges file are temporary).
 """
@@ -56,10 +57,7 @@ def _graph(path: Path) -> None:
 
 
 def _parameters(path: Path) -> dict[str, list[float]]:
-    """The quantisation parameters (scales and zero points) of a QDQ graph."""
-    model = onnx.load(str(path))
-    return {init.name: numpy_helper.to_array(init).astype(float).ravel().tolist() for init in model.graph.initializer
-            if "scale" in init.name or "zero_point" in init.name}
+    return {name: value.astype(float).ravel().tolist() for name, value in quantize.quantisation_parameters(path).items()}
 
 
 def main(work: Path) -> None:
@@ -84,6 +82,7 @@ def main(work: Path) -> None:
         "same_as_one_pass": sliced == _parameters(work / "one_pass.onnx"),
         "default_same": _parameters(work / "default.onnx") == sliced, "default_messages": default_messages,
         "differs_without_first": _parameters(work / "without_first.onnx") != sliced,
+        "takes_ranges_file": quantize.takes_ranges_file(),
         "leftovers": sorted(p.name for p in work.iterdir() if p.name not in _WRITTEN),
     }
     (work / "result.json").write_text(json.dumps(result))
