@@ -1,13 +1,21 @@
 """Dictionary keys shared by transforms, datasets, engines and writers.
 
 One enum, so a typo in a key is an AttributeError instead of a silent KeyError three modules away.
+Standard library only: the CLI reads the domains without importing torch or MONAI.
 """
 
 from __future__ import annotations
 
-from monai.utils import StrEnum
+from enum import Enum
 
-__all__ = ["Keys", "Domain"]
+__all__ = ["StrEnum", "Keys", "Domain", "DOMAINS"]
+
+
+class StrEnum(str, Enum):
+    """An enum whose members are their string values (``str(Keys.IMAGE) == "image"``), as MONAI's."""
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class Keys(StrEnum):
@@ -32,3 +40,6 @@ class Domain(StrEnum):
 
     MEDICAL = "medical"
     INDUSTRIAL = "industrial"
+
+
+DOMAINS: tuple[str, ...] = tuple(domain.value for domain in Domain)  # ("medical", "industrial")

@@ -4,19 +4,26 @@ A ``refs.safetensors`` file holds, for each class, one (N_l, D) float16 tensor p
 network's anomaly maps (the L2-normalised patch features the seg heads produce), and in its header
 (JSON under ``__metadata__["aaclip_med_references"]``):
 
-- ``model``: the identity calibration records (:data:`~aaclip_med.inference.calibration.MODEL_FIELDS`:
-  backbone, input size, CLIP weights, adapters hash) and the slice axis of volumes;
+- ``model``: the identity of the network and slicing (:func:`aaclip_med.identity.memory_identity`:
+  backbone, input size, CLIP weights, adapter file and adapter tensors, slice axis of volumes);
+- ``tensors_sha256``: per stored tensor, the sha256 of its bytes (format 2), checked on load, so a
+  damaged file is refused by name instead of giving NaN maps;
 - per class: its description, modality preset, domain, how many slices and patches were seen and
   kept, and the statistics of the combination rule (:mod:`aaclip_med.adaptation.scoring`): mean
   and std of the zero-shot map, of the memory map and of the global score over the references.
 
 Features only mean something for the network that computed them, so a file of another identity is
-refused with each difference named (:func:`check_references`), the same comparison calibration uses.
+refused with each difference named (:func:`check_references`), through the same comparison as
+calibration and resume (:func:`aaclip_med.identity.differences`). On load, every feature must be
+finite and of unit length (float16 rounding allowed): a file that passes its checksums but holds
+something else is refused too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -25,11 +32,15 @@ from pathlib import Path
 import torch
 
 from aaclip_med.files import atomic_path
-from aaclip_med.inference.calibration import MODEL_FIELDS, class_differences, model_differences
+from aaclip_med.identity import MEMORY_FIELDS, differences
+from aaclip_med.inference.calibration import class_differences
 
 __all__ = ["ClassMemory", "ReferenceBank", "save_references", "load_references", "check_references", "STAT_KEYS"]
 
-FORMAT_VERSION = 1
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2  # 2: tensors_sha256 (checksums of the stored features)
+_UNIT_NORM_TOLERANCE = 1e-2  # float16 features of unit length: |norm - 1| is about 1e-3 at most
 _HEADER_KEY = "aaclip_med_references"
 # the statistics of the combination rule, stored per class (see scoring.py)
 STAT_KEYS = ("zero_shot_mean", "zero_shot_std", "memory_mean", "memory_std", "global_mean", "global_std")
@@ -84,25 +95,31 @@ class ReferenceBank:
         return sum(t.numel() * t.element_size() for m in self.classes.values() for t in m.levels)
 
 
+def _tensor_sha256(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(tensor.contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
+
+
 def save_references(bank: ReferenceBank, path: str | os.PathLike) -> Path:
-    """Write ``bank`` as safetensors (atomically); features are stored as float16."""
+    """Write ``bank`` as safetensors (atomically); features are stored as float16 with their checksums."""
     from safetensors.torch import save_file
 
     tensors = {f"{name}/level{index}": level.to(torch.float16).contiguous()
                for name, memory in bank.classes.items() for index, level in enumerate(memory.levels)}
     header = {"format_version": FORMAT_VERSION, "model": bank.model,
-              "classes": {name: memory.header() for name, memory in bank.classes.items()}}
+              "classes": {name: memory.header() for name, memory in bank.classes.items()},
+              "tensors_sha256": {key: _tensor_sha256(tensor) for key, tensor in tensors.items()}}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={_HEADER_KEY: json.dumps(header)})
     return Path(path)
 
 
 def load_references(path: str | os.PathLike) -> ReferenceBank:
-    """Read a file written by :func:`save_references` (features stay float16).
+    """Read a file written by :func:`save_references` (features stay float16), checked whole.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a reference memory file, or a newer format.
+        ValueError: not a reference memory file, a newer format, a tensor whose bytes do not match
+            its checksum, or features that are not finite unit vectors (each named with the file).
     """
     from safetensors import SafetensorError, safe_open
 
@@ -118,9 +135,13 @@ def load_references(path: str | os.PathLike) -> ReferenceBank:
     if not text:
         raise ValueError(f"{path}: not an aaclip-med reference memory (no '{_HEADER_KEY}' header); "
                          "build one with 'aaclip-med references build'")
-    header = json.loads(text)
+    try:
+        header = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: the reference memory's header is damaged ({err.msg}); build the file again") from err
     if int(header.get("format_version", 0)) > FORMAT_VERSION:
         raise ValueError(f"{path}: reference memory format {header['format_version']} is newer than this aaclip-med reads")
+    _check_tensors(path, tensors, header.get("tensors_sha256"))
     classes = {}
     for name, info in header["classes"].items():
         count = sum(1 for key in tensors if key.startswith(f"{name}/level"))
@@ -130,15 +151,43 @@ def load_references(path: str | os.PathLike) -> ReferenceBank:
     return ReferenceBank(classes, dict(header.get("model", {})), source=str(path))
 
 
+def _check_tensors(path: Path, tensors: Mapping[str, torch.Tensor], checksums: Mapping[str, str] | None) -> None:
+    """Refuse damaged features: a checksum that does not match, or rows that are not finite unit vectors."""
+    if checksums is None:
+        logger.warning("%s: a reference memory of format 1 holds no checksums; its features are checked for finite "
+                       "unit vectors only (build it again to have them checked whole)", path)
+    else:
+        missing = sorted(set(checksums) - set(tensors))
+        if missing:
+            raise ValueError(f"{path}: the reference memory lacks tensor(s) {missing[:4]}; build the file again")
+        for key, expected in checksums.items():
+            if _tensor_sha256(tensors[key]) != expected:
+                raise ValueError(f"{path}: tensor {key} does not match its checksum: the file is damaged; build it again")
+    for key, tensor in tensors.items():
+        values = tensor.float()
+        if not bool(torch.isfinite(values).all()):
+            bad = int((~torch.isfinite(values)).any(dim=-1).sum())
+            raise ValueError(f"{path}: tensor {key} holds {bad} feature(s) that are not finite numbers; build the file again")
+        norms = values.norm(dim=-1)
+        worst = float((norms - 1).abs().max()) if norms.numel() else 0.0
+        if worst > _UNIT_NORM_TOLERANCE:
+            raise ValueError(f"{path}: tensor {key} holds features of length up to {1 + worst:.3g} instead of unit "
+                             "vectors: not a memory this package wrote; build the file again")
+
+
 def check_references(bank: ReferenceBank, identity: Mapping, class_name: str, modality: str | None = None,
-                     domain: str | None = None, source: str = "the reference memory") -> ClassMemory:
-    """The memory of ``class_name``, refused when it was built by another network or for other slices.
+                     domain: str | None = None, source: str = "the reference memory",
+                     description: str | None = None) -> ClassMemory:
+    """The memory of ``class_name``, refused when it was built by another network, for other slices or
+    with another description.
 
     Args:
         bank: the loaded memory.
-        identity: this run's network (:data:`MODEL_FIELDS`, plus ``slice_axis`` when known).
+        identity: this run's :func:`~aaclip_med.identity.memory_identity` (network and ``slice_axis``).
         class_name, modality, domain: the cases it is applied to (None: not checked).
         source: how the file is named in messages (its path).
+        description: the class description of this run (None: not checked); the memory's zero-shot
+            statistics were measured with its own, so another one would standardise the map wrongly.
 
     Raises:
         ValueError: one line naming every difference, or the missing class with the classes there are.
@@ -148,14 +197,14 @@ def check_references(bank: ReferenceBank, identity: Mapping, class_name: str, mo
         msg = (f"{source} has no references of class {class_name!r} (classes: {sorted(bank.classes)}); build it "
                "with --class-name set to this class")
         raise ValueError(msg)
-    model_identity = {key: identity.get(key) for key in MODEL_FIELDS}
-    differ, unknown = model_differences(bank.model, model_identity, what="references")
-    if unknown:
-        differ.append(f"not recorded in the file: {', '.join(unknown)}")
-    axis = identity.get("slice_axis")
-    if axis is not None and bank.model.get("slice_axis") not in (None, axis):
-        differ.append(f"slice_axis: references {bank.model['slice_axis']!r}, this run {axis!r}")
-    differ += class_differences(found, class_name, modality, domain, what="references")
+    run = dict(identity)
+    if run.get("slice_axis") is None or bank.model.get("slice_axis") is None:
+        run["slice_axis"] = bank.model.get("slice_axis")  # not known on one side: not compared
+    found_differences = differences(bank.model, run, MEMORY_FIELDS, what="references")
+    differ = list(found_differences.refused)
+    if found_differences.unknown:
+        differ.append(f"not recorded in the file: {', '.join(found_differences.unknown)}")
+    differ += class_differences(found, class_name, modality, domain, what="references", description=description)
     if differ:
         msg = (f"{source} was built with other settings ({'; '.join(differ)}): its patch features cannot be "
                "compared with this run's; build it again with this run's model options")

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     from aaclip_med.adaptation import build_references, save_references
     from aaclip_med.inference import Predictor, SliceOptions
-    from aaclip_med.inference.calibration import MODEL_FIELDS, identity_from_record
+    from aaclip_med.identity import memory_identity
     from aaclip_med.inference.run_info import run_record
 
     start, stop = args.slice_range or (0, None)
@@ -128,8 +128,7 @@ def run(args: argparse.Namespace) -> int:
     model = model_from_args(args)
     predictor = Predictor(model, args.modality, args.domain, args.batch_size, args.precision, args.device,
                           progress=not args.no_progress)
-    identity = {key: value for key, value in identity_from_record(run_record(model, args.weights, {})).items()
-                if key in MODEL_FIELDS} | {"slice_axis": axis}
+    identity = memory_identity(run_record(model, args.weights, {}), axis)
     bank = build_references(predictor, _classes(args, slice_options), args.max_mb, identity, args.seed, args.domain)
     path = save_references(bank, args.out)
     for memory in bank.classes.values():

@@ -64,7 +64,7 @@ def compare_references(model, manifest: Path, descriptions: dict, out: Path, com
     from aaclip_med.adaptation import ReferenceScorer, build_references, save_references
     from aaclip_med.adaptation.sources import manifest_references
     from aaclip_med.inference import Predictor
-    from aaclip_med.inference.calibration import MODEL_FIELDS, identity_from_record
+    from aaclip_med.identity import memory_identity
     from aaclip_med.inference.run_info import run_record
 
     root = manifest.parent
@@ -72,8 +72,7 @@ def compare_references(model, manifest: Path, descriptions: dict, out: Path, com
     if not references:
         return {}
     predictor = Predictor(model, batch_size=common["batch_size"], precision=common["precision"], device=common["device"])
-    identity = {k: v for k, v in identity_from_record(run_record(model, common["weights"], {})).items()
-                if k in MODEL_FIELDS} | {"slice_axis": "acquisition"}
+    identity = memory_identity(run_record(model, common["weights"], {}), "acquisition")
     classes = {name: (descriptions[name], manifest_references(rows, root, "auto")) for name, rows in references.items()}
     bank = build_references(predictor, classes, 256.0, identity)
     save_references(bank, out / "refs.safetensors")

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from aaclip_med.files import write_json_atomic
+from aaclip_med.identity import IDENTITY_VERSION, network_record
 
 __all__ = ["CARD_NAME", "FORMAT_VERSION", "build_card", "read_card", "write_card", "io_spec"]
 
 CARD_NAME = "card.json"
 FORMAT_VERSION = 1
-# run_record fields that identify the network (the rest of a run record is about a run)
-_IDENTITY = ("backbone", "image_size", "pretrained", "pretrained_sha256", "random_weights", "weights", "weights_sha256")
 
 
 def io_spec(image_size: int, outputs: list[str], levels: int) -> dict[str, list[dict[str, Any]]]:
@@ -39,7 +38,7 @@ def build_card(record: dict, *, fmt: str, file: str, precision: str, class_name:
                domain: str, preset: str | None, levels: list[int], logit_scale: float, outputs: list[str],
                opset: int | None, versions: dict, int8: dict | None = None) -> dict:
     """The card's content. ``record`` is :func:`aaclip_med.inference.run_info.run_record` of the network."""
-    identity = {key: record.get(key) for key in _IDENTITY}
+    identity = {"identity_version": IDENTITY_VERSION} | network_record(record)
     identity |= {"class_name": class_name, "description": description, "domain": domain, "preset": preset,
                  "levels": list(levels), "logit_scale": float(logit_scale)}
     return {

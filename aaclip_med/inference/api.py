@@ -19,6 +19,7 @@ from torch import nn
 
 from aaclip_med.data.manifest import read_manifest
 from aaclip_med.distributed import DistContext, init_distributed, shutdown_distributed
+from aaclip_med.identity import memory_identity
 from aaclip_med.inference.calibration import (
     Calibration,
     ClassCalibration,
@@ -178,11 +179,11 @@ def attach_references(predictor: Predictor, options: InferenceOptions, record: M
     given = options.references
     bank = load_references(given) if isinstance(given, (str, os.PathLike)) else given
     source = str(_references_file(given) or "the reference memory")
-    identity = identity_from_record(record) | {"slice_axis": options.slices.axis}
+    identity = memory_identity(record, options.slices.axis)
     fixed = None if options.modality == AUTO else options.modality
     scorers, owners = {}, {}
     for class_name, description in descriptions.items():
-        memory = check_references(bank, identity, class_name, fixed, options.domain, source)
+        memory = check_references(bank, identity, class_name, fixed, options.domain, source, description=description)
         key = (description, memory.modality)
         if key in owners:
             raise ValueError(f"classes {owners[key]!r} and {class_name!r} share the description {description!r} and "

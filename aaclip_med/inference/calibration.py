@@ -48,10 +48,11 @@ from pathlib import Path
 import numpy as np
 
 from aaclip_med.files import write_text_atomic
+from aaclip_med.identity import SCORING_FIELDS, differences, scoring_identity
 
 __all__ = [
     "ClassCalibration", "Calibration", "PixelStats", "save_calibration", "load_calibration", "check_calibration",
-    "MIN_NORMAL_SLICES", "MODEL_FIELDS", "identity_from_record", "model_differences", "class_differences",
+    "MIN_NORMAL_SLICES", "identity_from_record", "model_differences", "class_differences",
     "CDF_POINTS",
 ]
 
@@ -62,8 +63,6 @@ PIXEL_QUANTILES = (0.99, 0.999)
 CDF_POINTS = 1001  # quantiles at 0, 0.001, ..., 1 of the normal map values (pixel_cdf)
 _PIXELS_PER_MAP = 4096  # random pixels per reference map kept for the quantiles (bounded memory)
 MIN_NORMAL_SLICES = 20  # fewer normal reference slices fit with a warning
-# what the scores depend on, stored in Calibration.model and compared with the run's network
-MODEL_FIELDS = ("backbone", "image_size", "pretrained", "weights_sha256")
 
 
 @dataclass
@@ -207,28 +206,23 @@ def load_calibration(path: str | os.PathLike) -> Calibration:
 
 
 def model_differences(stored: Mapping, identity: Mapping, what: str = "calibration") -> tuple[list[str], list[str]]:
-    """(differences, fields not recorded) between a stored identity and this run's, over :data:`MODEL_FIELDS`.
-
-    ``references`` (the reference memory scores were combined with) is compared too: a file that
-    does not record it was fitted without one. ``what`` names the stored side in the messages.
-    """
-    differ, unknown = [], []
-    for key in MODEL_FIELDS:
-        if key not in stored:
-            unknown.append(key)
-        elif stored[key] != identity.get(key):
-            differ.append(f"{key}: {what} {stored[key]!r}, this run {identity.get(key)!r}")
-    if stored.get("references") != identity.get("references"):
-        differ.append(f"references: {what} {stored.get('references')!r}, this run {identity.get('references')!r}")
-    return differ, unknown
+    """(differences, fields not recorded) between a stored identity and this run's, over
+    :data:`~aaclip_med.identity.SCORING_FIELDS` (the network and the reference memory scores were
+    combined with; a file that does not record a memory was fitted without one). ``what`` names
+    the stored side in the messages."""
+    found = differences(stored, identity, SCORING_FIELDS, what=what)
+    return found.refused, found.unknown
 
 
 def class_differences(found, class_name: str, modality: str | None, domain: str | None,
-                      what: str = "calibration") -> list[str]:
-    """Differences of class, preset and domain between what ``found`` was fitted on and this run."""
+                      what: str = "calibration", description: str | None = None) -> list[str]:
+    """Differences of class, description, preset and domain between what ``found`` was fitted on and this run
+    (``modality``, ``domain``, ``description`` None: not checked)."""
     differ = []
     if found.class_name != class_name:
         differ.append(f"class: {what} {found.class_name!r}, this run {class_name!r}")
+    if description is not None and found.description and found.description != description:
+        differ.append(f"description: {what} {found.description!r}, this run {description!r}")
     if found.modality and modality and found.modality != modality:
         differ.append(f"modality: {what} {found.modality!r}, this run {modality!r}")
     if domain and found.domain != domain:
@@ -244,7 +238,7 @@ def check_calibration(
 
     Args:
         calibration: the loaded calibration.
-        identity: this run's network (:data:`MODEL_FIELDS`, e.g. from ``model_identity``).
+        identity: this run's :func:`~aaclip_med.identity.scoring_identity` (e.g. from ``identity_from_record``).
         class_name: the class of the cases it is applied to.
         modality, domain: the preset and domain of those cases (None: not checked).
         allow_mismatch: apply it anyway, with a warning naming the differences.
@@ -275,17 +269,5 @@ def check_calibration(
 
 
 def identity_from_record(record: Mapping) -> dict:
-    """The :data:`MODEL_FIELDS` of a run record (``run.json``): the CLIP file by its sha256 when it is a file.
-
-    A run with a reference memory adds ``references`` ({sha256, weight}): its scores are combined ones.
-    """
-    pretrained = record.get("pretrained_sha256")
-    identity = {
-        "backbone": record.get("backbone"),
-        "image_size": record.get("image_size"),
-        "pretrained": f"sha256:{pretrained}" if pretrained else record.get("pretrained"),
-        "weights_sha256": record.get("weights_sha256"),
-    }
-    if record.get("references"):
-        identity["references"] = dict(record["references"])
-    return identity
+    """What a calibration records of a run (``run.json``): :func:`aaclip_med.identity.scoring_identity`."""
+    return scoring_identity(record)

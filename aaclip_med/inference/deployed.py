@@ -27,6 +27,7 @@ import torch
 
 from aaclip_med.export.card import CARD_NAME, read_card
 from aaclip_med.export.deps import require
+from aaclip_med.identity import network_record
 from aaclip_med.model.aaclip import Prediction
 from aaclip_med.model.graph import INPUT_NAME
 
@@ -131,10 +132,9 @@ class DeployedModel:
     @property
     def recorded_identity(self) -> dict:
         """What run.json records of the network: the card's identity, and which graph ran it how."""
-        keep = ("backbone", "image_size", "pretrained", "pretrained_sha256", "random_weights", "weights", "weights_sha256")
-        return {key: self.card["identity"].get(key) for key in keep} | {
-            "exported_model": {"folder": str(self.folder), "engine": self.engine, "format": self.card["format"],
-                               "precision": self.precision}}
+        return network_record(self.card["identity"]) | {
+            "engine": {"name": self.engine, "format": self.card["format"]},
+            "exported_model": {"folder": str(self.folder)}}
 
     # the parts of the nn.Module interface the runner uses
     def to(self, device: str | torch.device) -> DeployedModel:

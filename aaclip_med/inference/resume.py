@@ -15,48 +15,21 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from aaclip_med.files import json_safe, write_json_atomic
+from aaclip_med import identity
+from aaclip_med.files import write_json_atomic
+from aaclip_med.identity import HARMLESS_FIELDS, OUTPUT_FIELDS
 
-__all__ = ["RUN_FILE", "OUTPUT_FIELDS", "differences", "claim_output_folder"]
+__all__ = ["RUN_FILE", "differences", "claim_output_folder"]
 
 logger = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
-# run.json fields that change what the outputs contain (not: batch size, workers, device, world size, dates)
-OUTPUT_FIELDS = (
-    "backbone", "image_size", "pretrained", "weights_sha256", "modality", "domain", "precision", "threshold",
-    "dicom", "pmap_values", "calibration", "class_name", "description", "descriptions", "slices", "manifest_sha256",
-)
-
-
-def _value(record: Mapping, key: str) -> object:
-    if key == "pretrained" and record.get("pretrained_sha256"):
-        return f"sha256:{record['pretrained_sha256']}"  # the same file under another path is the same weights
-    return json_safe(record.get(key))
-
-
-def _show(value: object, limit: int = 80) -> str:
-    text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _differing(name: str, old: object, new: object) -> list[str]:
-    """Lines for the parts of two values that differ: inside settings made of fields or of items
-    (slices, descriptions) the differing field or item is named, so two long values that share a
-    beginning are never shown as the same truncated text."""
-    if old == new:
-        return []
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [line for key in sorted(set(old) | set(new), key=str)
-                for line in _differing(f"{name}.{key}", old.get(key), new.get(key))]
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [line for n, (a, b) in enumerate(zip(old, new)) for line in _differing(f"{name}[{n}]", a, b)]
-    return [f"{name}: finished work {_show(old)}, this run {_show(new)}"]
 
 
 def differences(finished: Mapping, new: Mapping) -> list[str]:
-    """One line per output-changing setting (or part of one) in which ``new`` differs from the ``finished`` record."""
-    return [line for key in OUTPUT_FIELDS for line in _differing(key, _value(finished, key), _value(new, key))]
+    """One line per output-changing setting (:data:`~aaclip_med.identity.OUTPUT_FIELDS`, or part of one)
+    in which ``new`` differs from the ``finished`` record."""
+    return identity.differences(finished, new, OUTPUT_FIELDS, what="finished work").refused
 
 
 def _read(path: Path) -> dict | None:
@@ -86,13 +59,18 @@ def claim_output_folder(out_dir: Path, record: Mapping, finished_work: bool, for
     path = out_dir / RUN_FILE
     existing = _read(path) if path.is_file() else None
     if not force and existing is not None:
-        changed = differences(existing, record)
-        if changed:
+        found = identity.differences(existing, record, OUTPUT_FIELDS, what="finished work", harmless=HARMLESS_FIELDS)
+        if found.refused:
             msg = (f"{out_dir} holds outputs made with other settings; resuming would mix them:\n  "
-                   + "\n  ".join(changed)
+                   + "\n  ".join(found.refused)
                    + "\nRe-run with the same settings to resume, choose a new output folder, or pass --force "
                      "(force=True) to recompute every case with the new settings.")
             raise ValueError(msg)
+        if found.unknown:
+            logger.warning("resuming into %s: its run.json (written by an older aaclip-med) does not record %s, "
+                           "which cannot be checked", out_dir, ", ".join(found.unknown))
+        for line in found.warned:
+            logger.warning("resuming into %s although %s (the same content, so the outputs match)", out_dir, line)
         logger.info("resuming into %s: settings match its run.json", out_dir)
         return False
     if not force and finished_work:

@@ -9,11 +9,12 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import torch
 from torch import nn
 
-__all__ = ["sha256_file", "run_record"]
+from aaclip_med.identity import IDENTITY_VERSION, is_random_weights
 
-_RANDOM = {"random", "none", ""}
+__all__ = ["sha256_file", "run_record", "adapters_sha256"]
 
 
 def sha256_file(path: str | os.PathLike | None) -> str | None:
@@ -48,18 +49,40 @@ def _version(name: str = "aaclip-med") -> str | None:
         return None
 
 
+def adapters_sha256(model: nn.Module) -> str | None:
+    """sha256 of the adapters' tensors as the network holds them (names, dtypes, shapes, values).
+
+    The adapters file's hash says which file was loaded; this one says what runs, so two untrained
+    networks initialised with different seeds (no file at all) are told apart. None for a network
+    without adapters of its own (an exported graph: its card records the value it was made with).
+    """
+    state = getattr(model, "adapter_state_dict", None)
+    if state is None:
+        return None
+    digest = hashlib.sha256()
+    for name, tensor in sorted(state().items()):
+        tensor = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 def run_record(model: nn.Module, weights: str | None, settings: dict) -> dict:
-    """The run.json content: model identity (names, sha256 of weight files) plus ``settings``."""
+    """The run.json content: model identity (names, sha256 of weight files and of the adapters'
+    tensors, :mod:`aaclip_med.identity`) plus ``settings``."""
     config = getattr(model, "config", None)
     pretrained = getattr(config, "pretrained", None)
     record = {
+        "identity_version": IDENTITY_VERSION,
         "backbone": getattr(config, "backbone", None),
         "image_size": getattr(config, "image_size", None),
         "pretrained": pretrained,
         "pretrained_sha256": sha256_file(pretrained),
-        "random_weights": pretrained is None or str(pretrained).lower() in _RANDOM,
+        "random_weights": is_random_weights(pretrained),
         "weights": str(weights) if weights else None,
         "weights_sha256": sha256_file(weights),
+        "adapters_sha256": adapters_sha256(model),
+        "engine": {"name": "torch", "format": None},
         "aaclip_med_version": _version(),
         "package_versions": {name: _version(name) for name in _PACKAGES},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

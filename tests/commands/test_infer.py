@@ -151,7 +151,7 @@ def test_resume_with_other_settings_is_refused_by_the_cli(tmp_path, capsys):
     record = (tmp_path / "o" / "run.json").read_text()
     code = main(["infer", str(image), "--out", str(tmp_path / "o"), "--modality", "mri", *TINY])
     err = capsys.readouterr().err
-    assert code == 1 and 'modality: finished work "auto", this run "mri"' in err and "--force" in err
+    assert code == 1 and "modality: finished work 'auto', this run 'mri'" in err and "--force" in err
     assert (tmp_path / "o" / "run.json").read_text() == record
     assert main(["infer", str(image), "--out", str(tmp_path / "o"), "--modality", "mri", "--force", *TINY]) == 0
     assert json.loads((tmp_path / "o" / "run.json").read_text())["modality"] == "mri"

@@ -25,7 +25,7 @@ def test_other_settings_are_refused_naming_each_difference(tmp_path, nifti_cases
     with pytest.raises(ValueError) as info:
         run_inference([nifti_cases], out, IntensityModel(), modality="mri", threshold=0.7, device="cpu")
     message = str(info.value)
-    assert "modality: finished work \"ct\", this run \"mri\"" in message and "threshold: finished work 0.5" in message
+    assert "modality: finished work 'ct', this run 'mri'" in message and "threshold: finished work 0.5" in message
     assert "--force" in message and "new output folder" in message
     assert (out / "run.json").read_bytes() == record  # the record of the finished work is kept
 
@@ -110,7 +110,7 @@ def test_differences_inside_structured_settings_show_the_values_that_differ():
     finished = {"slices": slices, "descriptions": ["a long class description " * 3, "brick"]}
     new = {"slices": slices | {"start": 2, "stop": 6}, "descriptions": ["a long class description " * 3, "grass"]}
     assert differences(finished, new) == [
-        "descriptions[1]: finished work \"brick\", this run \"grass\"",
+        "descriptions[1]: finished work 'brick', this run 'grass'",
         "slices.start: finished work 0, this run 2",
-        "slices.stop: finished work null, this run 6",
+        "slices.stop: finished work None, this run 6",
     ]
