@@ -11,6 +11,8 @@ pipeline's service account can read every output alike (``tempfile.mkstemp`` wou
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import math
 import os
@@ -26,6 +28,7 @@ __all__ = [
     "check_output_folder",
     "json_safe",
     "remove_stale_temporaries",
+    "sha256_file",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -130,3 +133,24 @@ def check_output_folder(folder: str | os.PathLike, option: str = "--out") -> Non
     if not os.access(parent, os.W_OK | os.X_OK):
         raise PermissionError(f"{option} {folder}: cannot create the output folder in {parent} (read-only or no "
                               "permission); choose another folder")
+
+
+def sha256_file(path: str | os.PathLike | None) -> str | None:
+    """Hex sha256 of a file, or None when there is no file.
+
+    Remembered per (path, size, modification time): a run record is written per run, and PACS runs
+    write one per series, while the CLIP file hashed for it is ~0.9 GB (ViT-L/14-336).
+    """
+    if not path or not Path(path).is_file():
+        return None
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

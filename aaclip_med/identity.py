@@ -26,6 +26,8 @@ This module imports no torch: the CLI, the bundle and tests read it without buil
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -50,6 +52,7 @@ __all__ = [
     "scoring_identity",
     "memory_identity",
     "differences",
+    "digest",
     "describe",
 ]
 
@@ -239,6 +242,18 @@ def differences(stored: Mapping, run: Mapping, fields: Iterable[Field] = OUTPUT_
         if field.name in stored and field.name in run:
             warned += _differing(field.name, json_safe(old.get(field.name)), json_safe(new.get(field.name)), what)
     return Differences(refused, warned, unknown)
+
+
+def digest(record: Mapping, fields: Iterable[Field] = OUTPUT_FIELDS) -> str:
+    """A hex sha256 of what ``record`` says in ``fields`` (normalised as :func:`differences` compares them).
+
+    Two records that :func:`differences` finds equal over ``fields`` have the same digest, so it can name
+    a result deterministically (e.g. DICOM UIDs derived from a source UID and the run's identity).
+    """
+    normalised = _normalised(record)
+    content = {f.name: json_safe(normalised.get(f.name)) for f in fields}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def describe(fields: Iterable[Field] = OUTPUT_FIELDS) -> str:

@@ -21,7 +21,6 @@ something else is refused too.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ import torch
 from aaclip_med.files import atomic_path
 from aaclip_med.identity import MEMORY_FIELDS, differences
 from aaclip_med.inference.calibration import class_differences
+from aaclip_med.inference.run_info import tensor_sha256
 
 __all__ = ["ClassMemory", "ReferenceBank", "save_references", "load_references", "check_references", "STAT_KEYS"]
 
@@ -95,10 +95,6 @@ class ReferenceBank:
         return sum(t.numel() * t.element_size() for m in self.classes.values() for t in m.levels)
 
 
-def _tensor_sha256(tensor: torch.Tensor) -> str:
-    return hashlib.sha256(tensor.contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
-
-
 def save_references(bank: ReferenceBank, path: str | os.PathLike) -> Path:
     """Write ``bank`` as safetensors (atomically); features are stored as float16 with their checksums."""
     from safetensors.torch import save_file
@@ -107,7 +103,7 @@ def save_references(bank: ReferenceBank, path: str | os.PathLike) -> Path:
                for name, memory in bank.classes.items() for index, level in enumerate(memory.levels)}
     header = {"format_version": FORMAT_VERSION, "model": bank.model,
               "classes": {name: memory.header() for name, memory in bank.classes.items()},
-              "tensors_sha256": {key: _tensor_sha256(tensor) for key, tensor in tensors.items()}}
+              "tensors_sha256": {key: tensor_sha256(tensor) for key, tensor in tensors.items()}}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={_HEADER_KEY: json.dumps(header)})
     return Path(path)
@@ -161,7 +157,7 @@ def _check_tensors(path: Path, tensors: Mapping[str, torch.Tensor], checksums: M
         if missing:
             raise ValueError(f"{path}: the reference memory lacks tensor(s) {missing[:4]}; build the file again")
         for key, expected in checksums.items():
-            if _tensor_sha256(tensors[key]) != expected:
+            if tensor_sha256(tensors[key]) != expected:
                 raise ValueError(f"{path}: tensor {key} does not match its checksum: the file is damaged; build it again")
     for key, tensor in tensors.items():
         values = tensor.float()

@@ -8,7 +8,6 @@ before a model is built. The model itself is built in :func:`model_from_args` (h
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -16,6 +15,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from aaclip_med.files import sha256_file
 from aaclip_med.inference.options import PMAP_VALUES, SLICE_AXES, InferenceOptions, SliceOptions
 from aaclip_med.model.adapter_file import read_adapter_metadata
 from aaclip_med.model.config import check_image_size
@@ -133,19 +133,9 @@ def _check_card_arguments(args: argparse.Namespace) -> None:
         if value is not None and value != recorded[option]:
             raise ValueError(f"{option} {value} differs from the exported graph's {recorded[option]} ({card_path}); "
                              f"drop {option} or export the graph again")
-    if args.weights and identity.get("weights_sha256") != _sha256(args.weights):
+    if args.weights and identity.get("weights_sha256") != sha256_file(args.weights):
         raise ValueError(f"--weights {args.weights} are not the adapters the graph in {args.model} was exported with "
                          f"({identity.get('weights') or 'untrained adapters'}); drop --weights or export again")
-
-
-def _sha256(path: str) -> str | None:
-    if not Path(path).is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import os
 from datetime import datetime, timezone
 from importlib import metadata
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from aaclip_med.files import sha256_file
 from aaclip_med.identity import IDENTITY_VERSION, is_random_weights
 
-__all__ = ["sha256_file", "run_record", "adapters_sha256"]
-
-
-def sha256_file(path: str | os.PathLike | None) -> str | None:
-    """Hex sha256 of a file, or None when there is no file.
-
-    Remembered per (path, size, modification time): a run record is written per run, and PACS runs
-    write one per series, while the CLIP file hashed for it is ~0.9 GB (ViT-L/14-336).
-    """
-    if not path or not Path(path).is_file():
-        return None
-    stat = Path(path).stat()
-    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=16)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+__all__ = ["sha256_file", "run_record", "adapters_sha256", "tensor_sha256"]
 
 
 # the packages whose versions change what inference computes (recorded for the report's provenance)
@@ -61,9 +38,17 @@ def adapters_sha256(model: nn.Module) -> str | None:
         return None
     digest = hashlib.sha256()
     for name, tensor in sorted(state().items()):
-        tensor = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        tensor_sha256(tensor, digest)
+    return digest.hexdigest()
+
+
+def tensor_sha256(tensor: torch.Tensor, digest=None) -> str:
+    """sha256 of a tensor's bytes (CPU, contiguous); with ``digest`` the bytes are added to it instead."""
+    digest = digest if digest is not None else hashlib.sha256()
+    tensor = tensor.detach().to("cpu").contiguous()
+    if tensor.numel():
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
