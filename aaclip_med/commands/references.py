@@ -25,6 +25,7 @@ from aaclip_med.commands._common import (
     model_from_args,
 )
 from aaclip_med.inference.options import SLICE_AXES, InferenceOptions
+from aaclip_med.keys import DOMAINS
 from aaclip_med.presets import AUTO, modality_choices
 
 __all__ = ["add_arguments", "run", "DEFAULT_MAX_MB"]
@@ -49,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = build.add_argument_group("inputs (as in 'aaclip-med infer')")
     data.add_argument("--modality", choices=modality_choices(), default=AUTO, metavar="PRESET",
                       help=f"preprocessing preset: {', '.join(modality_choices())}")
-    data.add_argument("--domain", choices=("medical", "industrial"), help="default: photo -> industrial, else medical")
+    data.add_argument("--domain", choices=DOMAINS, help="default: photo -> industrial, else medical")
     data.add_argument("--class-name", help="class of the INPUTs (default: the --description text if given, else "
                                            "'scan'); a manifest's records carry their own")
     data.add_argument("--description", help="class description text (overrides the registries)")
@@ -117,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from aaclip_med.adaptation import build_references, save_references
-    from aaclip_med.inference import Predictor, SliceOptions
     from aaclip_med.identity import memory_identity
+    from aaclip_med.inference import Predictor, SliceOptions
     from aaclip_med.inference.run_info import run_record
 
     start, stop = args.slice_range or (0, None)

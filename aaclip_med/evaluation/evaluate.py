@@ -23,17 +23,13 @@ from aaclip_med.evaluation.protocol import Protocol
 from aaclip_med.evaluation.published import get_published, list_published
 from aaclip_med.evaluation.report_files import write_csv, write_markdown
 from aaclip_med.evaluation.report_html import write_report_pages
+from aaclip_med.evaluation.settings import DEFAULT_CACHE_MB
 from aaclip_med.files import write_json_atomic
 from aaclip_med.keys import Domain
 
 __all__ = ["evaluate_predictions", "REPORT_FILES", "DEFAULT_CACHE_MB"]
 
 logger = logging.getLogger(__name__)
-
-# Mask volumes are kept as uint8: 256 MB hold one mask of 512 x 512 x 1000 (the passes go case by
-# case, so one at a time must fit) or the masks of ~60 CTs of 512 x 512 x 64 (then the report pass
-# decodes none again).
-DEFAULT_CACHE_MB = 256
 
 REPORT_FILES = ("report.json", "metrics.csv", "report.html", "report.md")
 _PACKAGES = (

@@ -1,6 +1,7 @@
 """Optional dependencies of exporting and of the exported-graph engines, imported on demand.
 
-They are the ``export`` extra: a missing one is one error line naming the package and the extra.
+They are the ``export`` extra (:data:`~aaclip_med.export.registry.PACKAGES`): a missing one is one
+error line naming the package and the extra.
 """
 
 from __future__ import annotations
@@ -9,24 +10,24 @@ import importlib
 from importlib import metadata
 from types import ModuleType
 
-__all__ = ["EXTRA_HINT", "require", "runtime_versions"]
+from aaclip_med.export.registry import PACKAGES, Package
 
-EXTRA_HINT = "pip install 'aaclip-med[export]'"
-# module -> distribution name (what the card records and what pip installs)
-_DISTRIBUTIONS = {"onnx": "onnx", "onnxruntime": "onnxruntime", "openvino": "openvino"}
+__all__ = ["require", "runtime_versions"]
 
 
 def require(module: str, purpose: str) -> ModuleType:
-    """Import ``module`` or raise ImportError saying what needs it and how to install it."""
+    """Import ``module`` (or a submodule of a package of :data:`PACKAGES`) or raise ImportError saying
+    what needs it and how to install it."""
+    package = PACKAGES.get(module.partition(".")[0], Package(module, module))
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise ImportError(f"{purpose} needs {_DISTRIBUTIONS.get(module, module)}: {EXTRA_HINT}") from err
+        raise ImportError(f"{purpose} needs {package.distribution}: {package.hint}") from err
 
 
 def runtime_versions() -> dict[str, str | None]:
     """Installed versions of the packages an exported graph was made or is run with."""
-    names = ("aaclip-med", "torch", "open_clip_torch", "monai", "numpy", *_DISTRIBUTIONS.values())
+    names = ("aaclip-med", "torch", "open_clip_torch", "monai", "numpy", *(p.distribution for p in PACKAGES.values()))
     versions = {}
     for name in names:
         try:

@@ -28,6 +28,7 @@ from aaclip_med.inference.calibration import (
     identity_from_record,
 )
 from aaclip_med.inference.cohort_job import CohortJob, ModalityLog, load_case
+from aaclip_med.inference.network import fill_options
 from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.inference.predictions_dir import ManifestJob
 from aaclip_med.inference.predictor import Predictor
@@ -82,8 +83,7 @@ def run_inference(
         The summary {"total", "done", "skipped", "failed", "out_dir", "all_failed"}.
     """
     options = InferenceOptions.build(options, **settings)
-    if hasattr(model, "fill_options"):  # an exported graph: class, preset and domain default to its card's
-        options = model.fill_options(options)
+    options = fill_options(model, options)  # an exported graph: class, preset and domain default to its card's
     options.check_model(model)
     if manifest is None:
         cases = discover_cases(inputs)  # before anything is created: a missing input writes nothing

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aaclip_med.inference.network import is_exported
+from aaclip_med.keys import DOMAINS
 from aaclip_med.precision import INFERENCE_PRECISIONS
 from aaclip_med.presets import AUTO, resolve_modality_name
 
@@ -31,7 +33,6 @@ __all__ = [
 DEFAULT_CLASS = "scan"  # class (and description) of inputs when neither is given: BMAD's medical prompt
 MIN_FOREGROUND = 0.05  # default fraction of a volume slice that must be foreground to count in the case score
 SLICE_AXES = ("acquisition", "axial", "coronal", "sagittal", 0, 1, 2)  # what SliceOptions.axis accepts
-_DOMAINS = ("medical", "industrial")
 PMAP_VALUES = ("raw", "probability")  # what a DICOM Parametric Map stores (see InferenceOptions.pmap_values)
 
 
@@ -135,8 +136,8 @@ class InferenceOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modality", resolve_modality_name(self.modality or AUTO, allow_auto=True))
-        if self.domain is not None and str(self.domain) not in _DOMAINS:
-            raise ValueError(f"domain must be one of {list(_DOMAINS)} or None, got {self.domain!r}")
+        if self.domain is not None and str(self.domain) not in DOMAINS:
+            raise ValueError(f"domain must be one of {list(DOMAINS)} or None, got {self.domain!r}")
         if self.precision not in INFERENCE_PRECISIONS:
             raise ValueError(f"Unknown precision {self.precision!r}; choose one of {list(INFERENCE_PRECISIONS)}.")
         if self.batch_size < 1 or self.workers < 0:
@@ -192,7 +193,7 @@ class InferenceOptions:
     def check_model(self, model: Any) -> None:
         """Refuse settings that cannot work with ``model`` (a threshold outside its map range; for an
         exported graph, settings its card differs from)."""
-        if hasattr(model, "check_options"):
+        if is_exported(model):
             model.check_options(self)
         config = getattr(model, "config", None)
         if self.references is not None:  # combined maps are in normal standard deviations, not raw units

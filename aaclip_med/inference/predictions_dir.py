@@ -27,6 +27,7 @@ from aaclip_med.data.loading import load_image
 from aaclip_med.data.slicing import SliceVolume
 from aaclip_med.files import atomic_path, write_text_atomic
 from aaclip_med.inference.errors import short_error
+from aaclip_med.inference.layout import PREDICTIONS_FILE
 from aaclip_med.inference.predictor import Predictor
 from aaclip_med.inference.volume import resolve_case_modality
 from aaclip_med.keys import Keys
@@ -36,7 +37,6 @@ __all__ = ["ManifestJob", "group_records", "PREDICTIONS_FILE"]
 
 logger = logging.getLogger(__name__)
 
-PREDICTIONS_FILE = "predictions.jsonl"
 
 
 def group_records(records: list[dict]) -> list[tuple[str, list[int]]]:

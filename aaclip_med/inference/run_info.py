@@ -11,6 +11,7 @@ from torch import nn
 
 from aaclip_med.files import sha256_file
 from aaclip_med.identity import IDENTITY_VERSION, is_random_weights
+from aaclip_med.inference.network import is_exported
 
 __all__ = ["sha256_file", "run_record", "adapters_sha256", "tensor_sha256"]
 
@@ -74,4 +75,4 @@ def run_record(model: nn.Module, weights: str | None, settings: dict) -> dict:
         **settings,
     }
     # an exported graph: the weights and hashes its card recorded when it was made (the files may not be here)
-    return record | getattr(model, "recorded_identity", {})
+    return record | (model.recorded_identity if is_exported(model) else {})

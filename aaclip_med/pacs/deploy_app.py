@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     The options are those of ``aaclip-med pacs run`` (one declaration); a bad value is refused in
     one line before the model is built or any series is read.
     """
-    from aaclip_med.commands._common import (
+    from aaclip_med.arguments import (
         add_inference_arguments,
         add_model_arguments,
         check_model_arguments,

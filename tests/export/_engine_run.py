@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from aaclip_med.cli import main
-from aaclip_med.inference.deployed import DeployedModel
+from aaclip_med.export.deployed import DeployedModel
 from aaclip_med.model.graph import OUTPUT_NAMES, AnomalyGraph
 from tests.conftest import make_tiny_model
 

@@ -10,9 +10,9 @@ import pytest
 
 from aaclip_med.cli import main
 from aaclip_med.export import read_card
+from aaclip_med.export.deployed import DeployedModel
 from aaclip_med.export.deps import require
 from aaclip_med.inference import InferenceOptions
-from aaclip_med.inference.deployed import DeployedModel
 
 
 def _infer(engine_runs, tmp_path, *extra):
