@@ -11,7 +11,6 @@ circle forms.
 from __future__ import annotations
 
 import ast
-from collections import defaultdict
 from pathlib import Path
 
 import pytest

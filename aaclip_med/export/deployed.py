@@ -88,7 +88,7 @@ class DeployedModel(ExportedNetwork):
     def recorded_identity(self) -> dict:
         """What run.json records of the network: the card's identity, and which graph ran it how."""
         return network_record(self.card["identity"]) | {
-            "engine": {"name": self.engine, "format": self.card["format"]},
+            "engine": {"name": self.engine, "format": self.card["format"], "precision": self.precision},
             "exported_model": {"folder": str(self.folder)}}
 
     # the parts of the nn.Module interface the runner uses
