@@ -101,10 +101,13 @@ class NetworkChoice:
         given = {
             "--backbone": ("backbone", self.backbone),
             "--image-size": ("image_size", self.image_size),
-            "--weights": ("weights_sha256", sha256_file(self.weights) if self.weights else None),
             "--backbone-weights": ("pretrained", self._pretrained_identity(card)),
         }
         lines = card_mismatches(card, given)
+        if self.weights and card_mismatches(card, {"--weights": ("weights_sha256", sha256_file(self.weights))}):
+            exported = card["identity"].get("weights") or "untrained adapters"
+            lines.append(f"--weights: {self.weights} are not the adapters the graph was exported with ({exported}, "
+                         "compared by sha256)")
         if self.quick_gelu:
             lines.append("--quick-gelu: the exported graph's activations are fixed in it")
         if lines:
