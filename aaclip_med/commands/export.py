@@ -21,7 +21,7 @@ from aaclip_med.commands._common import (
     model_from_args,
 )
 from aaclip_med.export.folder import check_export_folder
-from aaclip_med.export.registry import DEFAULT_OPSET, EXPORT_PRECISIONS, FORMATS
+from aaclip_med.export.registry import DEFAULT_OPSET, EXPORT_PRECISIONS, FORMATS, check_export
 from aaclip_med.keys import DOMAINS, Domain
 from aaclip_med.presets import AUTO, default_domain, modality_choices
 
@@ -58,11 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     check_paths(calibration_data=args.calibration_data)
-    if args.precision == "int8" and not args.calibration_data:
-        raise ValueError("--precision int8 needs --calibration-data DIR (normal references calibrate the int8 ranges)")
-    if args.precision == "int8" and not FORMATS[args.format].int8:
-        int8 = " or ".join(name for name, spec in FORMATS.items() if spec.int8)
-        raise ValueError(f"--precision int8 is for --format {int8}")
+    check_export(args.format, args.precision, calibrated=bool(args.calibration_data))
     check_export_folder(args.out)
     check_model_arguments(args)
 

@@ -10,9 +10,9 @@ from aaclip_med._lazy import lazy_exports
 _MODULES = {
     "aaclip_med.export.card": ["CARD_NAME", "read_card", "check_files", "card_mismatches"],
     "aaclip_med.export.deployed": ["DeployedModel"],
-    "aaclip_med.export.exporter": ["export_model", "reference_images", "check_export"],
+    "aaclip_med.export.exporter": ["export_model", "reference_images"],
     "aaclip_med.export.folder": ["check_export_folder"],
-    "aaclip_med.export.registry": ["EXPORT_PRECISIONS", "FORMATS", "ENGINES", "export_format", "engine"],
+    "aaclip_med.export.registry": ["EXPORT_PRECISIONS", "FORMATS", "ENGINES", "export_format", "engine", "check_export"],
 }
 
 __all__ = [name for names in _MODULES.values() for name in names]

@@ -24,7 +24,7 @@ from aaclip_med.export.deps import require, runtime_versions
 from aaclip_med.export.folder import check_export_folder, earlier_export_files
 from aaclip_med.export.formats import output_names, write_graph, write_onnx
 from aaclip_med.export.quantize import agreement, quantize_onnx, run_onnx
-from aaclip_med.export.registry import DEFAULT_OPSET, EXPORT_PRECISIONS, FORMATS, export_format, load_function
+from aaclip_med.export.registry import DEFAULT_OPSET, check_export, export_format, load_function
 from aaclip_med.files import TMP_PREFIX
 from aaclip_med.inference.cohort_job import load_case
 from aaclip_med.inference.run_info import run_record
@@ -33,24 +33,12 @@ from aaclip_med.inference.volume import resolve_case_modality
 from aaclip_med.model.graph import AnomalyGraph
 from aaclip_med.presets import AUTO, get_modality
 
-__all__ = ["export_model", "reference_images", "check_export", "EXPORT_PRECISIONS", "MIN_CALIBRATION_SLICES"]
+__all__ = ["export_model", "reference_images", "MIN_CALIBRATION_SLICES"]
 
 logger = logging.getLogger(__name__)
 
 MAX_CALIBRATION_SLICES = 32  # enough for MinMax ranges; each one costs a forward pass in fp32 and in int8
 MIN_CALIBRATION_SLICES = 2  # fewer: the score agreement with fp32 cannot be measured (a Spearman of one score)
-
-
-def check_export(fmt: str, precision: str, calibration_images: int | None = None) -> None:
-    """Refuse a format, precision and calibration that cannot be exported (ValueError naming the choices)."""
-    spec = export_format(fmt)
-    if precision not in EXPORT_PRECISIONS:
-        raise ValueError(f"export precision {precision!r}: choose one of {list(EXPORT_PRECISIONS)}")
-    if precision == "int8" and not spec.int8:
-        int8 = [f.name for f in FORMATS.values() if f.int8]
-        raise ValueError(f"int8 export is for {' or '.join(int8)}, not {fmt}; use --precision fp32 for {fmt}")
-    if precision == "int8" and not calibration_images:
-        raise ValueError("int8 export needs normal reference images: give --calibration-data DIR")
 
 
 def reference_images(predictor, sources: Sequence[str | os.PathLike], limit: int = MAX_CALIBRATION_SLICES,
@@ -139,10 +127,9 @@ def export_model(model, out_dir: str | os.PathLike, fmt: str, *, class_name: str
         calibration_source: where they came from (recorded in the card).
         opset: ONNX opset (onnx/openvino).
     """
-    check_export(fmt, precision, 0 if calibration_images is None else len(calibration_images))
+    spec = check_export(fmt, precision, calibrated=calibration_images is not None and len(calibration_images) > 0)
     out = Path(out_dir)
     check_export_folder(out)
-    spec = export_format(fmt)
     out.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").eval()
     with torch.no_grad():

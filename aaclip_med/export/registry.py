@@ -31,6 +31,7 @@ __all__ = [
     "export_format",
     "engine",
     "formats_of",
+    "check_export",
     "load_function",
 ]
 
@@ -140,6 +141,21 @@ def engine(name: str) -> Engine:
 def formats_of(engine_name: str) -> list[str]:
     """The formats ``engine_name`` runs, in the order of :data:`FORMATS`."""
     return [f.name for f in FORMATS.values() if engine_name in f.engines]
+
+
+def check_export(fmt: str, precision: str, calibrated: bool) -> ExportFormat:
+    """The format ``fmt`` if it can be exported in ``precision`` (``calibrated``: normal references are
+    given); ValueError naming the choices otherwise. The CLI checks with it before torch is imported,
+    the exporter again."""
+    spec = export_format(fmt)
+    if precision not in EXPORT_PRECISIONS:
+        raise ValueError(f"export precision {precision!r}: choose one of {list(EXPORT_PRECISIONS)}")
+    if precision == "int8" and not spec.int8:
+        int8 = " or ".join(name for name, entry in FORMATS.items() if entry.int8)
+        raise ValueError(f"--precision int8 is for --format {int8}, not {fmt}")
+    if precision == "int8" and not calibrated:
+        raise ValueError("--precision int8 needs --calibration-data DIR (normal references calibrate the int8 ranges)")
+    return spec
 
 
 def load_function(reference: str) -> Callable:
