@@ -91,13 +91,14 @@ def _check(args: argparse.Namespace) -> None:
 def _classes(args: argparse.Namespace, slice_options) -> dict:
     """class name -> (description, lazy reference slices)."""
     from aaclip_med.adaptation.sources import case_references, manifest_references, normal_records
-    from aaclip_med.data.manifest import read_manifest
+    from aaclip_med.data.manifest import manifest_descriptions, read_manifest
     from aaclip_med.inference import discover_cases
     from aaclip_med.keys import Keys
     from aaclip_med.prompts import resolve_description
 
     descriptions = descriptions_from_args(args.descriptions)
     if args.manifest:
+        descriptions = manifest_descriptions(args.manifest, descriptions)
         records = normal_records(read_manifest(args.manifest), args.manifest)
         root = Path(args.dataset_root) if args.dataset_root else Path(args.manifest).parent
         names = sorted({str(r[Keys.CLASS_NAME]) for r in records})
@@ -117,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from aaclip_med.adaptation import build_references, save_references
-    from aaclip_med.inference import Predictor, SliceOptions
     from aaclip_med.identity import memory_identity
+    from aaclip_med.inference import Predictor, SliceOptions
     from aaclip_med.inference.run_info import run_record
 
     start, stop = args.slice_range or (0, None)
