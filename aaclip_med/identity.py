@@ -140,7 +140,6 @@ OUTPUT_FIELDS: tuple[Field, ...] = (
 # Paths and names whose content a hash above pins: differing, they are warned about, never refused.
 HARMLESS_FIELDS: tuple[Field, ...] = (
     Field("weights", "path of the adapters file (its sha256 is compared)"),
-    Field("pretrained_path", "path of the CLIP weights file (its sha256 is compared)"),
     Field("references_path", "path of the reference memory (its sha256 is compared)"),
     Field("manifest", "path of the manifest (its sha256 is compared)"),
     Field("dataset_root", "folder the manifest's paths are read from"),
