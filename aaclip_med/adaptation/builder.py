@@ -168,6 +168,12 @@ def build_class_memory(predictor, class_name: str, description: str, sources: It
     if capacity < 1:
         raise ValueError(f"--max-mb leaves {capacity_bytes} bytes for class {class_name!r}: less than one patch "
                          f"({n_levels * width * 2} bytes); raise it")
+    per_slice = int(model.grid_size[0]) * int(model.grid_size[1])
+    if capacity < per_slice:
+        logger.warning("max_mb leaves room for %d patch(es) per level of class %r, fewer than the %d patches of one "
+                       "slice: such a memory cannot cover normal anatomy and its scores mean little; give it at least "
+                       "%.2f MB per class (the default 256 MB holds the patches of many slices)", capacity, class_name,
+                       per_slice, per_slice * n_levels * width * 2 / 1e6)
     stores = [PatchStore(capacity, seed + 7919 * level) for level in range(n_levels)]
     acc, dtype = _Accumulator(), scoring_dtype(predictor.precision)
     presets: dict[str, str] = {}
