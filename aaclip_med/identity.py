@@ -55,6 +55,7 @@ __all__ = [
     "scoring_identity",
     "memory_identity",
     "differences",
+    "class_differences",
     "digest",
     "describe",
 ]
@@ -284,6 +285,26 @@ def differences(stored: Mapping, run: Mapping, fields: Iterable[Field] = OUTPUT_
         if field.name in stored and field.name in run:
             warned += _differing(field.name, json_safe(old.get(field.name)), json_safe(new.get(field.name)), what)
     return Differences(refused, warned, unknown)
+
+
+def class_differences(found: object, class_name: str, modality: str | None, domain: str | None,
+                      what: str = "calibration", description: str | None = None) -> list[str]:
+    """Differences of class, description, preset and domain between what a per-class record was made for
+    and this run (``modality``, ``domain``, ``description`` None: not checked).
+
+    ``found`` is a calibration's or a memory's class entry: it has ``class_name``, ``description``,
+    ``modality`` (None: not recorded) and ``domain``. ``what`` names it in the lines.
+    """
+    differ = []
+    if found.class_name != class_name:
+        differ.append(f"class: {what} {found.class_name!r}, this run {class_name!r}")
+    if description is not None and found.description and found.description != description:
+        differ.append(f"description: {what} {found.description!r}, this run {description!r}")
+    if found.modality and modality and found.modality != modality:
+        differ.append(f"modality: {what} {found.modality!r}, this run {modality!r}")
+    if domain and found.domain != domain:
+        differ.append(f"domain: {what} {found.domain!r}, this run {domain!r}")
+    return differ
 
 
 def digest(record: Mapping, fields: Iterable[Field] = OUTPUT_FIELDS) -> str:

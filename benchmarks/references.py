@@ -35,8 +35,8 @@ import torch
 from _common import PeakMemory, emit, host_info, matmul_peak, print_table
 
 from aaclip_med.adaptation import ClassMemory, ReferenceScorer, ReferenceSlices, build_references
-from aaclip_med.adaptation.scoring import max_cosine
 from aaclip_med.inference import Predictor
+from aaclip_med.memory.scoring import max_cosine
 from aaclip_med.model import AAClipConfig, build_aaclip
 
 _SLICES_PER_SOURCE = 10

@@ -7,7 +7,7 @@ patch features are appended to a buffer of fixed size. When the buffer passes it
 goes on. So the features never take more than the cap plus one batch, whatever the number of
 references (500 CT slices or 50,000), and the final memory is a coreset of coresets.
 
-While streaming, the statistics of the combination rule (:mod:`aaclip_med.adaptation.scoring`)
+While streaming, the statistics of the combination rule (:mod:`aaclip_med.memory.scoring`)
 are gathered on the same references: the zero-shot map and global score of every slice, and the
 memory map of each slice *held out* from the memory, i.e. against the references added before it
 and the other slices of its batch. That is how a new normal image scores (it is never in the
@@ -22,10 +22,10 @@ from typing import NamedTuple
 
 import torch
 
-from aaclip_med.adaptation.bank import ClassMemory
 from aaclip_med.adaptation.coreset import select_coreset
-from aaclip_med.adaptation.scoring import max_cosine, scoring_dtype
 from aaclip_med.inference.calibration import PixelStats
+from aaclip_med.memory.bank import ClassMemory
+from aaclip_med.memory.scoring import max_cosine, scoring_dtype
 from aaclip_med.model.smoothing import level_maps_to_map
 
 __all__ = ["ReferenceSlices", "PatchStore", "build_class_memory", "MIN_REFERENCE_SLICES"]
@@ -221,7 +221,7 @@ def _add_batch(predictor, slices: Sequence, description: str, modality: str, dom
 
 def build_references(predictor, classes: dict[str, tuple[str, Iterable[ReferenceSlices]]], max_mb: float,
                      identity: dict, seed: int = 0, domain: str | None = None):
-    """A :class:`~aaclip_med.adaptation.bank.ReferenceBank` of every class, within ``max_mb`` in all.
+    """A :class:`~aaclip_med.memory.bank.ReferenceBank` of every class, within ``max_mb`` in all.
 
     Args:
         predictor: the predictor (network, precision, device, batch size).
@@ -231,7 +231,7 @@ def build_references(predictor, classes: dict[str, tuple[str, Iterable[Reference
         seed: seed of the coreset selections.
         domain: the domain (default: from each preset).
     """
-    from aaclip_med.adaptation.bank import ReferenceBank
+    from aaclip_med.memory.bank import ReferenceBank
 
     if not classes:
         raise ValueError("no references given: an empty set cannot make a reference memory")

@@ -119,7 +119,7 @@ def settle_options(options: InferenceOptions, model: nn.Module) -> InferenceOpti
     with them (PACS: one run per series): the reference memory read from its file, and the Parametric
     Map values of DICOM outputs (so the raw-values warning is given once, not per series)."""
     if isinstance(options.references, (str, os.PathLike)):
-        from aaclip_med.adaptation import load_references
+        from aaclip_med.memory import load_references
 
         options = options.replace(references=load_references(options.references))
     if options.dicom:
@@ -174,7 +174,7 @@ def attach_references(predictor: Predictor, options: InferenceOptions, record: M
     """
     if options.references is None:
         return
-    from aaclip_med.adaptation import ReferenceScorer, check_references, load_references
+    from aaclip_med.memory import ReferenceScorer, check_references, load_references
 
     given = options.references
     bank = load_references(given) if isinstance(given, (str, os.PathLike)) else given

@@ -101,7 +101,7 @@ class InferenceOptions:
         calibration: a :class:`~aaclip_med.inference.calibration.Calibration` to apply.
         allow_calibration_mismatch: apply a calibration fitted with other settings (warned).
         references: a reference memory (``refs.safetensors`` path or a loaded
-            :class:`~aaclip_med.adaptation.ReferenceBank`) combined with the zero-shot maps
+            :class:`~aaclip_med.memory.ReferenceBank`) combined with the zero-shot maps
             (docs/reference-memory.md); the maps are then in normal standard deviations.
         reference_weight: weight of the memory in the combined map, in [0, 1] (1 = memory alone);
             None: :data:`DEFAULT_REFERENCE_WEIGHT`. Given without ``references`` it is refused (it

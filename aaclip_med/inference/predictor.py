@@ -120,7 +120,7 @@ class Predictor:
         self.image_size = int(model.config.image_size)
         self._transforms: dict[str, object] = {}
         self._anchors: dict[str, torch.Tensor] = {}
-        # (description, preset) -> ReferenceScorer (aaclip_med.adaptation): maps combined with a reference memory
+        # (description, preset) -> ReferenceScorer (aaclip_med.memory): maps combined with a reference memory
         self.references: dict[tuple[str, str], object] | None = None
         # fused attention, autocast blocks with fp32 heads (the reference is AAClip.predict in fp32);
         # an exported graph (inference/network.py) runs as it is, with the precision it was exported in
@@ -177,8 +177,8 @@ class Predictor:
                        scorer=None) -> Prediction:
         """Raw prediction for preprocessed ``images`` (B, 3, S, S); every field float32 on CPU.
 
-        With a ``scorer`` (a :class:`~aaclip_med.adaptation.ReferenceScorer`), the map and score
-        combine the zero-shot map with its reference memory (:mod:`aaclip_med.adaptation.scoring`).
+        With a ``scorer`` (a :class:`~aaclip_med.memory.ReferenceScorer`), the map and score
+        combine the zero-shot map with its reference memory (:mod:`aaclip_med.memory.scoring`).
         """
         if scorer is None:
             anchors = self.anchors(description)

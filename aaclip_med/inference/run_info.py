@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timezone
 from importlib import metadata
 
-import torch
 from torch import nn
 
 from aaclip_med.files import sha256_file
 from aaclip_med.identity import network_values
 from aaclip_med.inference.network import is_exported
+from aaclip_med.model.digest import adapter_tensors_sha256
 
-__all__ = ["sha256_file", "run_record", "adapter_tensors_sha256", "tensor_sha256"]
+__all__ = ["sha256_file", "run_record"]
 
 
 # the packages whose versions change what inference computes (recorded for the report's provenance)
@@ -25,32 +24,6 @@ def _version(name: str = "aaclip-med") -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
-
-
-def adapter_tensors_sha256(model: nn.Module) -> str | None:
-    """sha256 of the adapters' tensors as the network holds them (names, dtypes, shapes, values).
-
-    The adapters file's hash says which file was loaded; this one says what runs, so two untrained
-    networks initialised with different seeds (no file at all) are told apart. None for a network
-    without adapters of its own (an exported graph: its card records the value it was made with).
-    """
-    state = getattr(model, "adapter_state_dict", None)
-    if state is None:
-        return None
-    digest = hashlib.sha256()
-    for name, tensor in sorted(state().items()):
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        tensor_sha256(tensor, digest)
-    return digest.hexdigest()
-
-
-def tensor_sha256(tensor: torch.Tensor, digest=None) -> str:
-    """sha256 of a tensor's bytes (CPU, contiguous); with ``digest`` the bytes are added to it instead."""
-    digest = digest if digest is not None else hashlib.sha256()
-    tensor = tensor.detach().to("cpu").contiguous()
-    if tensor.numel():
-        digest.update(tensor.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def run_record(model: nn.Module, weights: str | None, settings: dict) -> dict:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from aaclip_med.adaptation import ReferenceScorer
-from aaclip_med.adaptation.scoring import standardise
+from aaclip_med.memory.scoring import standardise
 
 from .conftest import normal_slice, with_planted_anomaly
 
@@ -73,7 +73,7 @@ def test_predictor_with_references_writes_the_combined_map(predictor, bank):
 
 
 def test_blocked_search_equals_the_full_product():
-    from aaclip_med.adaptation.scoring import max_cosine
+    from aaclip_med.memory.scoring import max_cosine
 
     queries, bank = torch.randn(50, 16), torch.randn(77, 16)
     expected = (queries @ bank.T).amax(dim=1)
