@@ -20,6 +20,8 @@ from pathlib import Path
 
 import open_clip
 
+from aaclip_med.identity import is_random_weights
+
 __all__ = ["WeightsChoice", "choose_weights", "cached_weights", "ENV_WEIGHTS", "DEMO_BACKBONE", "DEMO_IMAGE_SIZE"]
 
 logger = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ class WeightsChoice:
 
     @property
     def random(self) -> bool:
-        return self.pretrained.lower() == "random"
+        return is_random_weights(self.pretrained)
 
 
 def cached_weights(backbone: str, tag: str = _TAG) -> Path | None:

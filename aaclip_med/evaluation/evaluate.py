@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,9 @@ from aaclip_med.evaluation.published import get_published, list_published
 from aaclip_med.evaluation.report_files import write_csv, write_markdown
 from aaclip_med.evaluation.report_html import write_report_pages
 from aaclip_med.files import write_json_atomic
+from aaclip_med.identity import is_random_weights
 from aaclip_med.keys import Domain
+from aaclip_med.packages import installed_versions
 
 __all__ = ["evaluate_predictions", "REPORT_FILES", "DEFAULT_CACHE_MB"]
 
@@ -46,17 +47,6 @@ _PACKAGES = (
     "open_clip_torch",
     "matplotlib",
 )
-_RANDOM_MARKERS = {"", "none", "random", "random_init", "random-init"}
-
-
-def _versions() -> dict[str, str | None]:
-    out = {}
-    for name in _PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def _walk(node, prefix: str = ""):
@@ -82,9 +72,7 @@ def random_weights(run: dict) -> bool:
         leaf = key.rsplit(".", 1)[-1].lower()
         if leaf in {"random_weights", "weights_random"} and value is True:
             return True
-        if leaf == "pretrained" and (
-            value is None or (isinstance(value, str) and value.lower() in _RANDOM_MARKERS)
-        ):
+        if leaf == "pretrained" and is_random_weights(value):
             return True
     return False
 
@@ -129,7 +117,7 @@ def _report(results: list[ClassResult], run: dict, protocol: Protocol, dataset: 
         "random_weights": random_weights(run),
         "file_hashes": file_hashes(run),
         "run": run,
-        "package_versions": _versions(),
+        "package_versions": installed_versions(_PACKAGES),
         "inputs": {k: str(v) for k, v in paths.items()},
     }
 

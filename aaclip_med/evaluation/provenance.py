@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import PurePosixPath, PureWindowsPath
 
+from aaclip_med.identity import is_random_weights
+
 __all__ = ["provenance_rows", "file_entry", "NOT_RECORDED"]
 
 NOT_RECORDED = "not recorded"
@@ -43,7 +45,7 @@ def _clip_weights(run: Mapping) -> str:
     if run.get("random_weights") is not True and "pretrained" not in run and "backbone_weights" not in run:
         return NOT_RECORDED
     pretrained = run.get("pretrained", run.get("backbone_weights"))
-    if run.get("random_weights") is True or str(pretrained).lower() in {"random", "none", ""}:
+    if run.get("random_weights") is True or is_random_weights(pretrained):
         return "RANDOM (no pretrained CLIP weights: the numbers do not measure the method)"
     return file_entry(pretrained, run.get("pretrained_sha256") or run.get("backbone_weights_sha256"))
 

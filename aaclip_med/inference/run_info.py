@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
-from importlib import metadata
 
 import torch
 from torch import nn
 
 from aaclip_med.files import sha256_file
 from aaclip_med.identity import IDENTITY_VERSION, is_random_weights
+from aaclip_med.packages import installed_version, installed_versions
 
 __all__ = ["sha256_file", "run_record", "adapters_sha256", "tensor_sha256"]
 
 
 # the packages whose versions change what inference computes (recorded for the report's provenance)
 _PACKAGES = ("aaclip-med", "torch", "open_clip_torch", "monai", "numpy", "highdicom")
-
-
-def _version(name: str = "aaclip-med") -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def adapters_sha256(model: nn.Module) -> str | None:
@@ -68,8 +61,8 @@ def run_record(model: nn.Module, weights: str | None, settings: dict) -> dict:
         "weights_sha256": sha256_file(weights),
         "adapters_sha256": adapters_sha256(model),
         "engine": {"name": "torch", "format": None},
-        "aaclip_med_version": _version(),
-        "package_versions": {name: _version(name) for name in _PACKAGES},
+        "aaclip_med_version": installed_version("aaclip-med"),
+        "package_versions": installed_versions(_PACKAGES),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **settings,
     }

@@ -11,11 +11,12 @@ names come from the case ID (the input's file/folder name), never from these att
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pydicom
+
+from aaclip_med.packages import installed_version, require
 
 __all__ = ["import_highdicom", "read_sources", "frames", "DEVICE", "METHOD", "series_description", "weights_tag"]
 
@@ -42,18 +43,11 @@ def series_description(*parts: str) -> str:
 
 def import_highdicom():
     """highdicom, or an ImportError that says how to install it."""
-    try:
-        import highdicom
-    except ImportError as err:
-        raise ImportError("DICOM outputs need highdicom: pip install 'aaclip-med[dicom]'") from err
-    return highdicom
+    return require("highdicom", "writing DICOM outputs")
 
 
 def software_version() -> str:
-    try:
-        return metadata.version("aaclip-med")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    return installed_version("aaclip-med") or "unknown"
 
 
 # Type 2 attributes (present, may be empty) that highdicom copies; exports and anonymisers often
