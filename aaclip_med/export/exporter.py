@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from aaclip_med.export.formats import (
     write_graph,
 )
 from aaclip_med.export.quantize import agreement, quantize_onnx, run_onnx
-from aaclip_med.files import TMP_PREFIX
+from aaclip_med.files import move_into, staging_folder
 from aaclip_med.model.graph import AnomalyGraph
 
 __all__ = ["export_model", "reference_images", "EXPORT_PRECISIONS"]
@@ -113,9 +111,7 @@ def export_model(model, out_dir: str | os.PathLike, fmt: str, *, class_name: str
     model = model.to("cpu").eval()
     with torch.no_grad():
         graph = AnomalyGraph(model, description, domain, level_maps=level_maps).eval()
-    work = out / f"{TMP_PREFIX}export-{uuid.uuid4().hex[:8]}"  # the package's temporary names (files.py)
-    work.mkdir()
-    try:
+    with staging_folder(out, "export") as work:
         if precision == "int8":
             int8 = _int8(graph, work, fmt, calibration_images, opset) | {"calibration_data": calibration_source}
         else:
@@ -128,9 +124,6 @@ def export_model(model, out_dir: str | os.PathLike, fmt: str, *, class_name: str
                           versions=runtime_versions(), int8=int8)
         write_card(card, work)
         (out / CARD_NAME).unlink(missing_ok=True)  # an earlier export's card must not describe the new files
-        for item in sorted(work.iterdir(), key=lambda p: p.name == CARD_NAME):  # the card last: it marks completion
-            os.replace(item, out / item.name)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        move_into(sorted(work.iterdir(), key=lambda p: p.name == CARD_NAME), out)  # the card last: it marks completion
     logger.info("exported %s %s graph of %r to %s", precision, fmt, class_name, out)
     return card
