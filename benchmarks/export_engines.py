@@ -52,6 +52,7 @@ from aaclip_med.inference.deployed import DeployedModel
 from aaclip_med.model import AAClipConfig, build_aaclip
 from aaclip_med.model.fast import FastPredictor
 from aaclip_med.model.graph import AnomalyGraph
+from aaclip_med.units import in_mb
 
 ENGINES = ("torch-fast-fp32", "torch-fast-bf16", "torch-fast-int8", "ort-fp32", "ort-int8", "ov-fp32", "ov-int8")
 _PACKAGES = {"ort": "onnxruntime", "ov": "openvino"}
@@ -120,7 +121,7 @@ class _Graphs:
 
 
 def _size_mb(path: Path) -> float:
-    return sum(p.stat().st_size for p in path.parent.iterdir()) / 2**20
+    return in_mb(sum(p.stat().st_size for p in path.parent.iterdir()))
 
 
 def _card_folder(path: Path, fmt: str, precision: str, graph: AnomalyGraph) -> Path:

@@ -27,6 +27,7 @@ from aaclip_med.adaptation.coreset import select_coreset
 from aaclip_med.adaptation.scoring import max_cosine, scoring_dtype
 from aaclip_med.inference.calibration import PixelStats
 from aaclip_med.model.smoothing import level_maps_to_map
+from aaclip_med.units import mb_to_bytes
 
 __all__ = ["ReferenceSlices", "PatchStore", "build_class_memory", "MIN_REFERENCE_SLICES"]
 
@@ -220,7 +221,7 @@ def build_references(predictor, classes: dict[str, tuple[str, Iterable[Reference
     Args:
         predictor: the predictor (network, precision, device, batch size).
         classes: class name -> (description, its reference slices).
-        max_mb: budget of all features in MB (10^6 bytes), shared equally by the classes.
+        max_mb: budget of all features in MB (:data:`aaclip_med.units.MB`), shared equally by the classes.
         identity: what the file records (model fields and ``slice_axis``).
         seed: seed of the coreset selections.
         domain: the domain (default: from each preset).
@@ -231,7 +232,7 @@ def build_references(predictor, classes: dict[str, tuple[str, Iterable[Reference
         raise ValueError("no references given: an empty set cannot make a reference memory")
     if not max_mb > 0:
         raise ValueError(f"--max-mb must be positive, got {max_mb}")
-    budget = int(max_mb * 1e6 / len(classes))
+    budget = mb_to_bytes(max_mb) // len(classes)
     memories = {}
     for name, (description, sources) in classes.items():
         memories[name] = build_class_memory(predictor, name, description, sources, budget, seed, domain)

@@ -26,6 +26,7 @@ from aaclip_med.commands._common import (
 )
 from aaclip_med.inference.options import SLICE_AXES, InferenceOptions
 from aaclip_med.presets import AUTO, modality_choices
+from aaclip_med.units import in_mb
 
 __all__ = ["add_arguments", "run", "DEFAULT_MAX_MB"]
 
@@ -117,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from aaclip_med.adaptation import build_references, save_references
-    from aaclip_med.inference import Predictor, SliceOptions
     from aaclip_med.identity import memory_identity
+    from aaclip_med.inference import Predictor, SliceOptions
     from aaclip_med.inference.run_info import run_record
 
     start, stop = args.slice_range or (0, None)
@@ -134,5 +135,5 @@ def run(args: argparse.Namespace) -> int:
     for memory in bank.classes.values():
         print(f"{memory.class_name}: kept {memory.patches_kept} of {memory.patches_seen} patches per level "
               f"from {memory.slices} slice(s)")
-    print(f"reference memory ({bank.nbytes / 1e6:.1f} MB): {path}")
+    print(f"reference memory ({in_mb(bank.nbytes):.1f} MB): {path}")
     return 0

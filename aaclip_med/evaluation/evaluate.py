@@ -26,6 +26,7 @@ from aaclip_med.files import write_json_atomic
 from aaclip_med.identity import is_random_weights
 from aaclip_med.keys import Domain
 from aaclip_med.packages import installed_versions
+from aaclip_med.units import mb_to_bytes
 
 __all__ = ["evaluate_predictions", "REPORT_FILES", "DEFAULT_CACHE_MB"]
 
@@ -149,7 +150,7 @@ def evaluate_predictions(
             ``dataset`` entry, if any).
         fpr_limit: FPR limit of AUPRO.
         examples_per_group: overlay tiles per example group and class in the HTML.
-        cache_mb: budget (MiB) of the run's cache of decoded mask volumes; 0 decodes a mask volume
+        cache_mb: budget (MB, :data:`aaclip_med.units.MB`) of the run's cache of decoded mask volumes; 0 decodes a mask volume
             for each of its slices. It changes memory use and time, never a result (its
             statistics are in report.json under ``volume_cache``).
         viewer: also write ``viewer.html`` and its volumes (off: report.html only).
@@ -168,7 +169,7 @@ def evaluate_predictions(
     if cache_mb < 0:
         msg = f"cache_mb must be >= 0 (0 turns the volume cache off), got {cache_mb}"
         raise ValueError(msg)
-    cache = VolumeCache(int(cache_mb) * 2**20)
+    cache = VolumeCache(mb_to_bytes(cache_mb))
     protocol = Protocol(protocol)
     if dataset is not None and get_published(dataset) is None:  # a typo would silently drop the comparison
         msg = (f"dataset {dataset!r} has no published numbers to compare with; known: {', '.join(list_published())} "
