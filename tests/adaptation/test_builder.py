@@ -37,11 +37,17 @@ def test_build_is_bounded_by_max_mb_and_says_what_it_kept(predictor, caplog):
     assert all(level.shape == (memory.patches_kept, width) for level in memory.levels)
 
 
-def test_statistics_are_held_out(bank):
+def test_statistics_are_held_out(bank, predictor, references):
     stats = bank.classes["scan"].stats
     # a reference against a memory holding itself would read ~0; held out it does not
     assert stats["memory_mean"] > 0.01 and stats["memory_std"] > 0
-    assert stats["zero_shot_std"] > 0 and stats["global_std"] >= 0
+    assert stats["zero_shot_std"] > 0
+    # the global-score statistics are those of the references' own zero-shot global scores
+    batch = torch.stack([predictor.preprocess(image, "ct") for image in references])
+    _, zero_shot = predictor.encode(batch, "scan", "medical")
+    scores = zero_shot.global_score.double()
+    assert stats["global_mean"] == pytest.approx(scores.mean().item(), rel=1e-5)
+    assert stats["global_std"] == pytest.approx(scores.std(correction=0).item(), rel=1e-3, abs=1e-7)
 
 
 def test_bad_reference_sets_are_refused(predictor):
