@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import importlib
 import os
+import random
 import shutil
+import signal
 import subprocess
+import time
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
 
-__all__ = ["require_program", "require_module", "skip_or_fail", "on_ci", "dciodvfy", "chromium_session"]
+__all__ = ["require_program", "require_module", "skip_or_fail", "on_ci", "stop_when", "dciodvfy", "chromium_session"]
 
 
 def on_ci() -> bool:
@@ -48,6 +52,30 @@ def require_program(names: str | tuple[str, ...], install: str) -> str:
         if path:
             return path
     skip_or_fail(f"{' or '.join(names)} not found on PATH; install it with: {install}")
+
+
+def stop_when(pid: int, ready: Callable[[], bool], timeout: float = 120.0, step: float = 0.02, seed: int = 0) -> bool:
+    """Let process ``pid`` run in short random steps and stop it (SIGSTOP) between them until ``ready()``.
+
+    ``ready()`` is read while the process is stopped, so what it saw still holds when the caller
+    then kills the process: a test that kills "mid-run" cannot lose a race against a fast machine.
+    The steps' random lengths (up to ``step`` s) put the process at an arbitrary point of its work.
+
+    Returns:
+        True with the process stopped (send it SIGKILL, or SIGTERM then SIGCONT); False when it
+        ended or ``timeout`` passed first (then it is left running).
+    """
+    rng, deadline = random.Random(seed), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(rng.uniform(step / 4, step))
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            return False
+        if ready():
+            return True
+        os.kill(pid, signal.SIGCONT)
+    return False
 
 
 def dciodvfy(path) -> tuple[list[str], list[str]]:

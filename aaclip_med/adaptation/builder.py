@@ -25,6 +25,7 @@ import torch
 from aaclip_med.adaptation.bank import ClassMemory
 from aaclip_med.adaptation.coreset import select_coreset
 from aaclip_med.adaptation.scoring import max_cosine, scoring_dtype
+from aaclip_med.errors import ParameterError
 from aaclip_med.inference.calibration import PixelStats
 from aaclip_med.model.smoothing import level_maps_to_map
 from aaclip_med.units import mb_to_bytes
@@ -167,8 +168,8 @@ def build_class_memory(predictor, class_name: str, description: str, sources: It
     n_levels, width = len(model.config.levels), int(model.embed_dim)
     capacity = capacity_bytes // (n_levels * width * 2)
     if capacity < 1:
-        raise ValueError(f"--max-mb leaves {capacity_bytes} bytes for class {class_name!r}: less than one patch "
-                         f"({n_levels * width * 2} bytes); raise it")
+        raise ParameterError("capacity_bytes", capacity_bytes, f"less than one patch of class {class_name!r} "
+                             f"({n_levels * width * 2} bytes); raise it")
     stores = [PatchStore(capacity, seed + 7919 * level) for level in range(n_levels)]
     acc, dtype = _Accumulator(), scoring_dtype(predictor.precision)
     presets: dict[str, str] = {}
@@ -231,8 +232,12 @@ def build_references(predictor, classes: dict[str, tuple[str, Iterable[Reference
     if not classes:
         raise ValueError("no references given: an empty set cannot make a reference memory")
     if not max_mb > 0:
-        raise ValueError(f"--max-mb must be positive, got {max_mb}")
+        raise ParameterError("max_mb", max_mb, "must be positive")
     budget = mb_to_bytes(max_mb) // len(classes)
+    patch_bytes = len(predictor.model.config.levels) * int(predictor.model.embed_dim) * 2
+    if budget < patch_bytes:
+        raise ParameterError("max_mb", max_mb, f"leaves {budget} bytes for each of {len(classes)} class(es): less "
+                             f"than one patch ({patch_bytes} bytes); raise it")
     memories = {}
     for name, (description, sources) in classes.items():
         memories[name] = build_class_memory(predictor, name, description, sources, budget, seed, domain)

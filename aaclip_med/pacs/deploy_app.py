@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         inference_options_from_args,
         model_from_args,
     )
+    from aaclip_med.commands.flags import cli_message
 
     parser = argparse.ArgumentParser(prog="aaclip_med.pacs.deploy_app", description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--input", required=True, help="folder of DICOM series")
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(args.seed)
         app = AAClipDeployApp(model_from_args(args), options, args.input, args.output)
     except (ValueError, OSError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        print(f"{parser.prog}: error: {cli_message(err)}", file=sys.stderr)
         return 1
     app.run()
     failed = [k for k, s in app.statuses.items() if s == "failed"]
