@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
+from aaclip_med.data.errors import DataError
 from aaclip_med.packages import installed_version, require
 
-__all__ = ["import_highdicom", "read_sources", "frames", "DEVICE", "METHOD", "series_description", "weights_tag"]
+__all__ = ["import_highdicom", "read_sources", "check_plane_geometry", "frames", "DEVICE", "METHOD", "series_description", "weights_tag"]
 
 DEVICE = {
     "manufacturer": "aaclip-med",
@@ -65,6 +66,28 @@ def read_sources(files: Sequence[Path]) -> list[pydicom.Dataset]:
                 setattr(ds, keyword, "")
     _fill_slice_thickness(sources)
     return sources
+
+
+_PLANE = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+
+
+def check_plane_geometry(sources: Sequence[pydicom.Dataset], files: Sequence[Path], what: str,
+                         required: bool) -> None:
+    """Refuse sources whose image plane a DICOM ``what`` cannot be placed on, naming the file.
+
+    A Parametric Map needs the plane of every source (``required``); a SEG takes a source with no
+    plane at all (a secondary capture), but not one with part of it. highdicom would otherwise fail
+    later with a message about functional groups or a missing attribute.
+
+    Raises:
+        DataError: naming the first such file and the attributes it lacks.
+    """
+    for ds, path in zip(sources, files, strict=True):
+        missing = [keyword for keyword in _PLANE if ds.get(keyword) in (None, "")]
+        if missing and (required or len(missing) < len(_PLANE)):
+            kind = "part of its image plane" if len(missing) < len(_PLANE) else "no image plane (a secondary capture?)"
+            raise DataError(path, f"has {kind}: {', '.join(missing)} missing, which a DICOM {what} needs to be "
+                                  "placed on it; write the NIfTI outputs only (no DICOM outputs) for this source")
 
 
 def _fill_slice_thickness(sources: Sequence[pydicom.Dataset]) -> None:
