@@ -113,11 +113,13 @@ def append_json_line(path: str | os.PathLike, data: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json_line(data) + "\n").encode("utf-8")
-    handle = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as previous:
+            previous.seek(-1, os.SEEK_END)
+            if previous.read(1) != b"\n":
+                line = b"\n" + line
+    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
-        size = os.fstat(handle).st_size
-        if size and os.pread(handle, 1, size - 1) != b"\n":
-            line = b"\n" + line
         os.write(handle, line)
     finally:
         os.close(handle)
