@@ -12,6 +12,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pydicom
+import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -106,3 +107,17 @@ def test_4d_nifti_keeps_volume_0_with_the_source_geometry(tmp_path, caplog):
     result = nib.load(tmp_path / "out" / "dwi_anomaly.nii.gz")
     assert result.shape == (16, 12, 4)
     np.testing.assert_allclose(result.affine, affine, atol=1e-5)
+
+
+def test_a_source_with_part_of_an_image_plane_is_refused_for_a_seg(tmp_path):
+    from aaclip_med.data import DataError
+    from aaclip_med.inference.writers.dicom_seg import write_segmentation
+
+    source = _rgb_dicom(tmp_path / "in", np.full((8, 8, 3), 90), plane=True)
+    ds = pydicom.dcmread(source)
+    del ds.PixelSpacing
+    ds.save_as(source)
+    with pytest.raises(DataError) as info:  # highdicom: AttributeError 'FileDataset' object has no attribute ...
+        write_segmentation(np.ones((8, 8), bool), [source], tmp_path / "seg.dcm", threshold=0.5)
+    assert str(info.value).startswith(f"{source}: has part of its image plane: PixelSpacing missing, which a DICOM SEG")
+    assert not (tmp_path / "seg.dcm").exists()

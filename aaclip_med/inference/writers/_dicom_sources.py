@@ -83,6 +83,8 @@ def check_plane_geometry(sources: Sequence[pydicom.Dataset], files: Sequence[Pat
         DataError: naming the first such file and the attributes it lacks.
     """
     for ds, path in zip(sources, files, strict=True):
+        if "SharedFunctionalGroupsSequence" in ds or "PerFrameFunctionalGroupsSequence" in ds:
+            continue  # a multi-frame object keeps its plane in functional groups (highdicom reads them there)
         missing = [keyword for keyword in _PLANE if ds.get(keyword) in (None, "")]
         if missing and (required or len(missing) < len(_PLANE)):
             kind = "part of its image plane" if len(missing) < len(_PLANE) else "no image plane (a secondary capture?)"
