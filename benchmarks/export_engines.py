@@ -52,6 +52,7 @@ from aaclip_med.inference.deployed import DeployedModel
 from aaclip_med.model import AAClipConfig, build_aaclip
 from aaclip_med.model.fast import FastPredictor
 from aaclip_med.model.graph import AnomalyGraph
+from aaclip_med.packages import install_hint
 from aaclip_med.units import in_mb
 
 ENGINES = ("torch-fast-fp32", "torch-fast-bf16", "torch-fast-int8", "ort-fp32", "ort-int8", "ov-fp32", "ov-int8")
@@ -77,9 +78,9 @@ def skip_reason(engine: str) -> str | None:
     """Why ``engine`` cannot run here (its package is missing), or None."""
     package = _PACKAGES.get(engine.split("-")[0])
     if package and importlib.util.find_spec(package) is None:
-        return f"{package} is not installed (pip install 'aaclip-med[export]')"
+        return f"{package} is not installed ({install_hint('export')})"
     if engine.endswith("int8") and package and importlib.util.find_spec("onnx") is None:
-        return "onnx is not installed (pip install 'aaclip-med[export]')"
+        return f"onnx is not installed ({install_hint('export')})"
     return None
 
 

@@ -28,7 +28,7 @@ from aaclip_med.adaptation.scoring import max_cosine, scoring_dtype
 from aaclip_med.errors import ParameterError
 from aaclip_med.inference.calibration import PixelStats
 from aaclip_med.model.smoothing import level_maps_to_map
-from aaclip_med.units import mb_to_bytes
+from aaclip_med.units import in_mb, mb_to_bytes
 
 __all__ = ["ReferenceSlices", "PatchStore", "build_class_memory", "MIN_REFERENCE_SLICES"]
 
@@ -170,6 +170,12 @@ def build_class_memory(predictor, class_name: str, description: str, sources: It
     if capacity < 1:
         raise ParameterError("capacity_bytes", capacity_bytes, f"less than one patch of class {class_name!r} "
                              f"({n_levels * width * 2} bytes); raise it")
+    per_slice = int(model.grid_size[0]) * int(model.grid_size[1])
+    if capacity < per_slice:
+        logger.warning("max_mb leaves room for %d patch(es) per level of class %r, fewer than the %d patches of one "
+                       "slice: such a memory cannot cover normal anatomy and its scores mean little; give it at least "
+                       "%.2f MB per class (the default 256 MB holds the patches of many slices)", capacity, class_name,
+                       per_slice, in_mb(per_slice * n_levels * width * 2))
     stores = [PatchStore(capacity, seed + 7919 * level) for level in range(n_levels)]
     acc, dtype = _Accumulator(), scoring_dtype(predictor.precision)
     presets: dict[str, str] = {}

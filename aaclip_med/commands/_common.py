@@ -16,7 +16,13 @@ from importlib import resources
 from pathlib import Path
 
 from aaclip_med.files import sha256_file
-from aaclip_med.inference.options import PMAP_VALUES, SLICE_AXES, InferenceOptions, SliceOptions
+from aaclip_med.inference.options import (
+    DEFAULT_REFERENCE_WEIGHT,
+    PMAP_VALUES,
+    SLICE_AXES,
+    InferenceOptions,
+    SliceOptions,
+)
 from aaclip_med.model.adapter_file import read_adapter_metadata
 from aaclip_med.model.config import check_image_size
 from aaclip_med.precision import INFERENCE_PRECISIONS, PRECISIONS
@@ -195,7 +201,10 @@ def add_inference_arguments(parser: argparse.ArgumentParser, dicom_flag: bool = 
                               "is); 'raw' = the raw map (its range in the mapping; viewers do not scale it). Default: "
                               "probability with --calibration, else raw (warned)")
     outputs.add_argument("--force", action="store_true",
-                         help="recompute every case when OUT holds work done with other settings")
+                         help="recompute every case when OUT holds work done with other settings (without it such "
+                              "a run is refused, naming them: network and weights, preset, domain, precision, "
+                              "threshold, DICOM outputs and values, calibration, class and description, slicing, "
+                              "reference memory and weight, engine)")
     calib = parser.add_argument_group("calibration")
     calib.add_argument("--calibration", metavar="FILE", help="calibration JSON to apply (z-scores, normal percentiles)")
     calib.add_argument("--allow-calibration-mismatch", action="store_true",
@@ -204,9 +213,10 @@ def add_inference_arguments(parser: argparse.ArgumentParser, dicom_flag: bool = 
     memory.add_argument("--references", metavar="FILE",
                         help="reference memory of normal scans ('aaclip-med references build'); the written maps "
                              "and scores combine it with the zero-shot map, in normal standard deviations")
-    memory.add_argument("--reference-weight", type=fraction, default=defaults.reference_weight, metavar="W",
+    memory.add_argument("--reference-weight", type=fraction, default=None, metavar="W",
                         help="weight of the memory in the combined map: (1-W)*zero-shot + W*memory, each "
-                             "standardised on the references (1 = the memory alone)")
+                             f"standardised on the references (1 = the memory alone; default {DEFAULT_REFERENCE_WEIGHT}); "
+                             "only with --references")
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default=defaults.precision,
                            help="auto: bf16/fp16 where the device runs it natively, else fp32; int8: dynamic int8 "
@@ -229,6 +239,9 @@ def inference_options_from_args(args: argparse.Namespace, **changes) -> Inferenc
         changes: settings the command fixes, e.g. ``dicom=True`` for PACS.
     """
     check_paths(calibration=args.calibration, references=args.references)  # before any series or model work
+    if args.reference_weight is not None and not args.references:
+        raise ValueError(f"--reference-weight {args.reference_weight:g} needs --references FILE: it weighs the reference "
+                         "memory in the maps, so alone it would change nothing")
     calibration = None
     if args.calibration:
         from aaclip_med.inference.calibration import load_calibration  # numpy, not torch

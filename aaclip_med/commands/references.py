@@ -92,13 +92,14 @@ def _check(args: argparse.Namespace) -> None:
 def _classes(args: argparse.Namespace, slice_options) -> dict:
     """class name -> (description, lazy reference slices)."""
     from aaclip_med.adaptation.sources import case_references, manifest_references, normal_records
-    from aaclip_med.data.manifest import read_manifest
+    from aaclip_med.data.manifest import manifest_descriptions, read_manifest
     from aaclip_med.inference import discover_cases
     from aaclip_med.keys import Keys
     from aaclip_med.prompts import resolve_description
 
     descriptions = descriptions_from_args(args.descriptions)
     if args.manifest:
+        descriptions = manifest_descriptions(args.manifest, descriptions)
         records = normal_records(read_manifest(args.manifest), args.manifest)
         root = Path(args.dataset_root) if args.dataset_root else Path(args.manifest).parent
         names = sorted({str(r[Keys.CLASS_NAME]) for r in records})

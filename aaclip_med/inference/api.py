@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from aaclip_med.data.manifest import read_manifest
+from aaclip_med.data.manifest import manifest_descriptions, read_manifest
 from aaclip_med.distributed import DistContext, init_distributed, shutdown_distributed
 from aaclip_med.identity import memory_identity
 from aaclip_med.inference.calibration import (
@@ -160,7 +160,7 @@ def references_record(options: InferenceOptions) -> dict:
     if options.references is None:
         return {}
     path = _references_file(options.references)
-    return {"references": {"sha256": sha256_file(path) if path else None, "weight": float(options.reference_weight)},
+    return {"references": {"sha256": sha256_file(path) if path else None, "weight": options.resolved_reference_weight},
             "references_path": str(path) if path else None}
 
 
@@ -190,9 +190,9 @@ def attach_references(predictor: Predictor, options: InferenceOptions, record: M
                              f"the preset {memory.modality!r}: their reference memories cannot be told apart; give "
                              "them distinct descriptions (--descriptions)")
         owners[key] = class_name
-        scorers[key] = ReferenceScorer(memory, options.reference_weight, predictor.device, predictor.precision)
+        scorers[key] = ReferenceScorer(memory, options.resolved_reference_weight, predictor.device, predictor.precision)
     predictor.references = scorers
-    logger.info("reference memory %s: classes %s, weight %g", source, sorted(descriptions), options.reference_weight)
+    logger.info("reference memory %s: classes %s, weight %g", source, sorted(descriptions), options.resolved_reference_weight)
 
 
 def _calibration_lookup(calibration: Calibration | None, record: Mapping,
@@ -224,7 +224,8 @@ def _manifest_job(predictor: Predictor, options: InferenceOptions, manifest, dat
     if options.description:
         descriptions = {name: options.description for name in classes}
     else:
-        descriptions = {name: resolve_description(name, options.descriptions) for name in classes}
+        given = manifest_descriptions(manifest, options.descriptions)
+        descriptions = {name: resolve_description(name, given) for name in classes}
     if options.calibration is not None:
         logger.warning("the calibration is not applied to a manifest run: its raw scores are what 'aaclip-med evaluate' reads")
     record |= {"manifest": str(manifest), "manifest_sha256": sha256_file(manifest), "dataset_root": str(root),

@@ -29,6 +29,7 @@ __all__ = [
     "map_range",
 ]
 
+DEFAULT_REFERENCE_WEIGHT = 0.5  # the memory and the zero-shot map count alike (docs/reference-memory.md)
 DEFAULT_CLASS = "scan"  # class (and description) of inputs when neither is given: BMAD's medical prompt
 MIN_FOREGROUND = 0.05  # default fraction of a volume slice that must be foreground to count in the case score
 SLICE_AXES = ("acquisition", "axial", "coronal", "sagittal", 0, 1, 2)  # what SliceOptions.axis accepts
@@ -102,7 +103,9 @@ class InferenceOptions:
         references: a reference memory (``refs.safetensors`` path or a loaded
             :class:`~aaclip_med.adaptation.ReferenceBank`) combined with the zero-shot maps
             (docs/reference-memory.md); the maps are then in normal standard deviations.
-        reference_weight: weight of the memory in the combined map, in [0, 1] (1 = memory alone).
+        reference_weight: weight of the memory in the combined map, in [0, 1] (1 = memory alone);
+            None: :data:`DEFAULT_REFERENCE_WEIGHT`. Given without ``references`` it is refused (it
+            would change nothing, silently).
         slices: how volumes are cut (:class:`SliceOptions`).
         precision: "auto", "fp32", "bf16" or "fp16" (see :mod:`aaclip_med.precision`).
         batch_size: slices per forward pass.
@@ -124,7 +127,7 @@ class InferenceOptions:
     calibration: Any = None
     allow_calibration_mismatch: bool = False
     references: Any = None
-    reference_weight: float = 0.5
+    reference_weight: float | None = None
     slices: SliceOptions = field(default_factory=SliceOptions)
     precision: str = "auto"
     batch_size: int = 8
@@ -146,8 +149,12 @@ class InferenceOptions:
             object.__setattr__(self, "slices", SliceOptions(**self.slices))
         if self.threshold is not None:
             check_threshold(self.threshold)
-        if not (isinstance(self.reference_weight, (int, float)) and 0.0 <= self.reference_weight <= 1.0):
-            raise ValueError(f"reference_weight is in [0, 1] (1 = the memory alone), got {self.reference_weight!r}")
+        weight = self.reference_weight
+        if weight is not None and not (isinstance(weight, (int, float)) and 0.0 <= weight <= 1.0):
+            raise ValueError(f"reference_weight is in [0, 1] (1 = the memory alone), got {weight!r}")
+        if weight is not None and self.references is None:
+            raise ValueError(f"reference_weight={weight:g} is given without references: it weighs a reference memory "
+                             "in the maps, so without one it would change nothing; give references as well, or drop it")
         if self.pmap_values not in (None, *PMAP_VALUES):
             raise ValueError(f"pmap_values must be one of {list(PMAP_VALUES)} or None, got {self.pmap_values!r}")
 
@@ -170,6 +177,11 @@ class InferenceOptions:
                        "with {calibrate_normals}, or pass {pmap_values}=raw")
                 raise ParameterError("pmap_values", values, msg)
         return values
+
+    @property
+    def resolved_reference_weight(self) -> float:
+        """``reference_weight``, or :data:`DEFAULT_REFERENCE_WEIGHT` when it is not given."""
+        return DEFAULT_REFERENCE_WEIGHT if self.reference_weight is None else float(self.reference_weight)
 
     @property
     def resolved_class(self) -> str:

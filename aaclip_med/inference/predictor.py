@@ -248,6 +248,7 @@ class Predictor:
             chunk = slices[start : start + self.batch_size]
             batch = torch.stack([self.preprocess(s, name) for s in chunk])  # (B, 3, S, S)
             pred = self.predict_tensor(batch, description, domain, scorer)
+            _check_finite(pred, start, len(chunk), scorer)
             maps += [resize_map(m, s.shape[-2:]) for m, s in zip(pred.anomaly_map, chunk, strict=True)]
             if keep_model_maps:
                 model_maps += [m.numpy().copy() for m in pred.anomaly_map]  # a copy: the batch tensor can go
@@ -261,3 +262,14 @@ class Predictor:
             return torch.cat(parts).numpy() if parts else np.zeros(0, np.float32)
 
         return SlicePredictions(maps, cat(scores), cat(globals_), cat(maxima), model_maps)
+
+
+def _check_finite(pred: Prediction, start: int, count: int, scorer) -> None:
+    """Refuse a prediction holding NaN or infinite values: written, it would be an all-NaN map and a null
+    score under "done"; raised, the case fails with this reason and the run goes on."""
+    bad = [name for name, values in zip(("anomaly map", "image score", "global score"), pred[:3], strict=False)
+           if not bool(torch.isfinite(values).all())]
+    if bad:
+        cause = ("the reference memory or " if scorer is not None else "") + "the network's weights"
+        raise ValueError(f"the {' and '.join(bad)} of slice(s) {start}..{start + count - 1} hold non-finite values "
+                         f"(NaN or infinity): {cause} produce them; nothing is written for this case")

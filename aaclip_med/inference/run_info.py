@@ -9,17 +9,17 @@ import torch
 from torch import nn
 
 from aaclip_med.files import sha256_file
-from aaclip_med.identity import IDENTITY_VERSION, is_random_weights
+from aaclip_med.identity import network_values
 from aaclip_med.packages import installed_version, installed_versions
 
-__all__ = ["sha256_file", "run_record", "adapters_sha256", "tensor_sha256"]
+__all__ = ["sha256_file", "run_record", "adapter_tensors_sha256", "tensor_sha256"]
 
 
 # the packages whose versions change what inference computes (recorded for the report's provenance)
 _PACKAGES = ("aaclip-med", "torch", "open_clip_torch", "monai", "numpy", "highdicom")
 
 
-def adapters_sha256(model: nn.Module) -> str | None:
+def adapter_tensors_sha256(model: nn.Module) -> str | None:
     """sha256 of the adapters' tensors as the network holds them (names, dtypes, shapes, values).
 
     The adapters file's hash says which file was loaded; this one says what runs, so two untrained
@@ -50,16 +50,11 @@ def run_record(model: nn.Module, weights: str | None, settings: dict) -> dict:
     tensors, :mod:`aaclip_med.identity`) plus ``settings``."""
     config = getattr(model, "config", None)
     pretrained = getattr(config, "pretrained", None)
-    record = {
-        "identity_version": IDENTITY_VERSION,
-        "backbone": getattr(config, "backbone", None),
-        "image_size": getattr(config, "image_size", None),
-        "pretrained": pretrained,
-        "pretrained_sha256": sha256_file(pretrained),
-        "random_weights": is_random_weights(pretrained),
-        "weights": str(weights) if weights else None,
-        "weights_sha256": sha256_file(weights),
-        "adapters_sha256": adapters_sha256(model),
+    record = network_values(
+        backbone=getattr(config, "backbone", None), image_size=getattr(config, "image_size", None),
+        pretrained=pretrained, pretrained_sha256=sha256_file(pretrained), weights=str(weights) if weights else None,
+        weights_sha256=sha256_file(weights), adapter_tensors_sha256=adapter_tensors_sha256(model),
+    ) | {
         "engine": {"name": "torch", "format": None},
         "aaclip_med_version": installed_version("aaclip-med"),
         "package_versions": installed_versions(_PACKAGES),

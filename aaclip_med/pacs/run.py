@@ -96,7 +96,7 @@ def _record(processor: SeriesProcessor, server: DicomWebServer, model, request: 
 
     options = processor.options
     # the calibration: "calibrated" below; the reference memory (loaded once): its file, sha256 and weight
-    settings = dataclasses.asdict(options.replace(calibration=None, references=None))
+    settings = dataclasses.asdict(options.replace(calibration=None, references=None, reference_weight=None))
     for name in ("calibration", "descriptions", "references"):
         settings.pop(name)
     settings |= references_record(options)
