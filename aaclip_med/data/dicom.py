@@ -195,7 +195,7 @@ def find_dicom_series(folder: str | PathLike, recursive: bool = False, images_on
         uid = str(getattr(header, "SeriesInstanceUID", "") or "unknown")
         groups.setdefault(uid, []).append((slice_position(header), path))
     if not groups:
-        raise DataError(folder, "holds no readable DICOM file" if not images_only else "holds no DICOM image file")
+        raise DataError(folder, "holds no readable DICOM file")
     series = [DicomSeries(uid, tuple(p for _, p in sorted(items))) for uid, items in sorted(groups.items())]
     logger.debug("found %d DICOM series in %s", len(series), folder)
     return series
