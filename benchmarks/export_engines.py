@@ -52,6 +52,8 @@ from aaclip_med.export.quantize import quantize_onnx
 from aaclip_med.model import AAClipConfig, build_aaclip
 from aaclip_med.model.fast import FastPredictor
 from aaclip_med.model.graph import AnomalyGraph
+from aaclip_med.packages import install_hint
+from aaclip_med.units import in_mb
 
 ENGINES = ("torch-fast-fp32", "torch-fast-bf16", "torch-fast-int8", "ort-fp32", "ort-int8", "ov-fp32", "ov-int8")
 _PACKAGES = {"ort": "onnxruntime", "ov": "openvino"}
@@ -76,9 +78,9 @@ def skip_reason(engine: str) -> str | None:
     """Why ``engine`` cannot run here (its package is missing), or None."""
     package = _PACKAGES.get(engine.split("-")[0])
     if package and importlib.util.find_spec(package) is None:
-        return f"{package} is not installed (pip install 'aaclip-med[export]')"
+        return f"{package} is not installed ({install_hint('export')})"
     if engine.endswith("int8") and package and importlib.util.find_spec("onnx") is None:
-        return "onnx is not installed (pip install 'aaclip-med[export]')"
+        return f"onnx is not installed ({install_hint('export')})"
     return None
 
 
@@ -118,7 +120,7 @@ class _Graphs:
 
 
 def _size_mb(path: Path) -> float:
-    return sum(p.stat().st_size for p in path.parent.iterdir()) / 2**20
+    return in_mb(sum(p.stat().st_size for p in path.parent.iterdir()))
 
 
 def _card_folder(path: Path, fmt: str, precision: str, graph: AnomalyGraph) -> Path:

@@ -27,6 +27,7 @@ from aaclip_med.commands._common import (
 from aaclip_med.inference.options import SLICE_AXES, InferenceOptions
 from aaclip_med.keys import DOMAINS
 from aaclip_med.presets import AUTO, modality_choices
+from aaclip_med.units import in_mb
 
 __all__ = ["add_arguments", "run", "DEFAULT_MAX_MB"]
 
@@ -136,5 +137,5 @@ def run(args: argparse.Namespace) -> int:
     for memory in bank.classes.values():
         print(f"{memory.class_name}: kept {memory.patches_kept} of {memory.patches_seen} patches per level "
               f"from {memory.slices} slice(s)")
-    print(f"reference memory ({bank.nbytes / 1e6:.1f} MB): {path}")
+    print(f"reference memory ({in_mb(bank.nbytes):.1f} MB): {path}")
     return 0

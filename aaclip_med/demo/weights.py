@@ -21,6 +21,7 @@ from pathlib import Path
 import open_clip
 
 from aaclip_med.demo.settings import DEMO_BACKBONE, DEMO_IMAGE_SIZE
+from aaclip_med.identity import is_random_weights
 
 __all__ = ["WeightsChoice", "choose_weights", "cached_weights", "ENV_WEIGHTS", "DEMO_BACKBONE", "DEMO_IMAGE_SIZE"]
 
@@ -41,7 +42,7 @@ class WeightsChoice:
 
     @property
     def random(self) -> bool:
-        return self.pretrained.lower() == "random"
+        return is_random_weights(self.pretrained)
 
 
 def cached_weights(backbone: str, tag: str = _TAG) -> Path | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,10 @@ from aaclip_med.evaluation.report_files import write_csv, write_markdown
 from aaclip_med.evaluation.report_html import write_report_pages
 from aaclip_med.evaluation.settings import DEFAULT_CACHE_MB
 from aaclip_med.files import write_json_atomic
+from aaclip_med.identity import is_random_weights
 from aaclip_med.keys import Domain
+from aaclip_med.packages import installed_versions
+from aaclip_med.units import mb_to_bytes
 
 __all__ = ["evaluate_predictions", "REPORT_FILES", "DEFAULT_CACHE_MB"]
 
@@ -42,17 +44,6 @@ _PACKAGES = (
     "open_clip_torch",
     "matplotlib",
 )
-_RANDOM_MARKERS = {"", "none", "random", "random_init", "random-init"}
-
-
-def _versions() -> dict[str, str | None]:
-    out = {}
-    for name in _PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def _walk(node, prefix: str = ""):
@@ -78,9 +69,7 @@ def random_weights(run: dict) -> bool:
         leaf = key.rsplit(".", 1)[-1].lower()
         if leaf in {"random_weights", "weights_random"} and value is True:
             return True
-        if leaf == "pretrained" and (
-            value is None or (isinstance(value, str) and value.lower() in _RANDOM_MARKERS)
-        ):
+        if leaf == "pretrained" and is_random_weights(value):
             return True
     return False
 
@@ -125,7 +114,7 @@ def _report(results: list[ClassResult], run: dict, protocol: Protocol, dataset: 
         "random_weights": random_weights(run),
         "file_hashes": file_hashes(run),
         "run": run,
-        "package_versions": _versions(),
+        "package_versions": installed_versions(_PACKAGES),
         "inputs": {k: str(v) for k, v in paths.items()},
     }
 
@@ -157,7 +146,7 @@ def evaluate_predictions(
             ``dataset`` entry, if any).
         fpr_limit: FPR limit of AUPRO.
         examples_per_group: overlay tiles per example group and class in the HTML.
-        cache_mb: budget (MiB) of the run's cache of decoded mask volumes; 0 decodes a mask volume
+        cache_mb: budget (MB, :data:`aaclip_med.units.MB`) of the run's cache of decoded mask volumes; 0 decodes a mask volume
             for each of its slices. It changes memory use and time, never a result (its
             statistics are in report.json under ``volume_cache``).
         viewer: also write ``viewer.html`` and its volumes (off: report.html only).
@@ -176,7 +165,7 @@ def evaluate_predictions(
     if cache_mb < 0:
         msg = f"cache_mb must be >= 0 (0 turns the volume cache off), got {cache_mb}"
         raise ValueError(msg)
-    cache = VolumeCache(int(cache_mb) * 2**20)
+    cache = VolumeCache(mb_to_bytes(cache_mb))
     protocol = Protocol(protocol)
     if dataset is not None and get_published(dataset) is None:  # a typo would silently drop the comparison
         msg = (f"dataset {dataset!r} has no published numbers to compare with; known: {', '.join(list_published())} "

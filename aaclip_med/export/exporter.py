@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from aaclip_med.export.folder import check_export_folder, earlier_export_files
 from aaclip_med.export.formats import output_names, write_graph, write_onnx
 from aaclip_med.export.quantize import agreement, quantize_onnx, run_onnx
 from aaclip_med.export.registry import DEFAULT_OPSET, check_export, export_format, load_function
-from aaclip_med.files import TMP_PREFIX
+from aaclip_med.files import move_into, staging_folder
 from aaclip_med.inference.cohort_job import load_case
 from aaclip_med.inference.run_info import run_record
 from aaclip_med.inference.sources import discover_cases
@@ -102,8 +100,7 @@ def _move_into_place(work: Path, out: Path) -> None:
     written = {item.name for item in work.iterdir()}
     stale = earlier_export_files(out) - written
     (out / CARD_NAME).unlink(missing_ok=True)  # an earlier export's card must not describe the new files
-    for item in sorted(work.iterdir(), key=lambda p: p.name == CARD_NAME):
-        os.replace(item, out / item.name)
+    move_into(sorted(work.iterdir(), key=lambda p: p.name == CARD_NAME), out)
     for name in stale:
         (out / name).unlink(missing_ok=True)
 
@@ -134,9 +131,7 @@ def export_model(model, out_dir: str | os.PathLike, fmt: str, *, class_name: str
     model = model.to("cpu").eval()
     with torch.no_grad():
         graph = AnomalyGraph(model, description, domain, level_maps=level_maps).eval()
-    work = out / f"{TMP_PREFIX}export-{uuid.uuid4().hex[:8]}"  # the package's temporary names (files.py)
-    work.mkdir()
-    try:
+    with staging_folder(out, "export") as work:
         if precision == "int8":
             int8 = _int8(graph, work, fmt, calibration_images, opset) | {"calibration_data": calibration_source}
         else:
@@ -149,7 +144,5 @@ def export_model(model, out_dir: str | os.PathLike, fmt: str, *, class_name: str
                           versions=runtime_versions(), files=file_records(work.iterdir()), int8=int8)
         write_card(card, work)
         _move_into_place(work, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     logger.info("exported %s %s graph of %r to %s", precision, fmt, class_name, out)
     return card

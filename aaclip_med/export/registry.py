@@ -19,10 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
-    "Package",
     "ExportFormat",
     "Engine",
-    "PACKAGES",
     "FORMATS",
     "ENGINES",
     "TORCH_ENGINE",
@@ -41,19 +39,6 @@ TORCH_ENGINE = "torch"  # also what runs the network itself when no exported gra
 
 
 @dataclass(frozen=True)
-class Package:
-    """An optional package: what Python imports, what pip installs, and the extra that brings it."""
-
-    module: str
-    distribution: str
-    extra: str = "export"
-
-    @property
-    def hint(self) -> str:
-        return f"pip install 'aaclip-med[{self.extra}]'"
-
-
-@dataclass(frozen=True)
 class ExportFormat:
     """One ``--format`` of ``aaclip-med export``.
 
@@ -67,7 +52,7 @@ class ExportFormat:
         int8: whether ``--precision int8`` is offered (a QDQ ONNX graph, converted by ``from_onnx``).
         opset: whether the format is made through ONNX (the card records the opset).
         engines: the engines that run it, the first being the one to suggest.
-        needs: modules needed to write it (keys of :data:`PACKAGES`).
+        needs: modules needed to write it (keys of :data:`aaclip_med.packages.DISTRIBUTIONS`).
     """
 
     name: str
@@ -87,7 +72,7 @@ class Engine:
     Attributes:
         name: the ``--engine`` value, recorded in run.json.
         runner: ``"module:function(path, threads) -> run(images) -> outputs"``.
-        needs: modules the runner imports (keys of :data:`PACKAGES`).
+        needs: modules the runner imports (keys of :data:`aaclip_med.packages.DISTRIBUTIONS`).
         device: where it runs (the only device offered).
     """
 
@@ -97,11 +82,6 @@ class Engine:
     device: str = "cpu"
 
 
-PACKAGES: dict[str, Package] = {
-    "onnx": Package("onnx", "onnx"),
-    "onnxruntime": Package("onnxruntime", "onnxruntime"),
-    "openvino": Package("openvino", "openvino"),
-}
 
 _WRITERS = "aaclip_med.export.formats"
 _RUNNERS = "aaclip_med.export.engines"

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aaclip_med.files import write_text_atomic
+from aaclip_med.files import write_json_atomic
 from aaclip_med.identity import SCORING_FIELDS, class_differences, differences, scoring_identity
 
 __all__ = [
@@ -185,7 +185,7 @@ class Calibration:
 
 def save_calibration(calibration: Calibration, path: str | os.PathLike) -> Path:
     """Write ``calibration`` as JSON (atomically)."""
-    return write_text_atomic(path, json.dumps(calibration.to_dict(), indent=2) + "\n")
+    return write_json_atomic(path, calibration.to_dict())
 
 
 def load_calibration(path: str | os.PathLike) -> Calibration:

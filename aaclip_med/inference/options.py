@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aaclip_med.errors import ParameterError
 from aaclip_med.inference.network import is_exported
 from aaclip_med.keys import DOMAINS
 from aaclip_med.precision import INFERENCE_PRECISIONS
@@ -167,15 +168,15 @@ class InferenceOptions:
         """
         values = self.pmap_values or ("probability" if calibration is not None else "raw")
         if values == "probability" and calibration is None:
-            raise ValueError("pmap_values 'probability' needs a calibration (--calibration FILE or "
-                             "--calibrate-normals DIR): the probabilities are against its normal references")
+            raise ParameterError("pmap_values", values, "needs a calibration ({calibration} FILE or "
+                                 "{calibrate_normals} DIR): the probabilities are against its normal references")
         if values == "probability":
             old = sorted(name for name, fitted in calibration.classes.items() if not fitted.pixel_cdf)
             if old:
                 msg = (f"the calibration's class(es) {old} have no table of normal map values (format 1, written by an "
                        "older aaclip-med), so the Parametric Map cannot hold probabilities; fit the calibration again "
-                       "with --calibrate-normals, or pass --pmap-values raw")
-                raise ValueError(msg)
+                       "with {calibrate_normals}, or pass {pmap_values}=raw")
+                raise ParameterError("pmap_values", values, msg)
         return values
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from importlib import metadata
 
 from torch import nn
 
@@ -11,6 +10,7 @@ from aaclip_med.files import sha256_file
 from aaclip_med.identity import network_values
 from aaclip_med.inference.network import is_exported
 from aaclip_med.model.digest import adapter_tensors_sha256
+from aaclip_med.packages import installed_version, installed_versions
 
 __all__ = ["sha256_file", "run_record"]
 
@@ -19,11 +19,6 @@ __all__ = ["sha256_file", "run_record"]
 _PACKAGES = ("aaclip-med", "torch", "open_clip_torch", "monai", "numpy", "highdicom")
 
 
-def _version(name: str = "aaclip-med") -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def run_record(model: nn.Module, weights: str | None, settings: dict) -> dict:
@@ -37,8 +32,8 @@ def run_record(model: nn.Module, weights: str | None, settings: dict) -> dict:
         weights_sha256=sha256_file(weights), adapter_tensors_sha256=adapter_tensors_sha256(model),
     ) | {
         "engine": {"name": "torch", "format": None},
-        "aaclip_med_version": _version(),
-        "package_versions": {name: _version(name) for name in _PACKAGES},
+        "aaclip_med_version": installed_version("aaclip-med"),
+        "package_versions": installed_versions(_PACKAGES),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **settings,
     }
