@@ -17,7 +17,7 @@ import sys
 import warnings
 
 from aaclip_med.commands.config_file import CONFIG_OPTION, apply_config, read_config, split_config_argument
-from aaclip_med.commands.flags import cli_message
+from aaclip_med.flags import cli_message
 
 __all__ = ["main", "COMMANDS"]
 

@@ -3,7 +3,7 @@
 Library code names its own parameters (``max_mb=0: must be positive``): that is what a Python
 caller wrote. The command line gave the same value through a flag, so its error printer shows the
 flag instead (``--max-mb 0: must be positive``) from the one table of
-:mod:`aaclip_med.commands.flags`. Imports nothing heavy.
+:mod:`aaclip_med.flags`. Imports nothing heavy.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
     ("commands",),
     ("pacs", "demo", "bundle_support"),
-    ("arguments",),  # options declared once for the commands and the MONAI Deploy app (pacs)
+    ("arguments", "flags"),  # options declared once for the commands and the MONAI Deploy app (pacs), and
+    # the one parameter -> flag table their error printers use
     ("networks",),  # the network a run uses: built from its files, or an exported graph
     ("export", "adaptation", "training"),
     ("evaluation",),
@@ -31,7 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("model", "anomalies"),
     ("data",),
     ("__init__", "_lazy", "keys", "files", "identity", "presets", "prompts", "precision", "scoring", "distributed",
-     "workers", "losses"),
+     "workers", "losses", "errors", "packages", "units"),
 )
 
 # Imports known to go up or to close a circle, each with who removes it; the lead deletes an entry

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         inference_options_from_args,
         model_from_args,
     )
-    from aaclip_med.commands.flags import cli_message
+    from aaclip_med.flags import cli_message
 
     parser = argparse.ArgumentParser(prog="aaclip_med.pacs.deploy_app", description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--input", required=True, help="folder of DICOM series")

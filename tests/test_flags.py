@@ -1,10 +1,10 @@
-"""Library errors name parameters; the CLI shows the same errors under its flags (commands/flags.py)."""
+"""Library errors name parameters; the CLI shows the same errors under its flags (aaclip_med/flags.py)."""
 
 import argparse
 
 from aaclip_med.cli import COMMANDS, _command_parser
-from aaclip_med.commands.flags import FLAGS, cli_message
 from aaclip_med.errors import ParameterError
+from aaclip_med.flags import FLAGS, cli_message
 
 
 def test_library_message_names_keywords_and_the_cli_names_flags():
