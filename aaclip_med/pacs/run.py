@@ -203,6 +203,11 @@ def _work(processor: SeriesProcessor, server, client, share: Sequence[WorkItem],
             current, key = upcoming, series_key(item.series_uid)
             upcoming = start(pool, share[n + 1]) if n + 1 < len(share) else None  # overlaps this series' compute
             progress.working_on(item.series_uid)
+            record = processor.state.get(key)
+            new = {} if record else {"status": "pending", "study_uid": item.study_uid, "series_uid": item.series_uid}
+            # who took it up, so an audit can tell that no series was processed twice in one run
+            processor.state.update(key, **new, attempts=[*(record or {}).get("attempts", []),
+                                                         {"run_id": progress.run_id, "rank": progress.rank}])
             try:
                 status = processor.process(key, item.series_uid, current.result if current else None, item.named)
             except PacsError:
@@ -325,6 +330,7 @@ def run_pacs(
     if page_size < 1:
         raise ValueError(f"--page-size must be >= 1, got {page_size}")
     options = options or InferenceOptions()
+    created = not Path(out_dir).exists()
     info = init_distributed(options.device)
     try:
         client = dicomweb.connect(server)
@@ -334,8 +340,13 @@ def run_pacs(
         base = {"command": "pacs run", "server": server.display, "credentials": server.credentials.source,
                 "request": request, "options": _settings_record(processor.options),
                 "calibrated": processor.options.calibration is not None, "out_dir": str(processor.out_dir)}
-        plan = _share_plan(lambda: _plan(processor, server, client, model, request, filters, refresh_query,
-                                         page_size, info, base), info)
+        try:
+            plan = _share_plan(lambda: _plan(processor, server, client, model, request, filters, refresh_query,
+                                             page_size, info, base), info)
+        except (ValueError, PacsError, RuntimeError):
+            if created and info.is_main and processor.out_dir.is_dir() and not any(processor.out_dir.iterdir()):
+                processor.out_dir.rmdir()  # refused before any work: leave no empty folder behind
+            raise
         share = [WorkItem(**row) for row in plan["shares"][info.rank]]
         if not share and plan["todo"] and info.distributed:
             logger.warning("rank %d of %d has nothing to do: %d series to do for %d ranks (start at most %d)",
