@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import sys
 import time
@@ -78,6 +79,7 @@ class RankProgress:
                 "share": self.share, **self.counts, "remaining": remaining, "current": self.current,
                 "series_per_hour": round(rate, 2) if rate else None,
                 "eta_s": round(remaining / rate * 3600) if rate else None,
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # Linux: KiB
                 "finished": self.finished, "stopped": self.stopped, "failures": self.failures,
                 **({"results": self.results} if self.finished and self.results is not None else {})}
 
