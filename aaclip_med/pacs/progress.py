@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aaclip_med.files import write_json_atomic
 
-__all__ = ["STATUS_DIR", "RankProgress", "read_rank_status", "format_duration", "status_table"]
+__all__ = ["STATUS_DIR", "RankProgress", "read_rank_status", "format_duration", "process_state", "status_table"]
 
 STATUS_DIR = "status"
 COUNTED = ("done", "failed", "ignored")  # the outcomes of a series processed by this run
@@ -132,7 +132,8 @@ def read_rank_status(out_dir: Path, run_id: str | None = None) -> list[dict]:
     return sorted(records, key=lambda r: r.get("rank", 0))
 
 
-def _state(record: Mapping) -> str:
+def process_state(record: Mapping) -> str:
+    """``finished``, ``gone`` (its process no longer exists on this host) or ``running``."""
     if record.get("finished"):
         return "finished"
     if record.get("host") == socket.gethostname():
@@ -151,11 +152,11 @@ def status_table(ranks: list[dict], overall: Mapping[str, int]) -> str:
     rows = []
     for r in ranks:
         rate = r.get("series_per_hour")
-        rows.append((f"{r['rank']}/{r['world_size']}", str(r.get("host", "?")), _state(r), str(r["done"]),
+        rows.append((f"{r['rank']}/{r['world_size']}", str(r.get("host", "?")), process_state(r), str(r["done"]),
                      str(r["failed"]), str(r["ignored"]), str(r["remaining"]), f"{rate:.1f}" if rate else "-",
                      format_duration(r.get("eta_s")), str(r.get("updated", "?"))[11:19]))
     if ranks:
-        rates = [r["series_per_hour"] for r in ranks if r.get("series_per_hour") and _state(r) == "running"]
+        rates = [r["series_per_hour"] for r in ranks if r.get("series_per_hour") and process_state(r) == "running"]
         remaining = sum(r["remaining"] for r in ranks)
         rate = sum(rates)
         rows.append(("all", "", "", *(str(sum(r[k] for r in ranks)) for k in ("done", "failed", "ignored")),

@@ -115,10 +115,13 @@ def _is_done(processor: SeriesProcessor, item: WorkItem) -> bool:
 
 
 def _live_ranks(out_dir: Path) -> list[dict]:
-    from aaclip_med.pacs.progress import _state
+    """Ranks of an earlier run still alive on this host (another host's processes cannot be checked)."""
+    import socket
 
-    return [r for r in read_rank_status(out_dir) if _state(r) == "running" and r.get("host") and
-            r.get("pid") != os.getpid()]
+    from aaclip_med.pacs.progress import process_state
+
+    return [r for r in read_rank_status(out_dir) if r.get("host") == socket.gethostname()
+            and process_state(r) == "running" and r.get("pid") != os.getpid()]
 
 
 def _plan(processor: SeriesProcessor, server, client, model, request: dict, filters, refresh: bool,
@@ -186,9 +189,10 @@ def _fetcher(server, client, ref: dicomweb.SeriesRef, folder: Path):
     return fetch
 
 
-def _work(processor: SeriesProcessor, server, client, share: Sequence[WorkItem], progress: RankProgress) -> list[dict]:
+def _work(processor: SeriesProcessor, server, share: Sequence[WorkItem], progress: RankProgress) -> list[dict]:
     """This rank's share, one series at a time, the next one retrieved while the current one computes."""
     results: list[dict] = []
+    client = dicomweb.connect(server)  # the retrieving thread's own session: requests' are not thread-safe
 
     def start(pool: ThreadPoolExecutor, item: WorkItem) -> Future | None:
         key = series_key(item.series_uid)
@@ -353,7 +357,7 @@ def run_pacs(
                            info.rank, info.world_size, plan["todo"], info.world_size, plan["todo"])
         progress = RankProgress(processor.out_dir, plan["run_id"], info.rank, info.world_size, len(share), terminal)
         try:
-            results = _work(processor, server, client, share, progress)
+            results = _work(processor, server, share, progress)
         except PacsError as err:
             progress.stopped = str(err)
             progress.finish()

@@ -183,5 +183,6 @@ def resolve_worklist(out_dir: Path, server: DicomWebServer, client, request: dic
                             [*stored.refreshed, _now()], errors)
         logger.info("work list of %s refreshed: %d new series, %d in all", describe_request(request), len(new),
                     len(worklist.items))
-    write_worklist(path, worklist)
+    if worklist.items or stored is not None:  # a request that matched nothing is searched again next time
+        write_worklist(path, worklist)
     return worklist
