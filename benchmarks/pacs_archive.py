@@ -12,7 +12,10 @@ packages orthanc + orthanc-dicomweb, started on free ports), then runs ``aaclip-
   ``--long-series`` series on 2 processes: a rank holds two series at most, so the peak should not
   grow with the list.
 
-Prints one JSON line per run, then a table. Each process gets ``OMP_NUM_THREADS`` = cores / P.
+Every run has series of its own (a study date of its own): a Parametric Map stored back has its
+source's Modality and study, so a second query over the same series would find the first run's maps
+too. Each process runs ``--threads`` threads (default 1: on a shared machine, threads that wait for
+each other cost more than they give). Prints one JSON line per run, then a table.
 """
 
 from __future__ import annotations
@@ -61,9 +64,9 @@ def _upload(orthanc, root: Path, count: int, slices: int, side: int, study_date:
         shutil.rmtree(folder)
 
 
-def _run(orthanc, out: Path, processes: int, study_date: str, backbone: list[str]) -> dict:
+def _run(orthanc, out: Path, processes: int, study_date: str, backbone: list[str], threads: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env |= {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // processes)), "AACLIP_PACS_USER": orthanc.user,
+    env |= {"OMP_NUM_THREADS": str(threads), "AACLIP_PACS_USER": orthanc.user,
             "AACLIP_PACS_PASSWORD": orthanc.password, "PYTHONPATH": str(REPO)}
     cmd = [TORCHRUN, "--standalone", "--nproc_per_node", str(processes), "-m", "aaclip_med.cli", "pacs", "run",
            "--url", orthanc.dicomweb_url, "--query", f"Modality=CT&StudyDate={study_date}", "--out", str(out),
@@ -88,13 +91,14 @@ def main() -> None:
     parser.add_argument("--vit-series", type=int, default=6, help="series of the ViT-B-16 runs (0: skip)")
     parser.add_argument("--slices", type=int, default=4)
     parser.add_argument("--side", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="threads per process (OMP_NUM_THREADS)")
     args = parser.parse_args()
     if TORCHRUN is None:
         raise SystemExit("no torchrun next to this Python")
     sys.path.insert(0, str(REPO))
     from tests.pacs.orthanc import Orthanc
 
-    emit({"host": host_info(torch.device("cpu")), "slices": args.slices, "side": args.side})
+    emit({"host": host_info(torch.device("cpu")), "slices": args.slices, "side": args.side, "threads": args.threads})
     tiny = ["--backbone", "aaclip-tiny"]
     vit = ["--backbone", "ViT-B-16", "--image-size", "224"]
     rows = []
@@ -102,17 +106,15 @@ def main() -> None:
         root = Path(tmp)
         orthanc = Orthanc(root / "orthanc").start()
         try:
-            # one study date per list, so that each query finds exactly its series
-            lists = {"short": ("20240301", args.series), "long": ("20240302", args.long_series),
-                     "vit": ("20240303", args.vit_series)}
-            for date, count in lists.values():
-                if count:
-                    _upload(orthanc, root, count, args.slices, args.side, date)
-            plan = [("tiny", "short", 1, tiny), ("tiny", "short", 2, tiny), ("tiny", "long", 2, tiny)]
+            # (network, series, processes); each run its own series, under a study date of its own
+            plan = [("tiny", args.series, 1, tiny), ("tiny", args.series, 2, tiny), ("tiny", args.long_series, 2, tiny)]
             if args.vit_series:
-                plan += [("ViT-B-16", "vit", 1, vit), ("ViT-B-16", "vit", 2, vit)]
-            for n, (network, name, processes, backbone) in enumerate(plan):
-                row = {"network": network, **_run(orthanc, root / f"out{n}", processes, lists[name][0], backbone)}
+                plan += [("ViT-B-16", args.vit_series, 1, vit), ("ViT-B-16", args.vit_series, 2, vit)]
+            dates = [f"202403{n + 1:02d}" for n in range(len(plan))]
+            for date, (_, count, _, _) in zip(dates, plan, strict=True):
+                _upload(orthanc, root, count, args.slices, args.side, date)
+            for n, (network, _, processes, backbone) in enumerate(plan):
+                row = {"network": network, **_run(orthanc, root / f"out{n}", processes, dates[n], backbone, args.threads)}
                 row["peak_rss_mb_max"] = max(row["peak_rss_mb_per_rank"])
                 emit(row)
                 rows.append(row)
