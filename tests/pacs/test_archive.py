@@ -120,6 +120,7 @@ def archive(orthanc, client, tmp_path_factory):
         time.sleep(0.2)
     first_log = first.communicate(timeout=120)[0]
     first_status = [_status(out, 0), _status(out, 1)]
+    after = _cli("pacs", "status", out)  # both processes of that run are gone now (one killed, one stopped)
     first_run = json.loads((out / "pacs_run.json").read_text())["run_id"]
     states_after_kill = {p.stem: json.loads(p.read_text()) for p in (out / "state").glob("*.json")}
     # the rerun: one process (a plain CLI call is a world of one)
@@ -130,7 +131,7 @@ def archive(orthanc, client, tmp_path_factory):
                      "--query", QUERY, "--page-size", 16)
     seconds = time.monotonic() - started
     return {"root": root, "out": out, "good": good, "corrupt": corrupt, "studies": studies, "first": first,
-            "first_log": first_log, "watched": watched, "first_status": first_status, "first_run": first_run,
+            "first_log": first_log, "watched": watched, "first_status": first_status, "after": after, "first_run": first_run,
             "after_kill": states_after_kill, "rerun": rerun, "seconds": seconds}
 
 
@@ -150,6 +151,10 @@ def test_status_was_readable_while_the_run_went_on(archive):
     assert set(rows) == {"0/2", "1/2", "all"}
     assert rows["0/2"][2] == rows["1/2"][2] == "running"
     assert lines[-1].startswith(f"work list: series {len(archive['good']) + len(archive['corrupt'])}, done ")
+    # once the run is over, its killed rank (and the one torchrun then stopped) show as gone: their shares wait
+    code, text = archive["after"]
+    rows = {line.split()[0]: line.split() for line in text.splitlines()[2:] if line.split()[0] in ("0/2", "1/2")}
+    assert code == 0 and rows["0/2"][2] == rows["1/2"][2] == "gone", text
 
 
 def test_shares_were_disjoint_and_balanced(archive):
