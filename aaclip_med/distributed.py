@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from aaclip_med.errors import ParameterError
+
 __all__ = [
     "DistContext",
     "barrier",
@@ -88,15 +90,15 @@ def check_device(device: str | torch.device | None) -> torch.device | None:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"--device {device}: not a device name (cpu, cuda, cuda:N, mps)") from err
+        raise ParameterError("device", device, "not a device name (cpu, cuda, cuda:N, mps)") from err
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             cuda = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"
-            raise ValueError(f"--device {device}: no CUDA device is available (torch {torch.__version__} {cuda}); "
-                             "use --device cpu")
+            raise ParameterError("device", device, f"no CUDA device is available (torch {torch.__version__} {cuda}); "
+                                 "use {device}=cpu")
         count = torch.cuda.device_count()
         if resolved.index is not None and resolved.index >= count:
-            raise ValueError(f"--device {device}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+            raise ParameterError("device", device, f"this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
     return resolved
 
 

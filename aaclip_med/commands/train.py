@@ -133,9 +133,9 @@ def _domain(args: argparse.Namespace) -> str:
     if args.domain:
         return args.domain
     if args.modality != "auto":
-        from aaclip_med.data.modality import get_modality
+        from aaclip_med.presets import default_domain
 
-        return str(get_modality(args.modality).get("domain", "industrial"))
+        return default_domain(args.modality)
     manifest = Path(args.manifest)
     if manifest.is_file():
         from aaclip_med.data.manifest import read_manifest

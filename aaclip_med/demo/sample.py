@@ -27,6 +27,7 @@ import numpy as np
 
 from aaclip_med.anomalies.planting import TEXTURE_DEFECTS, Planted, plant_lesion
 from aaclip_med.data.manifest import write_manifest
+from aaclip_med.demo.settings import SIZES, SampleSize
 from aaclip_med.files import write_bytes_atomic, write_json_atomic
 from aaclip_med.keys import Domain, Keys
 
@@ -42,23 +43,6 @@ __all__ = ["SampleCase", "SampleSize", "SIZES", "DESCRIPTIONS", "build_sample_it
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class SampleSize:
-    """How much of each source goes into the sample."""
-
-    ct_slices: int
-    mr_slices: int
-    retina_count: int  # half normal, half anomalous
-    retina_size: int  # side in pixels
-    texture_count: int  # per texture class, half normal, half anomalous
-    texture_size: int
-
-
-SIZES = {
-    "full": SampleSize(ct_slices=8, mr_slices=12, retina_count=6, retina_size=256, texture_count=6, texture_size=256),
-    "small": SampleSize(ct_slices=4, mr_slices=4, retina_count=2, retina_size=128, texture_count=2, texture_size=128),
-}
 
 # class name -> description for the prompts (spec section 4: medical scans are "scan")
 DESCRIPTIONS = {

@@ -26,6 +26,7 @@ from pydicom.errors import InvalidDicomError
 
 from aaclip_med.files import atomic_path
 from aaclip_med.inference.errors import one_line, short_error
+from aaclip_med.packages import require
 from aaclip_med.pacs.errors import PacsError, SeriesError, ServerError
 from aaclip_med.pacs.settings import ENV_PASSWORD, ENV_TOKEN, ENV_USER, DicomWebServer
 from aaclip_med.pacs.state import instance_name
@@ -55,11 +56,9 @@ _INSTANCES_TAG = "00201209"  # NumberOfSeriesRelatedInstances
 
 
 def _import_client():
-    try:
-        import dicomweb_client
-        import requests
-    except ImportError as err:
-        raise ImportError("the PACS commands need dicomweb-client: pip install 'aaclip-med[pacs]'") from err
+    dicomweb_client = require("dicomweb_client", "DICOMweb")
+    import requests  # a dependency of dicomweb-client
+
     return dicomweb_client, requests
 
 

@@ -122,7 +122,7 @@ def test_shares_are_balanced_by_instances_and_the_same_on_every_rank():
 
 def test_result_uids_depend_on_source_and_identity_only():
     identity = {"backbone": "ViT-L-14-336", "image_size": 518, "pretrained": "sha256:ab", "weights_sha256": "cd",
-                "adapters_sha256": "ef", "threshold": 0.5, "modality": "ct", "created": "2026-01-01"}
+                "adapter_tensors_sha256": "ef", "threshold": 0.5, "modality": "ct", "created": "2026-01-01"}
     seg = result_uids("1.2.3.4", identity, "seg")
     assert seg == result_uids("1.2.3.4", identity | {"created": "2027-05-05", "weights": "/moved/a.safetensors"}, "seg")
     assert len({seg, result_uids("1.2.3.5", identity, "seg"), result_uids("1.2.3.4", identity, "pmap"),

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from aaclip_med.adaptation.bank import ClassMemory
+from aaclip_med.memory.bank import ClassMemory
 from aaclip_med.model import Prediction
 from aaclip_med.model.smoothing import level_maps_to_map
 from aaclip_med.precision import precision_dtype
@@ -84,7 +84,7 @@ class ReferenceScorer:
     """One class memory ready to score: banks on the device in the scoring dtype.
 
     Args:
-        memory: the class memory (from a loaded :class:`~aaclip_med.adaptation.bank.ReferenceBank`).
+        memory: the class memory (from a loaded :class:`~aaclip_med.memory.bank.ReferenceBank`).
         weight: ``w`` of the combination rule, in [0, 1].
         device: where the predictor runs.
         precision: the predictor's resolved precision (bf16/fp16 score in that dtype, else fp32).
