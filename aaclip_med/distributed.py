@@ -8,9 +8,11 @@ and gloo otherwise, so the same code runs on CPU-only machines.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -29,10 +31,28 @@ __all__ = [
     "init_distributed",
     "shard",
     "shutdown_distributed",
+    "working_alone",
 ]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+_ALONE = contextvars.ContextVar("aaclip_med_working_alone", default=False)
+
+
+@contextlib.contextmanager
+def working_alone() -> Iterator[None]:
+    """Inside, :func:`init_distributed` gives a world of one even in a torchrun process group.
+
+    For ranks that share work out themselves and then run whole jobs on their own (a PACS archive
+    rank inferring one series with ``run_inference``): the job's collectives would otherwise wait
+    for ranks that are busy with other series. The device stays this rank's.
+    """
+    token = _ALONE.set(True)
+    try:
+        yield
+    finally:
+        _ALONE.reset(token)
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,8 @@ def init_distributed(device: str | torch.device | None = None) -> DistContext:
     resolved = _rank_device(check_device(device), world, local_rank)
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)
+    if _ALONE.get():
+        return DistContext(0, 1, resolved, False)
     created = False
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if resolved.type == "cuda" else "gloo"

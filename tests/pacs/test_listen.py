@@ -69,8 +69,13 @@ def _start(args: list[str], log_path: Path, port: int) -> multiprocessing.Proces
 
 
 def _state(out: Path) -> dict:
-    path = out / "pacs_state.json"
-    return json.loads(path.read_text())["series"] if path.is_file() else {}
+    records = {}
+    for path in (out / "state").glob("*.json"):
+        try:
+            records[path.stem] = json.loads(path.read_text())
+        except json.JSONDecodeError:  # being replaced this instant
+            continue
+    return records
 
 
 def _wait_for(out: Path, wanted: dict[str, str], seconds: float = 60.0) -> dict:
