@@ -38,6 +38,7 @@ import torch
 from _common import emit, host_info, print_table
 
 from aaclip_med.data.dataset import ManifestDataset
+from aaclip_med.data.dispatch import ModalityDispatch
 from aaclip_med.data.manifest import read_manifest, write_manifest
 from aaclip_med.data.pipeline import inference_transforms
 from aaclip_med.demo.sample import DESCRIPTIONS, generate_sample
@@ -46,7 +47,7 @@ from aaclip_med.keys import Keys
 from aaclip_med.model import AAClip, AAClipConfig, build_aaclip
 from aaclip_med.training import StageConfig, SyntheticConfig, TrainConfig, run_training
 from aaclip_med.training.batches import collate_samples
-from aaclip_med.training.data import ModalityDispatch, manifest_training_data
+from aaclip_med.training.data import manifest_training_data
 from aaclip_med.training.objectives import fixed_anchor_table, stack_anchors
 
 MEDICAL = ("ct", "mri", "retina")  # the sample's classes whose anomalies are lesions

@@ -51,7 +51,8 @@ class SyntheticValidation(Dataset):
 
     Sample ``i`` is the same in every epoch and every run: its anomaly is seeded from
     (``validation_seed``, 0, i). Even indices get an anomaly, odd ones stay normal, so image AUROC
-    is defined.
+    is defined; a planted region that resizing to S x S leaves without a pixel makes the sample
+    normal (its label follows the mask the network is scored on).
 
     Args:
         records: held-out manifest records (normal).
@@ -63,10 +64,10 @@ class SyntheticValidation(Dataset):
 
     def __init__(self, records: Sequence[dict], root: str | PathLike, image_size: int, modality: str | dict,
                  synthetic: SyntheticConfig) -> None:
-        from aaclip_med.anomalies import synthetic_transform
+        from aaclip_med.anomalies import SyntheticLabeld, synthetic_transform
         from aaclip_med.data.dataset import ManifestDataset
+        from aaclip_med.data.dispatch import ModalityDispatch
         from aaclip_med.data.pipeline import inference_transforms
-        from aaclip_med.training.data import ModalityDispatch
 
         self.data = list(records)  # what summarize_data fingerprints
         self.loaded = ManifestDataset(self.data, root, transform=None, with_mask=True)
@@ -74,6 +75,7 @@ class SyntheticValidation(Dataset):
         self.plant = ModalityDispatch(lambda name: synthetic_transform(kinds, 1.0, name, self.loaded), modality)
         self.prepare = ModalityDispatch(lambda name: inference_transforms(name, image_size, mask_key=Keys.MASK),
                                         modality)
+        self.relabel = SyntheticLabeld(Keys.MASK)  # a region lost in resizing leaves a normal sample
 
     def __len__(self) -> int:
         return len(self.data)
@@ -83,4 +85,4 @@ class SyntheticValidation(Dataset):
         if index % 2 == 0:
             self.plant.set_random_state(seed=sample_seed(self.seed, 0, index))
             sample = self.plant(sample)
-        return self.prepare(sample)
+        return self.relabel(self.prepare(sample))
