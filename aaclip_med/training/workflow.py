@@ -271,7 +271,8 @@ def run_training(
     config.validate()
     ctx = init_distributed(config.device)
     synthetic = config.synthetic.resolved(config.seed) if config.synthetic is not None else None
-    config = dataclasses.replace(config, precision=resolve_precision(config.precision, ctx.device), synthetic=synthetic)
+    config = dataclasses.replace(config, precision=resolve_precision(config.precision, ctx.device), synthetic=synthetic,
+                                 image_logit_scale=config.image_scale())
     logger.info("Training precision: %s on %s", config.precision, ctx.device)
     out = Path(config.out_dir)
     train_summary = summarize_data(train_data)
