@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from aaclip_med.errors import ParameterError
 from aaclip_med.export.card import CARD_NAME, card_mismatches, read_card
 from aaclip_med.export.registry import TORCH_ENGINE, engine
 from aaclip_med.files import sha256_file
@@ -70,8 +71,8 @@ class NetworkChoice:
         """
         engine(self.engine)
         if self.engine != TORCH_ENGINE and not self.model:
-            raise ValueError(f"--engine {self.engine} runs an exported graph: give --model DIR (written by "
-                             "'aaclip-med export')")
+            raise ParameterError("engine", self.engine, "runs an exported graph: give {model} DIR (written by "
+                                 "'aaclip-med export')")
         if self.backbone_weights and _is_weights_file(self.backbone_weights) and not Path(self.backbone_weights).is_file():
             raise FileNotFoundError(f"--backbone-weights {self.backbone_weights}: no such file (give a local file, an "
                                     "open_clip tag such as 'openai', or 'random')")
@@ -83,12 +84,12 @@ class NetworkChoice:
             config = read_adapter_metadata(self.weights)["config"]
             recorded_backbone, recorded_size = config.get("backbone"), config.get("image_size")
             if self.backbone and recorded_backbone and self.backbone != recorded_backbone:
-                raise ValueError(f"--backbone {self.backbone} differs from the backbone {recorded_backbone} of "
-                                 f"{self.weights}")
+                raise ParameterError("backbone", self.backbone, f"differs from the backbone {recorded_backbone} of "
+                                     f"{self.weights}")
             if self.image_size and recorded_size and self.image_size != recorded_size:
-                msg = (f"--image-size {self.image_size} conflicts with {self.weights}: its adapters were trained at "
-                       f"{recorded_size} px and run at that size; drop --image-size or pass {recorded_size}")
-                raise ValueError(msg)
+                msg = (f"conflicts with {self.weights}: its adapters were trained at {recorded_size} px and run at "
+                       f"that size; drop {{image_size}} or pass {recorded_size}")
+                raise ParameterError("image_size", self.image_size, msg)
             backbone = recorded_backbone or backbone
         if self.image_size is not None:
             check_image_size(self.image_size, backbone)
@@ -142,8 +143,8 @@ class NetworkChoice:
         if self.weights:
             model = load_adapters(self.weights, pretrained=self.backbone_weights)
             if self.backbone and self.backbone != model.config.backbone:
-                msg = f"--backbone {self.backbone} differs from the backbone {model.config.backbone} of {self.weights}."
-                raise ValueError(msg)
+                msg = f"differs from the backbone {model.config.backbone} of {self.weights}"
+                raise ParameterError("backbone", self.backbone, msg)
             return model
         if not for_training:
             logger.warning("No --weights given: the adapters are untrained (Xavier-initialised); maps are not AA-CLIP's.")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aaclip_med.errors import ParameterError
 from aaclip_med.export.card import CARD_NAME, card_mismatches, check_files, read_card
 from aaclip_med.export.deps import require
 from aaclip_med.export.registry import FORMATS, formats_of, load_function
@@ -59,8 +60,8 @@ class DeployedModel(ExportedNetwork):
         fmt = self.card["format"]
         if fmt not in formats_of(engine):
             usable = FORMATS[fmt].engines if fmt in FORMATS else ("none of this version's engines",)
-            raise ValueError(f"--engine {engine} cannot run the {fmt} graph in {self.folder}; use --engine "
-                             f"{' or '.join(usable)}, or export with --format {formats_of(engine)[0]}")
+            raise ParameterError("engine", engine, f"cannot run the {fmt} graph in {self.folder}; use {{engine}} "
+                                 f"{' or '.join(usable)}, or export with {{fmt}} {formats_of(engine)[0]}")
         check_files(self.card, self.folder)
         for module in spec.needs:
             require(module, f"--engine {engine}")
@@ -94,7 +95,7 @@ class DeployedModel(ExportedNetwork):
     # the parts of the nn.Module interface the runner uses
     def to(self, device: str | torch.device) -> DeployedModel:
         if torch.device(device).type != engine_entry(self.engine).device:
-            raise ValueError(f"--engine {self.engine} runs on the CPU; drop --device {device}")
+            raise ParameterError("device", device, f"the {self.engine} engine runs on the CPU; drop {{device}}")
         return self
 
     def _refuse(self, given: dict[str, tuple[str, object]]) -> None:
@@ -127,9 +128,9 @@ class DeployedModel(ExportedNetwork):
         """Refuse an :class:`~aaclip_med.inference.InferenceOptions` that this graph cannot honour,
         naming every setting that differs from the card."""
         if options.references is not None:  # the memory needs the patch features, which the graph does not output
-            raise ValueError(f"--references needs the torch engine: the exported graph in {self.folder} outputs maps, "
-                             "not the patch features a reference memory is searched with; drop --engine/--model or "
-                             "--references")
+            raise ParameterError("references", options.references, "needs the torch engine: the exported graph in "
+                                 f"{self.folder} outputs maps, not the patch features a reference memory is searched "
+                                 "with; drop {engine}/{model} or {references}")
         identity = self.card["identity"]
         asked = options.class_name or options.description
         description = options.description or resolve_description(options.resolved_class, options.descriptions)

@@ -17,6 +17,7 @@ import torch
 
 from aaclip_med.data.modality import detect_modality
 from aaclip_med.data.slicing import SliceVolume
+from aaclip_med.errors import ParameterError
 from aaclip_med.export.card import CARD_NAME, build_card, file_records, write_card
 from aaclip_med.export.deps import require, runtime_versions
 from aaclip_med.export.folder import check_export_folder, earlier_export_files
@@ -57,7 +58,7 @@ def reference_images(predictor, sources: Sequence[str | os.PathLike], limit: int
         for index in np.unique(np.linspace(0, len(slices) - 1, min(per_case, len(slices))).round().astype(int)):
             images.append(predictor.preprocess(slices[index], name).numpy())
     if not images:
-        raise ValueError(f"--calibration-data {', '.join(map(str, sources))}: no image found")
+        raise ParameterError("calibration_data", ", ".join(map(str, sources)), "no image found")
     if len(images) < MIN_CALIBRATION_SLICES:
         logger.warning("--calibration-data %s: %d slice calibrates the int8 ranges; the agreement of the image "
                        "scores with fp32 needs at least %d and is not measured. Give more normal references",
@@ -71,8 +72,9 @@ def _check_calibration_modality(path, detected, wanted: str) -> None:
     if wanted == AUTO or not detected.reason.startswith("DICOM Modality"):
         return
     if get_modality(detected.name)["kind"] != get_modality(wanted)["kind"]:
-        raise ValueError(f"--calibration-data {path}: {detected.reason} ({detected.name}), but the graph is exported "
-                         f"for --modality {wanted}; calibrate int8 on normal references of the graph's modality")
+        raise ParameterError("calibration_data", path, f"{detected.reason} ({detected.name}), but the graph is "
+                             f"exported for {{modality}} {wanted}; calibrate int8 on normal references of the graph's "
+                             "modality")
 
 
 def _int8(graph: AnomalyGraph, work: Path, fmt: str, images: np.ndarray, opset: int) -> dict:

@@ -18,6 +18,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aaclip_med.errors import ParameterError
+
 __all__ = [
     "ExportFormat",
     "Engine",
@@ -132,9 +134,10 @@ def check_export(fmt: str, precision: str, calibrated: bool) -> ExportFormat:
         raise ValueError(f"export precision {precision!r}: choose one of {list(EXPORT_PRECISIONS)}")
     if precision == "int8" and not spec.int8:
         int8 = " or ".join(name for name, entry in FORMATS.items() if entry.int8)
-        raise ValueError(f"--precision int8 is for --format {int8}, not {fmt}")
+        raise ParameterError("precision", precision, f"is for {{fmt}} {int8}, not {fmt}")
     if precision == "int8" and not calibrated:
-        raise ValueError("--precision int8 needs --calibration-data DIR (normal references calibrate the int8 ranges)")
+        raise ParameterError("precision", precision, "needs {calibration_data} DIR (normal references calibrate the "
+                             "int8 ranges)")
     return spec
 
 

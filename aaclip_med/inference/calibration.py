@@ -173,7 +173,7 @@ class Calibration:
     @classmethod
     def from_dict(cls, data: Mapping, source: str = "calibration") -> Calibration:
         if not isinstance(data, Mapping) or "classes" not in data:
-            raise ValueError(f"{source}: not an aaclip-med calibration (no 'classes'); fit one with --calibrate-normals.")
+            raise ValueError(f"{source}: not an aaclip-med calibration (no 'classes'); fit one with calibrate_normals (--calibrate-normals).")
         if int(data.get("format_version", 0)) > FORMAT_VERSION:
             raise ValueError(f"{source}: calibration format {data['format_version']} is newer than this aaclip-med reads.")
         try:
@@ -197,7 +197,7 @@ def load_calibration(path: str | os.PathLike) -> Calibration:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Calibration file {str(path)!r} does not exist; fit one with --calibrate-normals DIR.")
+        raise FileNotFoundError(f"Calibration file {str(path)!r} does not exist; fit one with calibrate_normals (--calibrate-normals DIR).")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:

@@ -24,6 +24,7 @@ import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.errors import InvalidDicomError
 
+from aaclip_med.errors import ParameterError
 from aaclip_med.files import atomic_path
 from aaclip_med.inference.errors import one_line, short_error
 from aaclip_med.packages import require
@@ -164,12 +165,12 @@ def parse_query(query: str | Mapping[str, str]) -> dict[str, str]:
     """
     pairs = dict(query) if isinstance(query, Mapping) else dict(parse_qsl(query, keep_blank_values=False))
     if not pairs:
-        raise ValueError(f"--query {query!r} holds no KEY=VALUE filter, e.g. 'Modality=MR&StudyDate=20240101-20240131'")
+        raise ParameterError("query", query, "holds no KEY=VALUE filter, e.g. 'Modality=MR&StudyDate=20240101-20240131'")
     for key in pairs:
         is_tag = len(key) == 8 and all(c in "0123456789abcdefABCDEF" for c in key)
         if not is_tag and tag_for_keyword(key) is None:
-            raise ValueError(f"--query key {key!r} is not a DICOM keyword (e.g. Modality, StudyDate, "
-                             "StudyInstanceUID, SeriesDescription) or tag (e.g. 00080060)")
+            raise ParameterError("query", query, f"key {key!r} is not a DICOM keyword (e.g. Modality, StudyDate, "
+                                 "StudyInstanceUID, SeriesDescription) or tag (e.g. 00080060)")
     return pairs
 
 

@@ -36,6 +36,7 @@ from torch import nn
 
 from aaclip_med import identity
 from aaclip_med.distributed import DistContext, gather_objects, init_distributed, shutdown_distributed
+from aaclip_med.errors import ParameterError
 from aaclip_med.files import remove_stale_temporaries, write_json_atomic
 from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.inference.run_info import run_record
@@ -330,9 +331,10 @@ def run_pacs(
     """
     filters = dicomweb.parse_query(query) if query else None
     if not (studies or series or filters):
-        raise ValueError("give --study UID, --series UID or --query FILTERS")
+        raise ValueError("nothing requested: give studies, series or query (--study UID, --series UID or --query "
+                         "FILTERS)")
     if page_size < 1:
-        raise ValueError(f"--page-size must be >= 1, got {page_size}")
+        raise ParameterError("page_size", page_size, "must be >= 1")
     options = options or InferenceOptions()
     created = not Path(out_dir).exists()
     info = init_distributed(options.device)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from aaclip_med.errors import ParameterError
+
 __all__ = [
     "ENV_USER",
     "ENV_PASSWORD",
@@ -53,7 +55,8 @@ class Credentials:
         if self.token and self.password:
             raise ValueError(f"both a bearer token and a password were given ({self.source}); use one")
         if self.password and not self.user:
-            raise ValueError(f"a password was given ({self.source}) but no user: pass --user NAME or set {ENV_USER}")
+            raise ValueError(f"a password was given ({self.source}) but no user: pass user (--user NAME) or set "
+                             f"{ENV_USER}")
 
 
 def _read_secret_file(path: str | os.PathLike, what: str) -> str:
@@ -126,15 +129,17 @@ class DicomWebServer:
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"--url {self.url!r} is not an http(s) URL such as http://pacs:8042/dicom-web")
+            raise ParameterError("url", self.url, "is not an http(s) URL such as http://pacs:8042/dicom-web")
         if parts.username or parts.password:
-            raise ValueError(f"--url must not carry credentials; set {ENV_USER}/{ENV_PASSWORD} or use --password-file")
+            raise ParameterError("url", urlunsplit(parts._replace(netloc=parts.hostname or "")), "must not carry "
+                                 f"credentials; set {ENV_USER}/{ENV_PASSWORD} or use {{password_file}}")
         if self.timeout <= 0 or self.retries < 0 or self.backoff < 0:
             raise ValueError(f"timeout {self.timeout} must be > 0, retries {self.retries} and backoff {self.backoff} >= 0")
         if self.ca_bundle and not Path(self.ca_bundle).is_file():
-            raise ValueError(f"--ca-bundle {self.ca_bundle} is not a file")
+            raise ParameterError("ca_bundle", self.ca_bundle, "is not a file")
         if self.ca_bundle and not self.verify_tls:
-            raise ValueError("--ca-bundle and --insecure contradict each other; drop one")
+            raise ParameterError("ca_bundle", self.ca_bundle, "contradicts turning certificate checks off "
+                                 "({verify_tls}); drop one")
 
     @property
     def display(self) -> str:
@@ -163,7 +168,7 @@ class DimseNode:
         host, sep1, rest = text.rpartition(":")
         host, sep2, port = host.rpartition(":")
         if not (sep1 and sep2 and host and port.isdigit()):
-            raise ValueError(f"--forward {text!r} is not HOST:PORT:AE, e.g. 127.0.0.1:4242:ORTHANC")
+            raise ParameterError("forward", text, "is not HOST:PORT:AE, e.g. 127.0.0.1:4242:ORTHANC")
         return cls(host, int(port), rest)
 
     def __str__(self) -> str:

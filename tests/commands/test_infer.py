@@ -81,7 +81,7 @@ def test_image_size_must_match_the_adapters(tmp_path, capsys):
     image = _png(tmp_path / "in.png")
     code, _, err = _light("infer", image, "--out", tmp_path / "o", "--weights", weights, "--image-size", "56",
                           "--device", "cpu")
-    assert code == 1 and "--image-size 56 conflicts with" in err and "trained at 28 px" in err
+    assert code == 1 and "--image-size 56: conflicts with" in err and "trained at 28 px" in err
     assert "NO-TORCH" in err  # the adapter file's metadata is read without torch
     assert not (tmp_path / "o").exists()
 

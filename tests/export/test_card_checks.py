@@ -40,7 +40,7 @@ def test_card_mismatch_is_refused(engine_runs, tmp_path, capsys, extra, named):
 def test_engine_must_fit_the_format(engine_runs, tmp_path, capsys):
     assert main(["infer", str(engine_runs / "cases"), "--out", str(tmp_path / "out"), "--engine", "torch",
                  "--model", str(engine_runs / "onnx")]) == 1
-    assert "--engine torch cannot run the onnx graph" in capsys.readouterr().err
+    assert "--engine torch: cannot run the onnx graph" in capsys.readouterr().err
     assert main(["infer", str(engine_runs / "cases"), "--out", str(tmp_path / "out"), "--engine", "openvino"]) == 1
     assert "give --model DIR" in capsys.readouterr().err
 
@@ -51,7 +51,7 @@ def test_card_defaults_fill_the_options(engine_runs):
     assert (options.class_name, options.description, options.modality, options.domain, options.device) == (
         "scan", "scan", "ct", "medical", "cpu")
     assert model.fill_options(InferenceOptions(class_name="scan", modality="ct")).class_name == "scan"
-    with pytest.raises(ValueError, match="runs on the CPU; drop --device cuda"):
+    with pytest.raises(ValueError, match="device='cuda': the torch engine runs on the CPU; drop device"):
         model.to("cuda")
     assert model.recorded_identity["backbone"] == "aaclip-tiny"
 
@@ -81,14 +81,14 @@ def test_missing_runtime_names_the_extra(monkeypatch, capsys, engine_runs, tmp_p
 def test_export_refuses_int8_without_references(tmp_path, capsys):
     assert main(["export", "--format", "onnx", "--precision", "int8", "--out", str(tmp_path / "g"),
                  "--backbone", "aaclip-tiny", "--backbone-weights", "random"]) == 1
-    assert "--precision int8 needs --calibration-data DIR" in capsys.readouterr().err
+    assert "--precision int8: needs --calibration-data DIR" in capsys.readouterr().err
     assert main(["export", "--format", "torchscript", "--precision", "int8", "--calibration-data", str(tmp_path),
                  "--out", str(tmp_path / "g"), "--backbone", "aaclip-tiny", "--backbone-weights", "random"]) == 1
-    assert "--precision int8 is for --format onnx or openvino" in capsys.readouterr().err
+    assert "--precision int8: is for --format onnx or openvino" in capsys.readouterr().err
 
 
 def test_reference_memory_needs_the_torch_engine(engine_runs):
     # the memory is searched with patch features, which an exported graph does not output
     model = DeployedModel(engine_runs / "torchscript", "torch")
-    with pytest.raises(ValueError, match="--references needs the torch engine"):
+    with pytest.raises(ValueError, match="references=.*: needs the torch engine"):
         InferenceOptions(references="refs.safetensors").check_model(model)

@@ -55,7 +55,7 @@ def test_a_new_format_is_one_entry_and_its_writer(traced_format, tmp_path):
         expected = AnomalyGraph(make_tiny_model(seed=0, image_size=112), "scan", "medical").eval()(images)
     got = model(images, torch.zeros(0), "medical")
     np.testing.assert_allclose(got.anomaly_map.numpy(), expected[0].numpy(), atol=1e-5)
-    with pytest.raises(ValueError, match="--engine torch cannot run the traced graph .* use --engine traced-runner"):
+    with pytest.raises(ValueError, match="engine='torch': cannot run the traced graph .* use engine traced-runner"):
         DeployedModel(out, "torch")
 
 
@@ -67,7 +67,7 @@ def test_the_cli_offers_the_registry(traced_format, capsys):
     assert "{torchscript,onnx,openvino,traced}" in text and "{torch,onnxruntime,openvino,traced-runner}" in text
     assert main(["export", "--format", "traced", "--precision", "int8", "--calibration-data", ".", "--out", "g",
                  *MODEL]) == 1
-    assert "--precision int8 is for --format onnx or openvino" in capsys.readouterr().err
+    assert "--precision int8: is for --format onnx or openvino" in capsys.readouterr().err
 
 
 def test_unknown_names_list_the_choices():

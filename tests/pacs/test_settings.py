@@ -60,7 +60,7 @@ def test_no_secret_option_on_the_command_line(capsys):
     ({"url": "ftp://pacs/dicom-web"}, "is not an http"),
     ({"url": "http://alice:pw@pacs/dicom-web"}, "must not carry credentials"),
     ({"url": "http://pacs/dicom-web", "timeout": 0}, "timeout 0 must be > 0"),
-    ({"url": "https://pacs/dicom-web", "ca_bundle": "/nonexistent.pem"}, "--ca-bundle /nonexistent.pem is not a file"),
+    ({"url": "https://pacs/dicom-web", "ca_bundle": "/nonexistent.pem"}, "ca_bundle='/nonexistent.pem': is not a file"),
 ])
 def test_bad_server_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
