@@ -37,8 +37,7 @@ SEARCHES = ("auto", "screen", "gemm")
 SCORE_CHUNK = 2**24  # largest similarity block of max_cosine, in elements (32 MB of bf16)
 BANK_BLOCK = 8192  # bank rows per product of max_cosine (measured faster than one product per level on a 2-core Xeon)
 SCREEN_BLOCK = 8192  # bank rows per int8 block: one scale each
-_GROUP = 64  # queries rescored together, against the union of the bank rows they name
-_UNION_ROWS = 4096  # bank rows per rescoring product (bounds its memory)
+_PAIR_CHUNK = 8192  # candidate pairs rescored at once: two (8192, D) float32 gathers (25 MB at D = 768)
 _TILE = 64  # similarity columns per tile of the candidate search
 _PENDING_PAIRS = 2**20  # candidate pairs held before they are rescored (bounds their memory)
 _SLACK_REL, _SLACK_ABS = 1e-4, 1e-4  # covers the float32 rounding of the bound and of the rescored dots
@@ -149,8 +148,7 @@ class ScreenedBank:
     Memory: the bank itself is shared, not copied (float16 from the file; rescored rows are
     converted when gathered); its int8 codes add half its float16 size. A search holds one
     similarity block of at most ``chunk`` int32 values, its tile maxima, the candidate pairs
-    (rescored once they pass a bound) and one rescoring product of at most
-    ``_GROUP x _UNION_ROWS`` float32 values.
+    (rescored once they pass a bound) and two float32 gathers of ``_PAIR_CHUNK`` rows.
 
     Args:
         bank: (N, D) on the CPU, any float dtype (kept as it is).
@@ -240,23 +238,12 @@ class ScreenedBank:
     def _rescore(self, exact: torch.Tensor, query: torch.Tensor, bank_row: torch.Tensor, best: torch.Tensor) -> None:
         """Float32 dots of the (query, bank row) pairs, folded into ``best`` by query.
 
-        Queries go in groups of ``_GROUP`` consecutive rows: one float32 product of the group with
-        every bank row any of its pairs names. A row that another query of the group named is
-        still a true value for this one, so the maximum stays exact and the products are GEMMs,
-        not a gather per pair.
+        A few large gathers rather than many small products: each operator call of a multi-threaded
+        PyTorch waits for all its threads, which on a loaded host costs more than the arithmetic.
         """
         self.candidates += query.numel()
-        if not query.numel():
-            return
-        group, order = (query // _GROUP).sort(stable=True)
-        bank_row = bank_row[order]
-        start = 0
-        for index, count in enumerate(torch.bincount(group).tolist()):
-            if not count:
-                continue
-            rows = slice(index * _GROUP, (index + 1) * _GROUP)
-            named = torch.unique(bank_row[start : start + count])
-            start += count
-            for piece in named.split(_UNION_ROWS):
-                dots = exact[rows] @ self.bank.index_select(0, self.order[piece]).float().t()  # (group, named)
-                torch.maximum(best[rows], dots.amax(dim=1), out=best[rows])
+        for start in range(0, query.numel(), _PAIR_CHUNK):
+            rows_q, rows_b = query[start : start + _PAIR_CHUNK], bank_row[start : start + _PAIR_CHUNK]
+            named = self.bank.index_select(0, self.order.index_select(0, rows_b)).float()  # (P, D)
+            dots = torch.linalg.vecdot(exact.index_select(0, rows_q), named)
+            best.scatter_reduce_(0, rows_q, dots, reduce="amax")

@@ -60,8 +60,7 @@ def test_screen_finds_a_neighbour_that_int8_rounding_cannot_tell_apart(monkeypat
     expected = _full(queries, bank)
     torch.testing.assert_close(ScreenedBank(bank, block=64).max_cosine(queries), expected, rtol=0, atol=1e-6)
     monkeypatch.setattr(search, "_PENDING_PAIRS", 3)
-    monkeypatch.setattr(search, "_UNION_ROWS", 5)
-    monkeypatch.setattr(search, "_GROUP", 7)
+    monkeypatch.setattr(search, "_PAIR_CHUNK", 5)
     torch.testing.assert_close(ScreenedBank(bank, block=64).max_cosine(queries), expected, rtol=0, atol=1e-6)
 
 
@@ -82,7 +81,7 @@ def test_screen_memory_is_one_block_not_the_full_matrix():
     queries, bank = _unit(600, 32, seed=7), _unit(5000, 32, seed=8).half()
     full = 600 * 5000 * 4  # the float32 similarity matrix the plain search writes: 12 MB
     screened = ScreenedBank(bank, block=1024, chunk=2**16)  # similarity blocks of 64 x 1024 int32 = 256 kB
-    peak = _largest_allocation(lambda: screened.max_cosine(queries))
+    peak = _largest_allocation(lambda: screened.max_cosine(queries))  # pair gathers: at most 8192 x 32 float32
     assert peak <= 2**16 * 4, f"largest allocation {peak} B, the similarity block is {2**16 * 4} B (full matrix {full} B)"
     bank32 = bank.float()
     blocked = _largest_allocation(lambda: max_cosine(queries, bank32, block=1000, chunk=2**16))
