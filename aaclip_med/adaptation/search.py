@@ -9,9 +9,10 @@ Two exact searches, neither of which writes the full (queries x bank) similarity
   bank (the stored float16 values, exactly converted), up to the summation order of float32.
 
 Why a screen: at the default 256 MB the search is a third of the ViT-L forward's multiply-adds, so
-no GEMM in the forward's own dtype can cost much less than a third of it. Integer GEMMs run
-2-5 times faster than bf16/fp32 ones on x86 CPUs (VNNI, AMX-INT8, and AVX2's ``vpmaddubsw``);
-the bound keeps the result exact.
+no GEMM in the forward's own dtype can cost much less than a third of it. int8 products of the
+search's shape ran 2-3x the bf16 and 4-5x the fp32 rate on an AVX512-VNNI CPU (the whole screened
+search: 0.50-0.77 of the bf16 GEMM's time, 0.69 of the fp32 one with AVX2 kernels); the bound
+keeps the result exact.
 
 The bound: a query ``q`` is rounded to ``q' = s_q * round(q / s_q)`` (one scale per query), a bank
 block to ``b' = s_b * round(b / s_b)`` (one scale per block), and the int32 product ``I = q'.b' /
@@ -77,8 +78,9 @@ def max_cosine(queries: torch.Tensor, bank: torch.Tensor, block: int = BANK_BLOC
 def screen_available(device: torch.device | str) -> bool:
     """True where the int8 screen is the faster search: x86 CPUs with PyTorch's int8 GEMM (``torch._int_mm``).
 
-    Elsewhere (GPUs, other CPUs) it was not measured, and :func:`max_cosine` in the predictor's
-    dtype is used.
+    Measured faster than the bf16 and fp32 GEMMs on an AVX512-VNNI CPU and with AVX2 kernels
+    (docs/reference-memory.md). Elsewhere (GPUs, other CPUs) it was not measured, and
+    :func:`max_cosine` in the predictor's dtype is used.
     """
     x86 = platform.machine().lower() in ("x86_64", "amd64", "x86")
     return torch.device(device).type == "cpu" and x86 and hasattr(torch, "_int_mm")
