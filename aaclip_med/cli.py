@@ -17,6 +17,7 @@ import sys
 import warnings
 
 from aaclip_med.commands.config_file import CONFIG_OPTION, apply_config, read_config, split_config_argument
+from aaclip_med.flags import cli_message
 
 __all__ = ["main", "COMMANDS"]
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, RuntimeError, ImportError) as err:
         # Errors users can act on: print the message (it names the file and the fix, or the extra
         # to install), no traceback.
-        print(f"aaclip-med {top.command}: error: {err}", file=sys.stderr)
+        print(f"aaclip-med {top.command}: error: {cli_message(err)}", file=sys.stderr)
         return 1
 
 

@@ -8,15 +8,19 @@ and gloo otherwise, so the same code runs on CPU-only machines.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from aaclip_med.errors import ParameterError
 
 __all__ = [
     "DistContext",
@@ -27,10 +31,28 @@ __all__ = [
     "init_distributed",
     "shard",
     "shutdown_distributed",
+    "working_alone",
 ]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+_ALONE = contextvars.ContextVar("aaclip_med_working_alone", default=False)
+
+
+@contextlib.contextmanager
+def working_alone() -> Iterator[None]:
+    """Inside, :func:`init_distributed` gives a world of one even in a torchrun process group.
+
+    For ranks that share work out themselves and then run whole jobs on their own (a PACS archive
+    rank inferring one series with ``run_inference``): the job's collectives would otherwise wait
+    for ranks that are busy with other series. The device stays this rank's.
+    """
+    token = _ALONE.set(True)
+    try:
+        yield
+    finally:
+        _ALONE.reset(token)
 
 
 @dataclass(frozen=True)
@@ -68,15 +90,15 @@ def check_device(device: str | torch.device | None) -> torch.device | None:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"--device {device}: not a device name (cpu, cuda, cuda:N, mps)") from err
+        raise ParameterError("device", device, "not a device name (cpu, cuda, cuda:N, mps)") from err
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             cuda = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"
-            raise ValueError(f"--device {device}: no CUDA device is available (torch {torch.__version__} {cuda}); "
-                             "use --device cpu")
+            raise ParameterError("device", device, f"no CUDA device is available (torch {torch.__version__} {cuda}); "
+                                 "use {device}=cpu")
         count = torch.cuda.device_count()
         if resolved.index is not None and resolved.index >= count:
-            raise ValueError(f"--device {device}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+            raise ParameterError("device", device, f"this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
     return resolved
 
 
@@ -101,6 +123,8 @@ def init_distributed(device: str | torch.device | None = None) -> DistContext:
     resolved = _rank_device(check_device(device), world, local_rank)
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)
+    if _ALONE.get():
+        return DistContext(0, 1, resolved, False)
     created = False
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if resolved.type == "cuda" else "gloo"

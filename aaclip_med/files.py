@@ -18,17 +18,21 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "TMP_PREFIX",
+    "append_json_line",
     "atomic_path",
+    "json_line",
+    "move_into",
     "check_output_folder",
     "json_safe",
     "remove_stale_temporaries",
     "sha256_file",
+    "staging_folder",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -93,6 +97,58 @@ def write_json_atomic(path: str | os.PathLike, data: Any, sort_keys: bool = Fals
     """Write ``data`` as indented standard JSON (see :func:`json_safe`) with a final newline, atomically."""
     text = json.dumps(json_safe(data), indent=2, sort_keys=sort_keys, allow_nan=False)
     return write_text_atomic(path, text + "\n")
+
+
+def json_line(data: Any) -> str:
+    """``data`` as one line of standard JSON (see :func:`json_safe`), without the newline."""
+    return json.dumps(json_safe(data), allow_nan=False, ensure_ascii=False)
+
+
+def append_json_line(path: str | os.PathLike, data: Any) -> Path:
+    """Append ``data`` to the JSON-lines file ``path`` as one line, in one ``write`` call.
+
+    Other appenders never interleave inside the line (``O_APPEND``), and a line torn by a killed
+    run is ended before the new one, so it spoils only itself, never the record that follows.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (json_line(data) + "\n").encode("utf-8")
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as previous:
+            previous.seek(-1, os.SEEK_END)
+            if previous.read(1) != b"\n":
+                line = b"\n" + line
+    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(handle, line)
+    finally:
+        os.close(handle)
+    return path
+
+
+@contextlib.contextmanager
+def staging_folder(parent: str | os.PathLike, name: str = "staging") -> Iterator[Path]:
+    """Yield a new folder in ``parent`` under a temporary name; it is removed on exit, whatever happened.
+
+    Outputs are written there and moved to their final names with :func:`move_into` once all are
+    complete; a killed run leaves the folder to :func:`remove_stale_temporaries`.
+    """
+    folder = Path(parent) / f"{TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def move_into(paths: Iterable[str | os.PathLike], folder: str | os.PathLike) -> list[Path]:
+    """Move each of ``paths`` into ``folder`` under its own name with ``os.replace`` (atomic per file), in order."""
+    moved = []
+    for path in paths:
+        target = Path(folder) / Path(path).name
+        os.replace(path, target)
+        moved.append(target)
+    return moved
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> int:

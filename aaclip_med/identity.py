@@ -48,15 +48,19 @@ __all__ = [
     "Differences",
     "is_random_weights",
     "network_record",
+    "network_values",
+    "clip_weights_file",
+    "adapters_file",
     "network_identity",
     "scoring_identity",
     "memory_identity",
     "differences",
+    "class_differences",
     "digest",
     "describe",
 ]
 
-# 2: adapters_sha256 (the adapters' tensors), references in every output comparison, the engine of a graph
+# 2: adapter_tensors_sha256 (the adapters' tensors), references in every output comparison, the engine of a graph
 IDENTITY_VERSION = 2
 
 # what ``pretrained`` says when the CLIP tower is randomly initialised (tests, smoke runs)
@@ -93,15 +97,18 @@ NETWORK_FIELDS: tuple[Field, ...] = (
     Field("image_size", "input side in pixels", required=True),
     Field("pretrained", "CLIP weights: their file's sha256, else the open_clip tag or 'random'", required=True),
     Field("weights_sha256", "sha256 of the adapters file (None: untrained adapters)", required=True),
-    Field("adapters_sha256", "sha256 of the adapters' tensors as run (untrained ones differ by seed)", since=2,
+    Field("adapter_tensors_sha256", "sha256 of the adapters' tensors as run (untrained ones differ by seed)", since=2,
           required=True),
 )
 
 # What run_record writes of the network (the fields above before normalisation, plus paths for people).
 NETWORK_RECORD_FIELDS: tuple[str, ...] = (
     "backbone", "image_size", "pretrained", "pretrained_sha256", "random_weights", "weights", "weights_sha256",
-    "adapters_sha256",
+    "adapter_tensors_sha256",
 )
+# The names a weight file's path and hash had in older or hand-written records (read, never written).
+_CLIP_FILE_NAMES = (("pretrained", "pretrained_sha256"), ("backbone_weights", "backbone_weights_sha256"))
+_ADAPTERS_FILE_NAMES = (("weights", "weights_sha256"), ("adapters", "adapters_sha256"))
 
 # The reference memory a result was combined with ({sha256, weight}; absent: none).
 REFERENCES_FIELD = Field("references", "reference memory file's sha256 and its weight (absent: none)")
@@ -134,7 +141,6 @@ OUTPUT_FIELDS: tuple[Field, ...] = (
 # Paths and names whose content a hash above pins: differing, they are warned about, never refused.
 HARMLESS_FIELDS: tuple[Field, ...] = (
     Field("weights", "path of the adapters file (its sha256 is compared)"),
-    Field("pretrained_path", "path of the CLIP weights file (its sha256 is compared)"),
     Field("references_path", "path of the reference memory (its sha256 is compared)"),
     Field("manifest", "path of the manifest (its sha256 is compared)"),
     Field("dataset_root", "folder the manifest's paths are read from"),
@@ -157,6 +163,43 @@ class Differences(NamedTuple):
 
     def __bool__(self) -> bool:
         return bool(self.refused)
+
+
+def network_values(*, backbone: str | None, image_size: int | None, pretrained: str | None,
+                   pretrained_sha256: str | None, weights: str | None, weights_sha256: str | None,
+                   adapter_tensors_sha256: str | None) -> dict:
+    """The network part of a run record (:data:`NETWORK_RECORD_FIELDS`), the one place its layout is written."""
+    return {
+        "identity_version": IDENTITY_VERSION,
+        "backbone": backbone,
+        "image_size": image_size,
+        "pretrained": pretrained,
+        "pretrained_sha256": pretrained_sha256,
+        "random_weights": is_random_weights(pretrained),
+        "weights": weights,
+        "weights_sha256": weights_sha256,
+        "adapter_tensors_sha256": adapter_tensors_sha256,
+    }
+
+
+def _file(record: Mapping, names: tuple[tuple[str, str], ...]) -> tuple[object, object]:
+    for path_key, hash_key in names:
+        if path_key in record:
+            value = record[path_key]
+            if isinstance(value, Mapping):  # {"file" | "path", "sha256"} of hand-written records
+                return value.get("file") or value.get("path"), value.get("sha256")
+            return value, record.get(hash_key)
+    return None, None
+
+
+def clip_weights_file(record: Mapping) -> tuple[object, object]:
+    """(path or tag, sha256) of the CLIP weights a record names, under any name it has had ((None, None): none)."""
+    return _file(record, _CLIP_FILE_NAMES)
+
+
+def adapters_file(record: Mapping) -> tuple[object, object]:
+    """(path, sha256) of the adapters file a record names, under any name it has had ((None, None): none)."""
+    return _file(record, _ADAPTERS_FILE_NAMES)
 
 
 def network_record(record: Mapping) -> dict:
@@ -242,6 +285,26 @@ def differences(stored: Mapping, run: Mapping, fields: Iterable[Field] = OUTPUT_
         if field.name in stored and field.name in run:
             warned += _differing(field.name, json_safe(old.get(field.name)), json_safe(new.get(field.name)), what)
     return Differences(refused, warned, unknown)
+
+
+def class_differences(found: object, class_name: str, modality: str | None, domain: str | None,
+                      what: str = "calibration", description: str | None = None) -> list[str]:
+    """Differences of class, description, preset and domain between what a per-class record was made for
+    and this run (``modality``, ``domain``, ``description`` None: not checked).
+
+    ``found`` is a calibration's or a memory's class entry: it has ``class_name``, ``description``,
+    ``modality`` (None: not recorded) and ``domain``. ``what`` names it in the lines.
+    """
+    differ = []
+    if found.class_name != class_name:
+        differ.append(f"class: {what} {found.class_name!r}, this run {class_name!r}")
+    if description is not None and found.description and found.description != description:
+        differ.append(f"description: {what} {found.description!r}, this run {description!r}")
+    if found.modality and modality and found.modality != modality:
+        differ.append(f"modality: {what} {found.modality!r}, this run {modality!r}")
+    if domain and found.domain != domain:
+        differ.append(f"domain: {what} {found.domain!r}, this run {domain!r}")
+    return differ
 
 
 def digest(record: Mapping, fields: Iterable[Field] = OUTPUT_FIELDS) -> str:

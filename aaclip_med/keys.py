@@ -33,6 +33,7 @@ class Keys(StrEnum):
     DOMAIN = "domain"
     PRED = "pred"  # anomaly map
     SCORE = "score"  # image-level anomaly score
+    SYNTHETIC = "synthetic"  # generator that planted the sample's synthetic anomaly (absent: none)
 
 
 class Domain(StrEnum):

@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "AUTO",
+    "default_domain",
     "dicom_modality_presets",
     "get_ct_window",
     "get_modality",
@@ -101,6 +102,19 @@ def get_modality(name: str) -> dict[str, Any]:
         ValueError: unknown name; the message lists the choices.
     """
     return copy.deepcopy(_presets()[resolve_modality_name(name)])
+
+
+def default_domain(name: str) -> str:
+    """The domain a preset implies (photo -> industrial, every medical preset -> medical), as its entry
+    declares it: the one rule of inference, export, reference memories and training.
+
+    Raises:
+        ValueError: unknown preset, or a preset entry that declares no domain.
+    """
+    preset = get_modality(name)
+    if preset.get("domain") not in ("medical", "industrial"):
+        raise ValueError(f"modality preset {name!r} declares no domain ('medical' or 'industrial') in presets.json")
+    return str(preset["domain"])
 
 
 def dicom_modality_presets() -> dict[str, str]:

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from aaclip_med.units import in_mb
+
 # The benchmarks build their inputs with the tests' synthetic sources (tests/_synthetic.py): make the
 # repository root importable when a script runs as `python benchmarks/NAME.py`.
 REPO = Path(__file__).resolve().parents[1]
@@ -149,8 +151,8 @@ class PeakMemory:
             self._stop.set()
             self._thread.join()
             self._peak = max(self._peak, _rss_bytes())
-        self.peak_mb = self._peak / 2**20
-        self.delta_mb = (self._peak - self._start) / 2**20
+        self.peak_mb = in_mb(self._peak)
+        self.delta_mb = in_mb(self._peak - self._start)
 
 
 def synchronize(device: torch.device) -> None:

@@ -46,12 +46,14 @@ from _common import PeakMemory, emit, host_info, matmul_peak, print_table
 from flops import count_predict_flops
 from scipy.stats import spearmanr
 
+from aaclip_med.export.deployed import DeployedModel
 from aaclip_med.export.formats import convert_onnx_to_openvino, write_graph
 from aaclip_med.export.quantize import quantize_onnx
-from aaclip_med.inference.deployed import DeployedModel
 from aaclip_med.model import AAClipConfig, build_aaclip
 from aaclip_med.model.fast import FastPredictor
 from aaclip_med.model.graph import AnomalyGraph
+from aaclip_med.packages import install_hint
+from aaclip_med.units import in_mb
 
 ENGINES = ("torch-fast-fp32", "torch-fast-bf16", "torch-fast-int8", "ort-fp32", "ort-int8", "ov-fp32", "ov-int8")
 _PACKAGES = {"ort": "onnxruntime", "ov": "openvino"}
@@ -76,9 +78,9 @@ def skip_reason(engine: str) -> str | None:
     """Why ``engine`` cannot run here (its package is missing), or None."""
     package = _PACKAGES.get(engine.split("-")[0])
     if package and importlib.util.find_spec(package) is None:
-        return f"{package} is not installed (pip install 'aaclip-med[export]')"
+        return f"{package} is not installed ({install_hint('export')})"
     if engine.endswith("int8") and package and importlib.util.find_spec("onnx") is None:
-        return "onnx is not installed (pip install 'aaclip-med[export]')"
+        return f"onnx is not installed ({install_hint('export')})"
     return None
 
 
@@ -98,9 +100,7 @@ class _Graphs:
         if name == "onnx-int8":
             quantize_onnx(self.path("onnx-fp32"), sub / "model.onnx", self.calibration)
             return sub / "model.onnx"
-        import openvino as ov
-
-        convert_onnx_to_openvino(ov, self.path(f"onnx-{name[-4:]}"), sub / "model.xml")
+        convert_onnx_to_openvino(self.path(f"onnx-{name[-4:]}"), sub / "model.xml")
         return sub / "model.xml"
 
     def path(self, name: str) -> Path:
@@ -120,19 +120,19 @@ class _Graphs:
 
 
 def _size_mb(path: Path) -> float:
-    return sum(p.stat().st_size for p in path.parent.iterdir()) / 2**20
+    return in_mb(sum(p.stat().st_size for p in path.parent.iterdir()))
 
 
 def _card_folder(path: Path, fmt: str, precision: str, graph: AnomalyGraph) -> Path:
     """A minimal card beside ``path`` so DeployedModel (the runner users get) loads it."""
-    from aaclip_med.export.card import build_card, write_card
+    from aaclip_med.export.card import build_card, file_records, write_card
     from aaclip_med.export.formats import output_names
 
     config = graph.config
     record = {"backbone": config.backbone, "image_size": config.image_size}
     card = build_card(record, fmt=fmt, file=path.name, precision=precision, class_name="scan", description="scan",
                       domain=DOMAIN, preset=None, levels=list(config.levels), logit_scale=config.logit_scale,
-                      outputs=output_names(graph), opset=17, versions={})
+                      outputs=output_names(graph), opset=17, versions={}, files=file_records([path]))
     write_card(card, path.parent)
     return path.parent
 

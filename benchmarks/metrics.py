@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from aaclip_med.units import in_mb
+
 SKLEARN_BYTES_PER_PIXEL = 60  # measured ~56 at N=100: inputs, argsort int64, sorted copies, float64 cumsums
 
 
@@ -44,7 +46,7 @@ def synthetic(index: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray,
 
 
 def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    return in_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux: KiB
 
 
 def worker_ours(n: int, size: int, seed: int) -> dict:
@@ -112,7 +114,7 @@ def available_mb() -> float:
         with open("/proc/meminfo", encoding="ascii") as handle:
             for line in handle:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024.0
+                    return in_mb(int(line.split()[1]) * 1024)  # kB
     except OSError:
         pass
     return float("inf")
@@ -143,7 +145,7 @@ def main() -> None:
         print(json.dumps(fn(args.n, args.size, args.seed)))
         return
     results = [measure("ours", args)]
-    need_mb = args.n * args.size**2 * SKLEARN_BYTES_PER_PIXEL / 2**20
+    need_mb = in_mb(args.n * args.size**2 * SKLEARN_BYTES_PER_PIXEL)
     if args.skip_sklearn:
         pass
     elif need_mb > 0.8 * available_mb():

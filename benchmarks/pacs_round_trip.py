@@ -102,8 +102,8 @@ def _dimse(orthanc, model, options, files: list[Path], out: Path, listen_port: i
     for ds in datasets:
         assoc.send_c_store(ds)
     assoc.release()
-    state = out / "pacs_state.json"
-    while f'"{key}"' not in (state.read_text() if state.is_file() else "") or '"done"' not in state.read_text():
+    state = out / "state" / f"{key}.json"
+    while '"done"' not in (state.read_text() if state.is_file() else ""):
         time.sleep(0.01)
     elapsed = time.perf_counter() - start - quiet
     stop.set()

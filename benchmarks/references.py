@@ -38,9 +38,10 @@ import torch
 from _common import PeakMemory, emit, host_info, matmul_peak, print_table
 
 from aaclip_med.adaptation import ClassMemory, ReferenceScorer, ReferenceSlices, build_references
-from aaclip_med.adaptation.search import ScreenedBank, max_cosine
 from aaclip_med.inference import Predictor
+from aaclip_med.memory.search import ScreenedBank, max_cosine
 from aaclip_med.model import AAClipConfig, build_aaclip
+from aaclip_med.units import in_mb, mb_to_bytes
 
 _SLICES_PER_SOURCE = 10
 
@@ -88,7 +89,7 @@ def _ct_slices(count: int, seed: int = 0):
 def bench_build(args: argparse.Namespace, jsonl: Path | None) -> dict:
     model = _model(args.build_backbone, args.build_size)
     predictor = Predictor(model, "ct", batch_size=args.batch_size, precision=args.precision, device="cpu")
-    model_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+    model_mb = in_mb(sum(p.numel() * p.element_size() for p in model.parameters()))
     identity = {"backbone": args.build_backbone, "image_size": args.build_size}
     device = torch.device("cpu")
     start = time.perf_counter()
@@ -97,13 +98,13 @@ def bench_build(args: argparse.Namespace, jsonl: Path | None) -> dict:
     seconds = time.perf_counter() - start
     memory = bank.classes["scan"]
     grid = model.grid_size[0] * model.grid_size[1]
-    batch_features_mb = args.batch_size * grid * len(memory.levels) * model.embed_dim * 2 / 2**20
+    batch_features_mb = in_mb(args.batch_size * grid * len(memory.levels) * model.embed_dim * 2)
     record = {
         "kind": "build", "backbone": args.build_backbone, "image_size": args.build_size, "slices": args.slices,
         "precision": predictor.precision, "seconds": round(seconds, 1), "slices_per_s": round(args.slices / seconds, 2),
         "peak_rss_mb": round(peak.peak_mb), "rss_added_mb": round(peak.delta_mb), "model_params_mb": round(model_mb),
-        "cap_mb": round(args.build_max_mb * 1e6 / 2**20), "one_batch_features_mb": round(batch_features_mb, 1),
-        "bank_mb": round(bank.nbytes / 2**20, 1), "patches_kept": memory.patches_kept, "patches_seen": memory.patches_seen,
+        "cap_mb": args.build_max_mb, "one_batch_features_mb": round(batch_features_mb, 1),
+        "bank_mb": round(in_mb(bank.nbytes), 1), "patches_kept": memory.patches_kept, "patches_seen": memory.patches_seen,
     }
     emit(record, jsonl)
     return record
@@ -111,7 +112,7 @@ def bench_build(args: argparse.Namespace, jsonl: Path | None) -> dict:
 
 def _bank(model, max_mb: float) -> ClassMemory:
     levels, width = len(model.config.levels), model.embed_dim
-    rows = int(max_mb * 1e6 // (levels * width * 2))
+    rows = mb_to_bytes(max_mb) // (levels * width * 2)
     generator = torch.Generator().manual_seed(0)
     features = [torch.nn.functional.normalize(torch.randn(rows, width, generator=generator), dim=1).half()
                 for _ in range(levels)]
@@ -167,14 +168,14 @@ def _score_one(args: argparse.Namespace, model, predictor: Predictor, max_mb: fl
         record = {
             "kind": "score", "search": name, "backbone": args.score_backbone, "image_size": args.score_size,
             "precision": predictor.precision, "threads": torch.get_num_threads(),
-            "bank_mb": round(sum(t.numel() * 2 for t in memory.levels) / 1e6),
+            "bank_mb": round(in_mb(sum(t.numel() * 2 for t in memory.levels))),
             "bank_rows_per_level": memory.levels[0].shape[0], "zero_shot_s": round(zero, 3),
             "with_memory_s": round(combined[name], 3), "added_fraction": round((combined[name] - zero) / zero, 3),
             "search_s": round(search_s, 3), "search_fraction": round(search_s / zero, 3),
             "search_gflops": round(flops / search_s / 1e9, 1), "max_abs_diff_vs_fp32": float(f"{error:.2e}"),
             "candidates_per_query": round(sum(b.candidates for b in screened) / sum(q.shape[0] for q in queries), 1)
             if screened else None,
-            "int8_codes_mb": round(sum(sum(c.numel() for c in b.codes) for b in screened) / 1e6) if screened else None,
+            "int8_codes_mb": round(in_mb(sum(sum(c.numel() for c in b.codes) for b in screened))) if screened else None,
         }
         emit(record, jsonl)
         records.append(record)

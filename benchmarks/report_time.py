@@ -36,6 +36,8 @@ import numpy as np
 import torch
 from _common import PeakMemory, emit, host_info, matmul_peak, print_table
 
+from aaclip_med.units import in_mb
+
 _PROBE_SIZE = 1024
 
 
@@ -151,7 +153,7 @@ def measure(args: argparse.Namespace, cache_mb: int | None) -> dict:
         "total_s": round(total, 2), "metrics_s": report["metrics_seconds"], "report_viewer_s": round(report_s, 2),
         "probe_s": round(probe, 5), "total_in_probes": round(total / probe), "report_viewer_in_probes": round(report_s / probe),
         "peak_rss_mb": round(memory.peak_mb), "rss_added_mb": round(memory.delta_mb),
-        "decodes": sum(counts.values()), "decodes_by_kind": counts, "viewer_mb": round(viewer / 2**20, 1),
+        "decodes": sum(counts.values()), "decodes_by_kind": counts, "viewer_mb": round(in_mb(viewer), 1),
         "pixel_auroc": report["mean"]["pixel_auroc"],
     }
 

@@ -21,6 +21,15 @@ measured at the network's input resolution (S x S).
     python benchmarks/site_adaptation.py                                   # aaclip-tiny (112 px), random
     python benchmarks/site_adaptation.py --backbone ViT-B-16 --image-size 224
     python benchmarks/site_adaptation.py --train-kinds perlin,cutpaste,lesion   # lesions seen in training
+    python benchmarks/site_adaptation.py --suite bricks                    # normal-only training vs zero-shot
+
+``--suite bricks`` measures normal-only training against the untrained network on synthetic test
+anomalies: 40 normal 128-pixel crops of scikit-image's brick texture train both stages (the
+normal-only defaults, :func:`aaclip_med.training.config.default_stage_config` with
+``normal_only=True``; ``--epochs`` and ``--lr-stage2`` as given) with ``--train-kinds``; 20 crops
+of another part of the texture are the test images, every second one planted with one kind per
+test set: the training kinds (its own generators, other seeds, unseen crops) and ``lesion``
+(a foreign one). Industrial scoring (the image score uses the trained image head).
 """
 
 from __future__ import annotations
@@ -34,10 +43,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from _common import emit, host_info, print_table
 
 from aaclip_med.data.dataset import ManifestDataset
+from aaclip_med.data.dispatch import ModalityDispatch
 from aaclip_med.data.manifest import read_manifest, write_manifest
 from aaclip_med.data.pipeline import inference_transforms
 from aaclip_med.demo.sample import DESCRIPTIONS, generate_sample
@@ -46,7 +57,7 @@ from aaclip_med.keys import Keys
 from aaclip_med.model import AAClip, AAClipConfig, build_aaclip
 from aaclip_med.training import StageConfig, SyntheticConfig, TrainConfig, run_training
 from aaclip_med.training.batches import collate_samples
-from aaclip_med.training.data import ModalityDispatch, manifest_training_data
+from aaclip_med.training.data import manifest_training_data
 from aaclip_med.training.objectives import fixed_anchor_table, stack_anchors
 
 MEDICAL = ("ct", "mri", "retina")  # the sample's classes whose anomalies are lesions
@@ -102,7 +113,7 @@ def _synthetic_network(ctx: Context) -> AAClip:
                                                  modality="auto", seed=args.seed, synthetic=synthetic)
     config = TrainConfig(
         out_dir=str(ctx.work / "synthetic"), seed=args.seed, domain="medical", descriptions=dict(DESCRIPTIONS),
-        stage1=StageConfig(epochs=args.epochs, lr=args.lr_stage1, batch_size=4),
+        stage1=StageConfig(epochs=args.epochs, lr=args.lr_stage1 or 1e-4, batch_size=4),
         stage2=StageConfig(epochs=args.epochs, lr=args.lr_stage2, batch_size=2, milestones=()),
         synthetic=synthetic, device="cpu", precision="fp32", progress=False, tensorboard=False, save_every=10_000,
     )
@@ -196,6 +207,88 @@ def measure(predict: Predict, data: ManifestDataset) -> dict[str, dict]:
     return out
 
 
+BRICK_DESCRIPTION = {"brick": "brick wall surface"}
+
+
+def _brick_manifests(work: Path, size: int = 128, seed: int = 0) -> dict[str, Path]:
+    """40 training and 20 test crops of ``skimage.data.brick()``, from disjoint rows, as PNG + manifests."""
+    from skimage import data as skdata
+
+    from aaclip_med.demo.writers import write_png
+
+    brick, rng = skdata.brick(), np.random.default_rng(seed)
+    rows = {"train": ((0, 300 - size), 40), "test": ((330, brick.shape[0] - size), 20)}
+    manifests = {}
+    for split, ((top, bottom), count) in rows.items():
+        records = []
+        for index in range(count):
+            y, x = int(rng.integers(top, bottom + 1)), int(rng.integers(0, brick.shape[1] - size + 1))
+            path = f"{split}/{index:03d}.png"
+            write_png(work / path, brick[y : y + size, x : x + size])
+            records.append({Keys.IMAGE_PATH: path, Keys.LABEL: 0.0, Keys.CLASS_NAME: "brick", Keys.MASK_PATH: "",
+                            Keys.MODALITY: "photo", Keys.CASE_ID: f"{split}_{index:03d}"})
+        manifests[split] = write_manifest(records, work / f"{split}.jsonl")
+    return manifests
+
+
+def _measure_bricks(model: AAClip, data) -> dict:
+    table = fixed_anchor_table(model, list(BRICK_DESCRIPTION.values()))
+    maps, masks, scores, labels = [], [], [], []
+    with torch.no_grad():
+        for start in range(0, len(data), 8):
+            batch = collate_samples([data[i] for i in range(start, min(start + 8, len(data)))])
+            anchors = stack_anchors(table, [BRICK_DESCRIPTION[n] for n in batch[Keys.CLASS_NAME]])
+            pred = model.eval().predict(batch[Keys.IMAGE], anchors, "industrial")
+            maps += list(pred.anomaly_map.float())
+            scores += pred.image_score.float().tolist()
+            masks += list(batch[Keys.MASK][:, 0])
+            labels += batch[Keys.LABEL].tolist()
+    return pixel_and_image_auroc(torch.stack(maps).numpy(), torch.stack(masks).numpy(), scores, labels)
+
+
+def bricks_suite(args: argparse.Namespace, work: Path) -> list[dict]:
+    """Zero-shot vs normal-only training on brick crops, per test kind (rows of the printed table)."""
+    from aaclip_med.training.config import default_stage_config
+    from aaclip_med.training.synthetic import SyntheticValidation
+
+    manifests = _brick_manifests(work)
+    ctx = Context(args, work, work, work, manifests["train"])
+    size = ctx.network().config.image_size
+    train_kinds = tuple(args.train_kinds.split(","))
+    test_records = read_manifest(manifests["test"])
+    tests = {kind: SyntheticValidation(test_records, work, size, "photo",
+                                       SyntheticConfig(kinds=(kind,), validation_kind=kind, validation_seed=args.seed + 77))
+             for kind in (*train_kinds, "lesion")}
+    zero_shot = ctx.network()
+    start = time.perf_counter()
+    trained = ctx.network()
+    synthetic = SyntheticConfig(kinds=train_kinds, probability=args.probability, holdout=0.0)
+    train, transform, _ = manifest_training_data(manifests["train"], work, size, modality="photo", seed=args.seed,
+                                                 synthetic=synthetic)
+    config = TrainConfig(
+        out_dir=str(work / "run"), seed=args.seed, domain="industrial", descriptions=dict(BRICK_DESCRIPTION),
+        stage1=default_stage_config(1, normal_only=True, epochs=args.epochs,
+                                    **({"lr": args.lr_stage1} if args.lr_stage1 else {})),
+        stage2=default_stage_config(2, normal_only=True, epochs=args.epochs, lr=args.lr_stage2, milestones=()),
+        synthetic=synthetic, device="cpu", precision="fp32", progress=False, tensorboard=False, save_every=10_000)
+    run_training(trained, config, train, None, transform)
+    seconds = time.perf_counter() - start
+    rows = []
+    for kind, data in tests.items():
+        for name, model in (("zero-shot", zero_shot), ("normal-only", trained)):
+            m = _measure_bricks(model, data)
+            emit({"suite": "bricks", "variant": name, "test_kind": kind, "own_kind": kind in train_kinds,
+                  "train_seconds": round(seconds, 1) if name == "normal-only" else None, "metrics": m})
+            rows.append({"variant": name, "test kind": kind + (" (own)" if kind in train_kinds else " (foreign)"),
+                         "pixel_auroc": None if m["pixel_auroc"] is None else round(m["pixel_auroc"], 3),
+                         "image_auroc": None if m["image_auroc"] is None else round(m["image_auroc"], 3)})
+    print(f"backbone {args.backbone}, weights {args.backbone_weights}, 40 normal brick crops, training kinds "
+          f"{args.train_kinds}, {args.epochs} epochs per stage (lr {config.stage1.lr:g} / {config.stage2.lr:g}), "
+          f"trained in {seconds:.0f} s")
+    print_table(rows, ["variant", "test kind", "pixel_auroc", "image_auroc"])
+    return rows
+
+
 def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="aaclip-tiny")
@@ -204,13 +297,17 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-kinds", default="perlin,cutpaste", help="synthetic kinds the training uses")
     parser.add_argument("--probability", type=float, default=0.5)
     parser.add_argument("--epochs", type=int, default=4, help="epochs of each stage")
-    parser.add_argument("--lr-stage1", type=float, default=1e-4)
+    parser.add_argument("--lr-stage1", type=float, default=None,
+                        help="Stage-1 rate; unset: 1e-4 (sample suite), the normal-only default (bricks suite)")
     parser.add_argument("--lr-stage2", type=float, default=5e-4)
     parser.add_argument("--reference-weight", type=float, default=0.5,
                         help="w of the memory in the references and both variants (1 = memory alone)")
     parser.add_argument("--max-mb", type=float, default=256.0, help="bound of each reference memory (all classes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--suite", choices=("sample", "bricks"), default="sample",
+                        help="sample: the methods on the bundled sample's lesions; bricks: normal-only training "
+                        "vs zero-shot on synthetic test anomalies of its own and a foreign kind")
     return parser.parse_args(argv)
 
 
@@ -219,6 +316,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     emit({"host": host_info(torch.device("cpu"))})
+    if args.suite == "bricks":
+        with tempfile.TemporaryDirectory() as tmp:
+            bricks_suite(args, Path(tmp))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         generate_sample(work / "test", "full", seed=0)

@@ -30,6 +30,7 @@ from _common import host_info, matmul_peak
 
 from aaclip_med.precision import PRECISIONS, autocast, precision_dtype, resolve_precision
 from aaclip_med.training.config import TrainConfig, default_stage_config
+from aaclip_med.units import in_mb
 
 DEFAULT_RUNS = [("stage1", 2), ("stage1", 16), ("stage2", 2), ("two-copies", 2)]
 
@@ -97,10 +98,10 @@ def _child(args: argparse.Namespace) -> dict:
     result = {"kind": args.kind, "batch": args.batch, "backbone": args.backbone, "image_size": model.config.image_size,
               "device": str(device), "precision": precision, "loss": float(loss.detach()), "grad_checkpointing": args.grad_checkpointing,
               "feature_chunk": (args.feature_chunk or None) if args.kind == "stage1" else None,
-              "seconds_per_step": min(times), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "seconds_per_step": min(times), "peak_rss_mb": in_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),  # KiB
               "threads": torch.get_num_threads()}
     if device.type == "cuda":
-        result["cuda_max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        result["cuda_max_allocated_mb"] = in_mb(torch.cuda.max_memory_allocated())
     del spare
     return result
 
@@ -191,15 +192,15 @@ def main(argv=None) -> int:
     _speedups(rows)
     peak_text = ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()) or "not measured"
     print(f"\nmatmul peak in this run: {peak_text}")
-    print(f"{'step':<12}{'batch':>6}{'precision':>10}{'s/step':>10}{'x fp32':>8}{'peak RSS MiB':>14}{'CUDA MiB':>10}")
+    print(f"{'step':<12}{'batch':>6}{'precision':>10}{'s/step':>10}{'x fp32':>8}{'peak RSS MB':>14}{'CUDA MB':>10}")
     for r in rows:
         if "error" in r:
             print(f"{r['kind']:<12}{r['batch']:>6}{r['precision']:>10}  error: {r['error']}")
             continue
-        cuda = f"{r['cuda_max_allocated_mib']:.0f}" if "cuda_max_allocated_mib" in r else "-"
+        cuda = f"{r['cuda_max_allocated_mb']:.0f}" if "cuda_max_allocated_mb" in r else "-"
         ratio = f"{r['speedup_vs_fp32']:.2f}" if "speedup_vs_fp32" in r else "-"
         print(f"{r['kind']:<12}{r['batch']:>6}{r['precision']:>10}{r['seconds_per_step']:>10.2f}{ratio:>8}"
-              f"{r['peak_rss_mib']:>14.0f}{cuda:>10}")
+              f"{r['peak_rss_mb']:>14.0f}{cuda:>10}")
     return 0
 
 

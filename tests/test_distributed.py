@@ -16,7 +16,8 @@ def no_gpu(monkeypatch):
 
 def test_cuda_without_a_gpu_says_so(no_gpu):
     for name in ("cuda", "cuda:0"):
-        with pytest.raises(ValueError, match=rf"--device {name}: no CUDA device is available .*use --device cpu"):
+        # a library call names its parameter; the CLI names the flag (below)
+        with pytest.raises(ValueError, match=rf"device='{name}': no CUDA device is available .*use device=cpu"):
             check_device(name)
     with pytest.raises(ValueError, match="no CUDA device is available"):
         init_distributed("cuda")  # bare "cuda" used to fail in torch.cuda.set_device with a cryptic message
@@ -26,9 +27,9 @@ def test_cuda_without_a_gpu_says_so(no_gpu):
 def test_gpu_index_beyond_the_count_and_unknown_names(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    with pytest.raises(ValueError, match=r"--device cuda:5: this machine has 2 CUDA device\(s\), cuda:0 to cuda:1"):
+    with pytest.raises(ValueError, match=r"device='cuda:5': this machine has 2 CUDA device\(s\), cuda:0 to cuda:1"):
         check_device("cuda:5")
-    with pytest.raises(ValueError, match=r"--device gpu: not a device name \(cpu, cuda, cuda:N"):
+    with pytest.raises(ValueError, match=r"device='gpu': not a device name \(cpu, cuda, cuda:N"):
         check_device("gpu")
 
 
@@ -43,4 +44,5 @@ def test_cli_refuses_cuda_without_a_gpu_before_the_model_loads(no_gpu, tmp_path,
     monkeypatch.setattr(aaclip_med.model, "build_aaclip", lambda *a, **k: pytest.fail("the model was loaded"))
     code = main(["infer", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--backbone", "aaclip-tiny",
                  "--backbone-weights", "random", "--device", "cuda"])
-    assert code == 1 and "--device cuda: no CUDA device is available" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 1 and "--device cuda: no CUDA device is available" in err and "use --device=cpu" in err

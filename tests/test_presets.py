@@ -45,3 +45,19 @@ def test_registry_imports_no_torch():
     code = "import sys, aaclip_med.presets as p; p.list_modalities(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_one_default_domain_per_preset():
+    """Inference, export and training read a preset's domain from its entry, with no fallback of their own."""
+    import argparse
+
+    from aaclip_med.commands.train import _domain
+    from aaclip_med.presets import default_domain, modality_choices
+
+    domains = {name: default_domain(name) for name in modality_choices() if name != "auto"}
+    assert domains["photo"] == "industrial" and domains["ct-lung"] == "medical" and domains["oct"] == "medical"
+    assert {name for name, domain in domains.items() if domain == "industrial"} == {"photo"}
+    for name in ("photo", "mri"):
+        assert _domain(argparse.Namespace(domain=None, modality=name, manifest="none.jsonl")) == domains[name]
+    with pytest.raises(ValueError, match="unknown modality 'xray'"):
+        default_domain("xray")

@@ -1,24 +1,25 @@
-"""Site adaptation from normal scans: the reference memory (build, coreset, score).
+"""Site adaptation from normal scans: building the reference memory (coreset, streaming build, sources).
 
-- :mod:`~aaclip_med.adaptation.bank`: the ``refs.safetensors`` file and its identity check;
+The memory itself (its file, identity check and scoring) is :mod:`aaclip_med.memory`; its names are
+re-exported here for the API.
+
 - :mod:`~aaclip_med.adaptation.coreset`: greedy k-center selection (PatchCore);
 - :mod:`~aaclip_med.adaptation.builder`: the streaming build, bounded by ``--max-mb``;
 - :mod:`~aaclip_med.adaptation.sources`: reference slices from files, folders or a manifest;
-- :mod:`~aaclip_med.adaptation.scoring`: memory maps and the rule combining them with zero-shot maps.
 
 User guide: docs/reference-memory.md.
 """
 
-from aaclip_med.adaptation.bank import (
+from aaclip_med.adaptation.builder import ReferenceSlices, build_class_memory, build_references
+from aaclip_med.adaptation.coreset import greedy_coreset
+from aaclip_med.memory import (
     ClassMemory,
     ReferenceBank,
+    ReferenceScorer,
     check_references,
     load_references,
     save_references,
 )
-from aaclip_med.adaptation.builder import ReferenceSlices, build_class_memory, build_references
-from aaclip_med.adaptation.coreset import greedy_coreset
-from aaclip_med.adaptation.scoring import ReferenceScorer
 
 __all__ = [
     "ClassMemory",

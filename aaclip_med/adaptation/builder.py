@@ -7,7 +7,7 @@ patch features are appended to a buffer of fixed size. When the buffer passes it
 goes on. So the features never take more than the cap plus one batch, whatever the number of
 references (500 CT slices or 50,000), and the final memory is a coreset of coresets.
 
-While streaming, the statistics of the combination rule (:mod:`aaclip_med.adaptation.scoring`)
+While streaming, the statistics of the combination rule (:mod:`aaclip_med.memory.scoring`)
 are gathered on the same references: the zero-shot map and global score of every slice, and the
 memory map of each slice *held out* from the memory, i.e. against the references added before it
 and the other slices of its batch. That is how a new normal image scores (it is never in the
@@ -22,11 +22,13 @@ from typing import NamedTuple
 
 import torch
 
-from aaclip_med.adaptation.bank import ClassMemory
 from aaclip_med.adaptation.coreset import select_coreset
-from aaclip_med.adaptation.scoring import max_cosine, scoring_dtype
+from aaclip_med.errors import ParameterError
 from aaclip_med.inference.calibration import PixelStats
+from aaclip_med.memory.bank import ClassMemory
+from aaclip_med.memory.scoring import max_cosine, scoring_dtype
 from aaclip_med.model.smoothing import level_maps_to_map
+from aaclip_med.units import in_mb, mb_to_bytes
 
 __all__ = ["ReferenceSlices", "PatchStore", "build_class_memory", "MIN_REFERENCE_SLICES"]
 
@@ -166,8 +168,14 @@ def build_class_memory(predictor, class_name: str, description: str, sources: It
     n_levels, width = len(model.config.levels), int(model.embed_dim)
     capacity = capacity_bytes // (n_levels * width * 2)
     if capacity < 1:
-        raise ValueError(f"--max-mb leaves {capacity_bytes} bytes for class {class_name!r}: less than one patch "
-                         f"({n_levels * width * 2} bytes); raise it")
+        raise ParameterError("capacity_bytes", capacity_bytes, f"less than one patch of class {class_name!r} "
+                             f"({n_levels * width * 2} bytes); raise it")
+    per_slice = int(model.grid_size[0]) * int(model.grid_size[1])
+    if capacity < per_slice:
+        logger.warning("max_mb leaves room for %d patch(es) per level of class %r, fewer than the %d patches of one "
+                       "slice: such a memory cannot cover normal anatomy and its scores mean little; give it at least "
+                       "%.2f MB per class (the default 256 MB holds the patches of many slices)", capacity, class_name,
+                       per_slice, in_mb(per_slice * n_levels * width * 2))
     stores = [PatchStore(capacity, seed + 7919 * level) for level in range(n_levels)]
     acc, dtype = _Accumulator(), scoring_dtype(predictor.precision)
     presets: dict[str, str] = {}
@@ -215,23 +223,27 @@ def _add_batch(predictor, slices: Sequence, description: str, modality: str, dom
 
 def build_references(predictor, classes: dict[str, tuple[str, Iterable[ReferenceSlices]]], max_mb: float,
                      identity: dict, seed: int = 0, domain: str | None = None):
-    """A :class:`~aaclip_med.adaptation.bank.ReferenceBank` of every class, within ``max_mb`` in all.
+    """A :class:`~aaclip_med.memory.bank.ReferenceBank` of every class, within ``max_mb`` in all.
 
     Args:
         predictor: the predictor (network, precision, device, batch size).
         classes: class name -> (description, its reference slices).
-        max_mb: budget of all features in MB (10^6 bytes), shared equally by the classes.
+        max_mb: budget of all features in MB (:data:`aaclip_med.units.MB`), shared equally by the classes.
         identity: what the file records (model fields and ``slice_axis``).
         seed: seed of the coreset selections.
         domain: the domain (default: from each preset).
     """
-    from aaclip_med.adaptation.bank import ReferenceBank
+    from aaclip_med.memory.bank import ReferenceBank
 
     if not classes:
         raise ValueError("no references given: an empty set cannot make a reference memory")
     if not max_mb > 0:
-        raise ValueError(f"--max-mb must be positive, got {max_mb}")
-    budget = int(max_mb * 1e6 / len(classes))
+        raise ParameterError("max_mb", max_mb, "must be positive")
+    budget = mb_to_bytes(max_mb) // len(classes)
+    patch_bytes = len(predictor.model.config.levels) * int(predictor.model.embed_dim) * 2
+    if budget < patch_bytes:
+        raise ParameterError("max_mb", max_mb, f"leaves {budget} bytes for each of {len(classes)} class(es): less "
+                             f"than one patch ({patch_bytes} bytes); raise it")
     memories = {}
     for name, (description, sources) in classes.items():
         memories[name] = build_class_memory(predictor, name, description, sources, budget, seed, domain)

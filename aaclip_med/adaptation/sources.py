@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aaclip_med.adaptation.builder import ReferenceSlices
 from aaclip_med.data.slicing import SliceVolume
+from aaclip_med.errors import ParameterError
 from aaclip_med.inference.cohort_job import load_case
 from aaclip_med.inference.options import SliceOptions
 from aaclip_med.inference.predictions_dir import _GroupLoader, group_records
@@ -58,9 +59,9 @@ def case_references(cases: Sequence[Case], options: SliceOptions, modality: str)
             continue
         yield ReferenceSlices(str(case.path), slices, choice.name)
     if empty and len(empty) == len(cases):
-        raise ValueError(f"no reference slice has at least {options.min_foreground:g} foreground (sources: "
-                         f"{', '.join(empty[:3])}{'...' if len(empty) > 3 else ''}); lower --min-foreground or give "
-                         "references with tissue in them")
+        raise ParameterError("min_foreground", options.min_foreground, "no reference slice has that much "
+                             f"foreground (sources: {', '.join(empty[:3])}{'...' if len(empty) > 3 else ''}); lower "
+                             "it or give references with tissue in them")
 
 
 def normal_records(records: Sequence[dict], manifest: str | Path) -> list[dict]:

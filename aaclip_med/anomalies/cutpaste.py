@@ -1,8 +1,9 @@
 """CutPaste's synthetic anomalies: a patch or a thin "scar" of the image pasted somewhere else.
 
 CutPaste (Li, Sohn, Yoon, Pfister, "CutPaste: Self-Supervised Learning for Anomaly Detection and
-Localization", CVPR 2021): the *patch* variant cuts a rectangle of 2-15 % of the image area (aspect
-ratio 0.3-3.3, log-uniform) and pastes it at another place; the *scar* variant cuts a thin
+Localization", CVPR 2021): the *patch* variant cuts a rectangle of 2-15 % of the image area
+(uniform) with an aspect ratio in (0.3, 1) or (1, 3.3) (log-uniform over 0.3-3.3, so each side
+equally likely) and pastes it at another place; the *scar* variant cuts a thin
 rectangle (2-16 px wide, 10-25 px long on a 256 px image), rotates it by up to 45 degrees and
 pastes it. The pasted pixels get a small intensity jitter (CutPaste's colour jitter of 0.1), here
 a scale about the image's low percentile, so it works in HU as in 0-255.
@@ -20,7 +21,7 @@ from aaclip_med.keys import Keys
 
 from .base import RandAnomaly, RandAnomalyd, robust_range
 
-__all__ = ["RandCutPaste", "RandCutPasted", "CUTPASTE_VARIANTS"]
+__all__ = ["RandCutPaste", "RandCutPasted", "CUTPASTE_VARIANTS", "patch_region"]
 
 CUTPASTE_VARIANTS = ("patch", "scar")
 _AREA = (0.02, 0.15)  # patch area, fraction of the image
@@ -30,8 +31,8 @@ _SCAR_ANGLE = 45.0  # degrees
 _JITTER = 0.1
 
 
-def _patch_region(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """(ph, pw) bool rectangle of the patch variant."""
+def patch_region(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """(ph, pw) bool rectangle of the patch variant (area 2-15 % of h * w, height / width 0.3-3.3)."""
     area = rng.uniform(*_AREA) * h * w
     aspect = math.exp(rng.uniform(math.log(_ASPECT[0]), math.log(_ASPECT[1])))
     ph = int(np.clip(round(math.sqrt(area * aspect)), 1, h - 1))
@@ -74,7 +75,7 @@ class RandCutPaste(RandAnomaly):
     def plant(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         _, h, w = image.shape
         variant = self.variants[int(rng.integers(len(self.variants)))]
-        shape = _patch_region(h, w, rng) if variant == "patch" else _scar_region(h, w, rng)
+        shape = patch_region(h, w, rng) if variant == "patch" else _scar_region(h, w, rng)
         ph, pw = shape.shape
         sy, sx = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))  # cut here
         ty, tx = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))  # paste there

@@ -19,15 +19,54 @@ from skimage.filters import threshold_otsu
 from aaclip_med.data.modality import AIR_HU, detect_modality
 from aaclip_med.keys import Keys
 
-from .base import RandAnomaly, RandAnomalyd, robust_range
+from .base import RandAnomaly, RandAnomalyd, SyntheticAnomaly, exact, robust_range
 from .shapes import blob_mask, feather, smooth_noise
 
-__all__ = ["RandLesion", "RandLesiond", "foreground_mask", "HU_OFFSET", "RELATIVE_OFFSET", "RADIUS_FRACTION"]
+__all__ = ["RandLesion", "RandLesiond", "foreground_mask", "plant_lesion", "lesion_change", "HU_OFFSET",
+           "RELATIVE_OFFSET", "RADIUS_FRACTION"]
 
 HU_OFFSET = (60.0, 200.0)  # CT: |offset| in HU at the lesion core
 RELATIVE_OFFSET = (0.25, 0.6)  # other modalities: |offset| as a fraction of the foreground range
 RADIUS_FRACTION = (0.04, 0.1)  # semi-axes as a fraction of the slice's shorter side
 NOISE = 0.3  # relative amplitude of the smooth noise inside the lesion
+GRAIN = 0.05  # standard deviation of the fine noise inside the lesion, relative to |offset|
+
+
+def lesion_change(image: np.ndarray, region: np.ndarray, radii: tuple[float, ...], delta: float | np.ndarray,
+                  rng: np.random.Generator, grain: float = GRAIN) -> np.ndarray:
+    """``image`` (C, *spatial) with ``delta`` blended into ``region``: a soft border, smooth noise, fine grain.
+
+    The offset fades over half the smallest radius towards the border but never below 30 %, so
+    every region pixel is visibly changed; ``delta`` is a number or one value per channel.
+    """
+    shape = image.shape[1:]
+    weight = feather(region, width=max(min(radii) / 2, 1.0)) * (1 - NOISE + NOISE * smooth_noise(shape, rng))
+    weight = np.where(region, np.maximum(weight, 0.3), 0.0)
+    delta = np.asarray(delta, float).reshape(-1, *([1] * len(shape)))  # (C or 1, 1, ...)
+    change = weight[None] * delta
+    if grain > 0:  # fine noise: tissue, not a smooth gradient
+        change = change + region[None] * rng.normal(0.0, grain * float(np.abs(delta).max()), shape)[None]
+    return image + change
+
+
+def plant_lesion(image: np.ndarray, rng: np.random.Generator, center: tuple[float, ...], radii: tuple[float, ...],
+                 delta: float | np.ndarray, grain: float = 0.0) -> SyntheticAnomaly:
+    """One lesion at a chosen place of a (C, *spatial) array (a slice, a volume, a photo), exact mask.
+
+    The bundled sample plants its lesions with it; :class:`RandLesion` draws the place, size and
+    offset itself and uses the same blob and blend.
+
+    Args:
+        image: (C, *spatial) array of any numeric dtype (the output keeps it).
+        rng: random generator.
+        center: centre of the blob in voxels of the spatial axes.
+        radii: semi-axes in voxels.
+        delta: offset at the core in image units (e.g. HU), a number or one per channel.
+        grain: fine noise inside the lesion, relative to ``|delta|`` (0: none).
+    """
+    region = blob_mask(image.shape[1:], center, radii, rng)
+    out, mask = exact(image, lesion_change(image.astype(np.float64), region, radii, delta, rng, grain), region)
+    return SyntheticAnomaly(out, mask[None])
 
 
 def _modality_kind(modality: str | dict, image: np.ndarray, meta: dict) -> str:
@@ -83,6 +122,10 @@ class RandLesion(RandAnomaly):
         self.modality, self.hu_offset = modality, tuple(hu_offset)
         self.relative_offset, self.radius_fraction = tuple(relative_offset), tuple(radius_fraction)
 
+    @classmethod
+    def for_training(cls, modality: str | dict = "auto", textures=None) -> RandLesion:
+        return cls(modality)
+
     def offset(self, image: np.ndarray, body: np.ndarray, kind: str, rng: np.random.Generator) -> float:
         """The signed offset at the lesion core, in the image's units."""
         sign = 1.0 if rng.random() < 0.5 else -1.0
@@ -101,11 +144,8 @@ class RandLesion(RandAnomaly):
         pick = int(rng.integers(len(ys)))
         radii = tuple(float(rng.uniform(*self.radius_fraction)) * min(shape) for _ in range(2))
         region = blob_mask(shape, (float(ys[pick]), float(xs[pick])), radii, rng) & body
-        weight = feather(region, width=max(min(radii) / 2, 1.0)) * (1 - NOISE + NOISE * smooth_noise(shape, rng))
-        weight = np.where(region, np.maximum(weight, 0.3), 0.0)  # every lesion pixel visibly changed
         delta = self.offset(image, body, kind, rng)
-        grain = rng.normal(0.0, 0.05 * abs(delta), shape)  # fine noise: tissue, not a smooth gradient
-        return image + (weight * delta + region * grain)[None], region
+        return lesion_change(image, region, radii, delta, rng), region
 
 
 class RandLesiond(RandAnomalyd):

@@ -1,8 +1,9 @@
 """DRAEM's synthetic anomalies: a thresholded Perlin-noise region filled with a foreign texture.
 
 DRAEM (Zavrtanik, Kristan, Skocaj, "DRAEM - A discriminatively trained reconstruction embedding for
-surface anomaly detection", ICCV 2021) draws a Perlin noise map with a random lattice scale
-(2^0 to 2^6 cells per axis), thresholds it at 0.5 to get the anomaly region, and blends a texture
+surface anomaly detection", ICCV 2021) draws a Perlin noise map in [-1, 1] with a random lattice
+scale (2^k cells per axis, k drawn per axis from 0-5 as its code does), thresholds it at 0.5 to get
+the anomaly region, and blends a texture
 image into that region: ``out = (1 - m) * I + m * ((1 - beta) * T + beta * I)`` with
 ``beta ~ U(0, 0.8)`` drawn per sample. DRAEM takes textures from DTD; here the texture is another
 training image (``textures``), mapped onto this image's intensity range (percentiles 1-99), so a
@@ -24,11 +25,25 @@ from aaclip_med.keys import Keys
 from .base import RandAnomaly, RandAnomalyd, robust_range, to_numpy
 from .shapes import perlin_noise
 
-__all__ = ["RandPerlinAnomaly", "RandPerlinAnomalyd", "PERLIN_THRESHOLD", "PERLIN_MAX_SCALE", "BLEND_RANGE"]
+__all__ = ["RandPerlinAnomaly", "RandPerlinAnomalyd", "perlin_region", "PERLIN_THRESHOLD", "PERLIN_MAX_SCALE",
+           "BLEND_RANGE"]
 
-PERLIN_THRESHOLD = 0.5  # DRAEM: noise > 0.5 is the anomaly region
+PERLIN_THRESHOLD = 0.5  # DRAEM: noise (in [-1, 1]) > 0.5 is the anomaly region
 PERLIN_MAX_SCALE = 6  # DRAEM: lattice cells per axis are 2^k, k in [0, 6)
 BLEND_RANGE = (0.0, 0.8)  # DRAEM: beta, the share of the original image kept inside the region
+
+
+def perlin_region(shape: tuple[int, int], rng: np.random.Generator, threshold: float = PERLIN_THRESHOLD) -> np.ndarray:
+    """(H, W) bool: one DRAEM anomaly region, Perlin noise of a random scale above ``threshold``.
+
+    With DRAEM's settings a region covers about 5 % of the image on average (10-90 % of draws:
+    2-8 %, whatever the image size), and about one draw in 25 is empty (a coarse lattice whose
+    noise stays below 0.5); the generator then draws again (:data:`aaclip_med.anomalies.base.MAX_TRIES`), DRAEM instead
+    labels the sample normal.
+    """
+    cells = tuple(2 ** int(rng.integers(0, PERLIN_MAX_SCALE)) for _ in range(2))
+    region = perlin_noise(shape, cells, rng) > threshold
+    return region[::-1] if rng.random() < 0.5 else region  # DRAEM rotates the map; a flip keeps (H, W)
 
 
 def _texture_image(item: object) -> torch.Tensor:
@@ -55,6 +70,10 @@ class RandPerlinAnomaly(RandAnomaly):
             raise ValueError(msg)
         self.textures, self.threshold, self.blend_range = textures, threshold, tuple(blend_range)
 
+    @classmethod
+    def for_training(cls, modality: str | dict = "auto", textures: Sequence | None = None) -> RandPerlinAnomaly:
+        return cls(textures)
+
     def _texture(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A texture (C, H, W) in the units of ``image``."""
         c, h, w = image.shape
@@ -73,10 +92,7 @@ class RandPerlinAnomaly(RandAnomaly):
         return lo + (np.clip(source, t_lo, t_hi) - t_lo) * ((hi - lo) / (t_hi - t_lo))
 
     def plant(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        cells = tuple(2 ** int(rng.integers(0, PERLIN_MAX_SCALE)) for _ in range(2))
-        region = perlin_noise(image.shape[1:], cells, rng) > self.threshold
-        if rng.random() < 0.5:  # DRAEM rotates the noise map; a flip varies it while keeping (H, W)
-            region = region[::-1]
+        region = perlin_region(image.shape[1:], rng, self.threshold)
         beta = float(rng.uniform(*self.blend_range))
         texture = self._texture(image, rng)
         return np.where(region[None], (1 - beta) * texture + beta * image, image), region

@@ -37,11 +37,13 @@ def smooth_noise(shape: tuple[int, ...], rng: np.random.Generator, octaves: int 
 
 
 def perlin_noise(shape: tuple[int, int], cells: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """2D Perlin gradient noise (Perlin 2002) in about [-0.7, 0.7], zero on every lattice point.
+    """2D Perlin gradient noise (Perlin 2002) in [-1, 1], zero on every lattice point.
 
     A random unit gradient sits on each lattice point; a pixel's value is the quintic-faded blend
-    of the four dot products with its cell's corner gradients. DRAEM thresholds this noise to draw
-    its anomaly masks (larger ``cells``: smaller, more scattered blobs).
+    of the four dot products with its cell's corner gradients, times sqrt(2): the blend of unit
+    gradients lies in [-1/sqrt(2), 1/sqrt(2)], and DRAEM's ``rand_perlin_2d_np`` scales it by
+    sqrt(2) before thresholding it at 0.5 to draw its anomaly masks (larger ``cells``: smaller,
+    more scattered blobs). Without the scale the same threshold keeps about a thirteenth of the area.
 
     Args:
         shape: (H, W) of the output.
@@ -70,7 +72,7 @@ def perlin_noise(shape: tuple[int, int], cells: tuple[int, int], rng: np.random.
     wy, wx = fade(fy), fade(fx)
     top = corner(0, 0) * (1 - wx) + corner(0, 1) * wx
     bottom = corner(1, 0) * (1 - wx) + corner(1, 1) * wx
-    return top * (1 - wy) + bottom * wy
+    return np.sqrt(2.0) * (top * (1 - wy) + bottom * wy)
 
 
 def blob_mask(

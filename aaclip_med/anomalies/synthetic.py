@@ -17,22 +17,14 @@ from monai.config import KeysCollection
 from aaclip_med.keys import Keys
 
 from .base import RandAnomaly, RandAnomalyd
-from .cutpaste import RandCutPaste
-from .kinds import DEFAULT_PROBABILITY, parse_kinds
-from .lesion import RandLesion
-from .perlin import RandPerlinAnomaly
+from .kinds import DEFAULT_PROBABILITY, generator_class, parse_kinds
 
 __all__ = ["RandSyntheticAnomalyd", "synthetic_transform", "generator_for"]
 
 
 def generator_for(kind: str, modality: str | dict = "auto", textures: Sequence | None = None) -> RandAnomaly:
-    """The array transform of one kind with its defaults (see :data:`aaclip_med.anomalies.kinds.SYNTHETIC_KINDS`)."""
-    kind = parse_kinds([kind])[0]
-    if kind == "perlin":
-        return RandPerlinAnomaly(textures)
-    if kind == "cutpaste":
-        return RandCutPaste()
-    return RandLesion(modality)
+    """The array transform of one registered kind with its training defaults (:mod:`aaclip_med.anomalies.kinds`)."""
+    return generator_class(kind).for_training(modality, textures)
 
 
 class RandSyntheticAnomalyd(RandAnomalyd):

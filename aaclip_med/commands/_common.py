@@ -1,30 +1,36 @@
-"""Arguments shared by several subcommands, and the checks that run before anything heavy.
+"""The options shared by the commands, as the commands import them.
 
-Everything at module level here is standard library only: ``aaclip-med CMD --help`` and argument
-errors must answer without importing torch, MONAI or open_clip, and a wrong path must be reported
-before a model is built. The model itself is built in :func:`model_from_args` (heavy imports inside).
+They are declared once in :mod:`aaclip_med.arguments`, where the MONAI Deploy app
+(``aaclip_med.pacs.deploy_app``) reads them too without importing the command layer; this module
+only names them for the commands.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import math
-import os
-from importlib import resources
-from pathlib import Path
-
-from aaclip_med.files import sha256_file
-from aaclip_med.inference.options import PMAP_VALUES, SLICE_AXES, InferenceOptions, SliceOptions
-from aaclip_med.model.adapter_file import read_adapter_metadata
-from aaclip_med.model.config import check_image_size
-from aaclip_med.precision import INFERENCE_PRECISIONS, PRECISIONS
-from aaclip_med.presets import AUTO, modality_choices
+from aaclip_med.arguments import (
+    INFERENCE_PRECISIONS,
+    PAPER_BACKBONE,
+    PRECISIONS,
+    _slice_range,
+    add_engine_arguments,
+    add_inference_arguments,
+    add_model_arguments,
+    add_progress_argument,
+    check_model_arguments,
+    check_paths,
+    descriptions_from_args,
+    finite_float,
+    fraction,
+    inference_options_from_args,
+    model_from_args,
+    network_from_args,
+)
 
 __all__ = [
     "INFERENCE_PRECISIONS",
+    "PAPER_BACKBONE",
     "PRECISIONS",
+    "_slice_range",
     "add_engine_arguments",
     "add_inference_arguments",
     "add_model_arguments",
@@ -36,305 +42,5 @@ __all__ = [
     "fraction",
     "inference_options_from_args",
     "model_from_args",
+    "network_from_args",
 ]
-
-logger = logging.getLogger(__name__)
-
-PAPER_BACKBONE = "ViT-L-14-336"
-_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
-
-
-def finite_float(text: str) -> float:
-    """argparse type: a finite number (NaN and infinities are refused)."""
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from err
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """argparse type: a number in [0, 1]."""
-    value = finite_float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1], got {text!r}")
-    return value
-
-
-def _preset_sizes() -> dict[str, int]:
-    folder = resources.files("aaclip_med").joinpath("configs", "backbones")
-    sizes = {}
-    for item in folder.iterdir():
-        if item.name.endswith(".json"):
-            sizes[item.name[: -len(".json")]] = int(json.loads(item.read_text(encoding="utf-8"))["image_size"])
-    return dict(sorted(sizes.items()))
-
-
-def add_model_arguments(parser: argparse.ArgumentParser, default_backbone: str = PAPER_BACKBONE,
-                        default_image_size: int | None = None,
-                        default_backbone_weights: str = "recorded in --weights, else the preset's tag, downloaded "
-                                                        "when online") -> None:
-    """``--weights``, ``--backbone``, ``--image-size``, ``--backbone-weights``, ``--quick-gelu``, ``--device``.
-
-    Args:
-        parser: the subcommand's parser.
-        default_backbone: the backbone this command builds without ``--weights`` (shown in --help).
-        default_image_size: its input size when it is not the backbone preset's (the demo's 224).
-        default_backbone_weights: what the command does without ``--backbone-weights`` (for --help).
-    """
-    sizes = ", ".join(f"{name} {size}" for name, size in _preset_sizes().items())
-    size_default = f"{default_image_size} for {default_backbone}, else " if default_image_size else ""
-    group = parser.add_argument_group("model")
-    group.add_argument("--weights", metavar="FILE",
-                       help="trained AA-CLIP adapters: a .safetensors file written by 'aaclip-med train', or "
-                            "converted from the authors' .pth files by 'aaclip-med import-weights' "
-                            "(default: none, untrained adapters)")
-    group.add_argument("--backbone", default=None,
-                       help=f"open_clip model name (default: the one recorded in --weights, else {default_backbone}; "
-                            "'aaclip-tiny' for smoke tests)")
-    group.add_argument("--image-size", type=int, default=None, metavar="PX",
-                       help="input side in pixels, a multiple of the backbone's patch size (default: the size recorded "
-                            f"in --weights, else {size_default}the backbone preset's: {sizes})")
-    group.add_argument("--backbone-weights", default=None, metavar="FILE|TAG",
-                       help="CLIP weights: a local file (e.g. ViT-L-14-336px.pt), an open_clip tag, or 'random' "
-                            f"(default: {default_backbone_weights})")
-    group.add_argument("--quick-gelu", action="store_true", help="QuickGELU activations (off in the paper's runs)")
-    group.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-
-
-ENGINES = ("torch", "onnxruntime", "openvino")  # aaclip_med.inference.deployed.ENGINES (kept torch-free here)
-
-
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--engine`` and ``--model``: run a graph written by ``aaclip-med export`` instead of building the network."""
-    group = parser.add_argument_group("exported graph")
-    group.add_argument("--engine", choices=ENGINES, default="torch",
-                       help="what runs the network: torch (the network itself, or with --model the TorchScript "
-                            "export), onnxruntime or openvino (an exported graph given by --model)")
-    group.add_argument("--model", metavar="DIR",
-                       help="folder written by 'aaclip-med export' (model file + card.json); its card sets the "
-                            "class, preset and domain, and options that differ from it are refused")
-
-
-def _check_card_arguments(args: argparse.Namespace) -> None:
-    """``--model``: the folder and card exist, and the model options given agree with the card."""
-    card_path = Path(args.model) / "card.json"
-    if not card_path.is_file():
-        raise FileNotFoundError(f"--model {args.model}: no card.json (a folder written by 'aaclip-med export' holds one)")
-    try:
-        identity = json.loads(card_path.read_text(encoding="utf-8")).get("identity", {})
-    except (json.JSONDecodeError, AttributeError) as err:
-        raise ValueError(f"{card_path}: not a model card ({err})") from err
-    given = {"--image-size": args.image_size, "--backbone": args.backbone}
-    recorded = {"--image-size": identity.get("image_size"), "--backbone": identity.get("backbone")}
-    for option, value in given.items():
-        if value is not None and value != recorded[option]:
-            raise ValueError(f"{option} {value} differs from the exported graph's {recorded[option]} ({card_path}); "
-                             f"drop {option} or export the graph again")
-    if args.weights and identity.get("weights_sha256") != sha256_file(args.weights):
-        raise ValueError(f"--weights {args.weights} are not the adapters the graph in {args.model} was exported with "
-                         f"({identity.get('weights') or 'untrained adapters'}); drop --weights or export again")
-
-
-def add_progress_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bars (they are shown only when the output is a terminal)")
-
-
-def _slice_range(text: str) -> tuple[int, int | None]:
-    start, sep, stop = text.partition(":")
-    try:
-        bounds = (int(start) if start else 0, int(stop) if stop else None)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected START:STOP (e.g. 10:80, 10:), got {text!r}") from err
-    if not sep or bounds[0] < 0 or (bounds[1] is not None and bounds[1] <= bounds[0]):
-        raise argparse.ArgumentTypeError(f"expected START:STOP with 0 <= START < STOP, got {text!r}")
-    return bounds
-
-
-def add_inference_arguments(parser: argparse.ArgumentParser, dicom_flag: bool = True) -> None:
-    """Every :class:`~aaclip_med.inference.InferenceOptions` setting as options, declared once for
-    ``infer``, ``pacs run``/``pacs listen`` and the MONAI Deploy app (defaults are the options' own).
-
-    Args:
-        parser: the command's parser.
-        dicom_flag: offer ``--dicom-out``; the PACS commands always write DICOM and leave it out.
-    """
-    defaults = InferenceOptions()
-    data = parser.add_argument_group("inputs")
-    data.add_argument("--modality", choices=modality_choices(), default=defaults.modality, metavar="PRESET",
-                      help=f"preprocessing preset: {', '.join(modality_choices())}. '{AUTO}' picks one per source "
-                           "(DICOM Modality tag; 8-bit images: photo; NIfTI: ct if Hounsfield air, else mri) and "
-                           "logs why")
-    data.add_argument("--domain", choices=("medical", "industrial"), help="default: photo -> industrial, else medical")
-    data.add_argument("--class-name", help="class of the inputs; picks the description and the calibration "
-                                           "(default: the --description text if given, else 'scan')")
-    data.add_argument("--description", help="class description text (overrides the registries)")
-    data.add_argument("--descriptions", help="JSON file or inline JSON: class name -> description")
-    volumes = parser.add_argument_group("volumes")
-    volumes.add_argument("--slice-axis", choices=[str(axis) for axis in SLICE_AXES], default=str(defaults.slices.axis),
-                         help="axis volumes are cut along ('acquisition': a DICOM series' stacking axis)")
-    volumes.add_argument("--slice-range", type=_slice_range, default=None, metavar="START:STOP",
-                         help="only slices START..STOP-1 (default: all)")
-    volumes.add_argument("--min-foreground", type=fraction, default=defaults.slices.min_foreground, metavar="FRACTION",
-                         help="slices with less foreground (pixels above -500 HU for CT, above the volume minimum "
-                              "otherwise) do not count in the case score")
-    volumes.add_argument("--skip-empty", action="store_true",
-                         help="do not predict slices under --min-foreground at all (faster; their map is 0)")
-    outputs = parser.add_argument_group("outputs")
-    outputs.add_argument("--threshold", type=finite_float, metavar="T",
-                         help="raw map value for the binary mask / DICOM SEG (default: no mask)")
-    if dicom_flag:
-        outputs.add_argument("--dicom-out", action="store_true",
-                             help="also write DICOM SEG and Parametric Map (highdicom)")
-    outputs.add_argument("--pmap-values", choices=PMAP_VALUES, default=defaults.pmap_values,
-                         help="values of the DICOM Parametric Map: 'probability' = each voxel's probability against the "
-                              "normal references of the calibration, in [0, 1] (viewers such as OHIF show it as it "
-                              "is); 'raw' = the raw map (its range in the mapping; viewers do not scale it). Default: "
-                              "probability with --calibration, else raw (warned)")
-    outputs.add_argument("--force", action="store_true",
-                         help="recompute every case when OUT holds work done with other settings")
-    calib = parser.add_argument_group("calibration")
-    calib.add_argument("--calibration", metavar="FILE", help="calibration JSON to apply (z-scores, normal percentiles)")
-    calib.add_argument("--allow-calibration-mismatch", action="store_true",
-                       help="apply a calibration fitted with other weights, modality, domain or class (warned)")
-    memory = parser.add_argument_group("reference memory (docs/reference-memory.md)")
-    memory.add_argument("--references", metavar="FILE",
-                        help="reference memory of normal scans ('aaclip-med references build'); the written maps "
-                             "and scores combine it with the zero-shot map, in normal standard deviations")
-    memory.add_argument("--reference-weight", type=fraction, default=defaults.reference_weight, metavar="W",
-                        help="weight of the memory in the combined map: (1-W)*zero-shot + W*memory, each "
-                             "standardised on the references (1 = the memory alone)")
-    run_group = parser.add_argument_group("execution")
-    run_group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default=defaults.precision,
-                           help="auto: bf16/fp16 where the device runs it natively, else fp32; int8: dynamic int8 "
-                                "image tower (CPU)")
-    run_group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="slices per forward pass")
-    run_group.add_argument("--workers", type=int, default=defaults.workers, help="DataLoader workers loading cases ahead")
-    run_group.add_argument("--seed", type=int, default=0,
-                           help="seed of the untrained adapters' initialisation (without --weights)")
-    add_progress_argument(run_group)
-    add_engine_arguments(parser)
-
-
-def inference_options_from_args(args: argparse.Namespace, **changes) -> InferenceOptions:
-    """The validated :class:`~aaclip_med.inference.InferenceOptions` the options of
-    :func:`add_inference_arguments` describe, ``--calibration`` loaded (no torch; a bad value
-    raises ValueError naming it).
-
-    Args:
-        args: the parsed arguments.
-        changes: settings the command fixes, e.g. ``dicom=True`` for PACS.
-    """
-    check_paths(calibration=args.calibration, references=args.references)  # before any series or model work
-    calibration = None
-    if args.calibration:
-        from aaclip_med.inference.calibration import load_calibration  # numpy, not torch
-
-        calibration = load_calibration(args.calibration)
-    start, stop = args.slice_range or (0, None)
-    axis = int(args.slice_axis) if args.slice_axis.isdigit() else args.slice_axis
-    options = InferenceOptions(
-        modality=args.modality, domain=args.domain, class_name=args.class_name, description=args.description,
-        descriptions=descriptions_from_args(args.descriptions), threshold=args.threshold,
-        dicom=getattr(args, "dicom_out", False), pmap_values=args.pmap_values, calibration=calibration,
-        allow_calibration_mismatch=args.allow_calibration_mismatch,
-        references=args.references, reference_weight=args.reference_weight,
-        slices=SliceOptions(axis=axis, start=start, stop=stop, min_foreground=args.min_foreground,
-                            skip_empty=args.skip_empty),
-        precision=args.precision, batch_size=args.batch_size, workers=args.workers, device=args.device,
-        weights=args.weights, progress=not args.no_progress, force=args.force,
-    )
-    options = options.replace(**changes) if changes else options
-    if options.dicom and calibration is not None:
-        options.resolved_pmap_values(calibration)  # a calibration that cannot give probabilities is refused now
-    return options
-
-
-def check_paths(**paths: str | None) -> None:
-    """Raise FileNotFoundError naming the option of the first given path that does not exist."""
-    for option, value in paths.items():
-        if value and not Path(value).exists():
-            raise FileNotFoundError(f"--{option.replace('_', '-')} {value}: no such file or folder")
-
-
-def check_model_arguments(args: argparse.Namespace, default_backbone: str = PAPER_BACKBONE) -> None:
-    """Refuse model options that cannot work, before anything heavy is imported.
-
-    Raises:
-        FileNotFoundError: ``--weights`` or a ``--backbone-weights`` file is missing.
-        ValueError: ``--weights`` is not a safetensors file, ``--image-size`` is not a multiple of the
-            patch size or differs from the size the adapters were trained at, ``--backbone``
-            differs from the adapters'.
-    """
-    engine, model_dir = getattr(args, "engine", "torch"), getattr(args, "model", None)
-    if engine != "torch" and not model_dir:
-        raise ValueError(f"--engine {engine} runs an exported graph: give --model DIR (written by 'aaclip-med export')")
-    if model_dir:
-        _check_card_arguments(args)
-        return
-    weights = args.backbone_weights
-    if weights and (os.sep in weights or weights.lower().endswith(_WEIGHT_SUFFIXES)) and not Path(weights).is_file():
-        raise FileNotFoundError(f"--backbone-weights {weights}: no such file (give a local file, an open_clip tag such "
-                                "as 'openai', or 'random')")
-    backbone = args.backbone or default_backbone
-    if args.weights:
-        config = read_adapter_metadata(args.weights)["config"]
-        recorded_backbone, recorded_size = config.get("backbone"), config.get("image_size")
-        if args.backbone and recorded_backbone and args.backbone != recorded_backbone:
-            raise ValueError(f"--backbone {args.backbone} differs from the backbone {recorded_backbone} of {args.weights}")
-        if args.image_size and recorded_size and args.image_size != recorded_size:
-            msg = (f"--image-size {args.image_size} conflicts with {args.weights}: its adapters were trained at "
-                   f"{recorded_size} px and run at that size; drop --image-size or pass {recorded_size}")
-            raise ValueError(msg)
-        backbone = recorded_backbone or backbone
-    if args.image_size is not None:
-        check_image_size(args.image_size, backbone)
-
-
-def model_from_args(args: argparse.Namespace, for_training: bool = False, default_backbone: str = PAPER_BACKBONE):
-    """Build (or load) the network the arguments describe (run :func:`check_model_arguments` first).
-
-    Args:
-        args: parsed arguments of :func:`add_model_arguments`.
-        for_training: untrained adapters are expected then, so no warning about them.
-        default_backbone: the backbone built without ``--weights`` and ``--backbone``.
-    """
-    if getattr(args, "model", None):  # an exported graph (add_engine_arguments)
-        from aaclip_med.inference.deployed import DeployedModel
-
-        return DeployedModel(args.model, engine=getattr(args, "engine", "torch") or "torch")
-    from aaclip_med.model import AAClipConfig, build_aaclip, load_adapters
-
-    if args.weights:
-        model = load_adapters(args.weights, pretrained=args.backbone_weights)
-        if args.backbone and args.backbone != model.config.backbone:
-            msg = f"--backbone {args.backbone} differs from the backbone {model.config.backbone} of {args.weights}."
-            raise ValueError(msg)
-        return model
-    if not for_training:
-        logger.warning("No --weights given: the adapters are untrained (Xavier-initialised); maps are not AA-CLIP's.")
-    config = AAClipConfig(
-        backbone=args.backbone or default_backbone,
-        image_size=args.image_size,
-        pretrained=args.backbone_weights,
-        quick_gelu=args.quick_gelu,
-    )
-    return build_aaclip(config)
-
-
-def descriptions_from_args(value: str | None) -> dict[str, str]:
-    """``--descriptions`` is a JSON file or inline JSON mapping class name -> description."""
-    if not value:
-        return {}
-    path = Path(value)
-    text = path.read_text() if path.is_file() else value
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"--descriptions {value!r} is neither a JSON file nor inline JSON: {err}") from err
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise ValueError(f"--descriptions {value!r} must map class names to description strings.")
-    return data

@@ -11,18 +11,16 @@ import logging
 import warnings
 
 from aaclip_med.commands._common import INFERENCE_PRECISIONS, add_model_arguments, check_model_arguments
-from aaclip_med.commands.sample import SAMPLE_SIZES
+from aaclip_med.demo.settings import DEMO_BACKBONE, DEMO_IMAGE_SIZE, SIZES
 
 __all__ = ["add_arguments", "run"]
 
 _RULE = "!" * 100
-# = aaclip_med.demo.weights.DEMO_BACKBONE / DEMO_IMAGE_SIZE (pinned by a test; that module imports open_clip)
-DEMO_BACKBONE, DEMO_IMAGE_SIZE = "ViT-B-16", 224
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_out", help="output folder; nothing is written elsewhere")
-    parser.add_argument("--size", choices=SAMPLE_SIZES, default="full", help="sample size: 'full' (44) or 'small' (16)")
+    parser.add_argument("--size", choices=list(SIZES), default="full", help="sample size: 'full' (44) or 'small' (16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample and of untrained weights")
     parser.add_argument("--offline", action="store_true", help="never try to download CLIP weights")
     parser.add_argument("--protocol", choices=("deployment", "paper"), default="deployment",

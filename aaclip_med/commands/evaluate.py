@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 from aaclip_med.commands._common import check_paths
+from aaclip_med.evaluation.settings import DEFAULT_CACHE_MB
+from aaclip_med.inference.layout import PREDICTIONS_FILE
 
 __all__ = ["add_arguments", "run"]
 
-_PREDICTIONS_FILE = "predictions.jsonl"  # = aaclip_med.inference.predictions_dir.PREDICTIONS_FILE (pinned by a test)
-_DEFAULT_CACHE_MB = 256  # = aaclip_med.evaluation.evaluate.DEFAULT_CACHE_MB (pinned by a test; the CLI stays torch-free)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "deployment: scores as written, no test statistics")
     parser.add_argument("--dataset", default=None, help="dataset name for the comparison with published numbers")
     parser.add_argument("--fpr-limit", type=float, default=0.3, help="FPR limit of AUPRO")
-    parser.add_argument("--cache-mb", type=int, default=_DEFAULT_CACHE_MB, metavar="MB",
+    parser.add_argument("--cache-mb", type=int, default=DEFAULT_CACHE_MB, metavar="MB",
                         help="memory budget of the cache of decoded mask volumes (default %(default)s MB; 0 decodes a "
                              "mask volume for each of its slices): changes memory use and time, never a result")
     parser.add_argument("--no-viewer", action="store_true",
@@ -37,8 +37,8 @@ def _check(args: argparse.Namespace) -> None:
         msg = f"--cache-mb must be >= 0 (0 turns the volume cache off), got {args.cache_mb}"
         raise ValueError(msg)
     predictions = Path(args.predictions)
-    if not (predictions / _PREDICTIONS_FILE).is_file():
-        msg = (f"--predictions {predictions} is not a predictions folder (no {_PREDICTIONS_FILE}); write one with "
+    if not (predictions / PREDICTIONS_FILE).is_file():
+        msg = (f"--predictions {predictions} is not a predictions folder (no {PREDICTIONS_FILE}); write one with "
                f"'aaclip-med infer --manifest {args.manifest} --out {predictions} ...' (an interrupted run: re-run it)")
         raise ValueError(msg)
 

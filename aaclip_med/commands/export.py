@@ -4,7 +4,7 @@ The model options are those of ``infer`` (backbone, CLIP weights, adapters, imag
 (name or description), domain and preset are fixed at export: the graph folds the class's text
 anchors in and takes only the image. ``--precision int8`` quantises the image tower's matmuls,
 calibrated on ``--calibration-data`` (normal references), and reports how close int8 stays to fp32.
-See docs/export.md.
+The formats are those of :data:`aaclip_med.export.registry.FORMATS`. See docs/export.md.
 """
 
 from __future__ import annotations
@@ -20,20 +20,21 @@ from aaclip_med.commands._common import (
     descriptions_from_args,
     model_from_args,
 )
-from aaclip_med.presets import AUTO, modality_choices
+from aaclip_med.export.folder import check_export_folder
+from aaclip_med.export.registry import DEFAULT_OPSET, EXPORT_PRECISIONS, FORMATS, check_export
+from aaclip_med.keys import DOMAINS, Domain
+from aaclip_med.presets import AUTO, default_domain, modality_choices
 
 __all__ = ["add_arguments", "run"]
 
 logger = logging.getLogger(__name__)
 
-_FORMATS = ("torchscript", "onnx", "openvino")  # aaclip_med.export.FORMATS (kept torch-free here)
-_PRECISIONS = ("fp32", "int8")
-_DEFAULT_OPSET = 17
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", required=True, choices=_FORMATS, help="what to write")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (model file + card.json)")
+    parser.add_argument("--format", required=True, choices=list(FORMATS), help="what to write")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder (model file + card.json): new, empty, or an earlier export, which is "
+                             "replaced")
     what = parser.add_argument_group("what the graph scores")
     what.add_argument("--class-name", help="class the graph scores (default: the --description text if given, else 'scan')")
     what.add_argument("--description", help="class description text (overrides the registries)")
@@ -41,27 +42,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--modality", choices=modality_choices(), default=AUTO, metavar="PRESET",
                       help="preprocessing preset the graph is meant for (recorded in the card; infer then uses it), "
                            "and of --calibration-data")
-    what.add_argument("--domain", choices=("medical", "industrial"),
-                      help="smoothing kernel and score rule (default: the preset's, else medical)")
+    what.add_argument("--domain", choices=DOMAINS,
+                      help=f"smoothing kernel and score rule (default: the preset's, else {Domain.MEDICAL})")
     what.add_argument("--level-maps", action="store_true", help="also output the four level maps (B, 4, S, S)")
+    int8 = " or ".join(name for name, spec in FORMATS.items() if spec.int8)
+    onnx = ", ".join(name for name, spec in FORMATS.items() if spec.opset)
     how = parser.add_argument_group("graph")
-    how.add_argument("--precision", choices=_PRECISIONS, default="fp32",
-                     help="int8: static quantisation of the image tower's matmuls (onnx, openvino)")
+    how.add_argument("--precision", choices=EXPORT_PRECISIONS, default="fp32",
+                     help=f"int8: static quantisation of the image tower's matmuls ({int8})")
     how.add_argument("--calibration-data", metavar="DIR", help="normal reference images/volumes for int8 calibration")
-    how.add_argument("--opset", type=int, default=_DEFAULT_OPSET, help="ONNX opset (onnx, openvino)")
+    how.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset ({onnx})")
     how.add_argument("--seed", type=int, default=0, help="seed of the untrained adapters' initialisation (without --weights)")
     add_model_arguments(parser)
 
 
 def _check(args: argparse.Namespace) -> None:
     check_paths(calibration_data=args.calibration_data)
-    if args.precision == "int8" and not args.calibration_data:
-        raise ValueError("--precision int8 needs --calibration-data DIR (normal references calibrate the int8 ranges)")
-    if args.precision == "int8" and args.format == "torchscript":
-        raise ValueError("--precision int8 is for --format onnx or openvino")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder")
+    check_export(args.format, args.precision, calibrated=bool(args.calibration_data))
+    check_export_folder(args.out)
     check_model_arguments(args)
 
 
@@ -71,8 +69,10 @@ def _print_card(card: dict, out: str) -> None:
           f"({identity['domain']}, {identity['backbone']} at {identity['image_size']} px) -> {Path(out) / card['file']}")
     if card.get("int8"):
         report = card["int8"]
+        spearman = report["score_spearman"]
+        spearman = "not measured (needs 2 slices)" if spearman is None and report["images"] < 2 else spearman
         print(f"int8 vs fp32 on {report['images']} calibration slice(s): map Pearson {report['map_pearson']}, "
-              f"score Spearman {report['score_spearman']}, map max abs diff {report['map_max_abs_diff']:.4g}")
+              f"score Spearman {spearman}, map max abs diff {report['map_max_abs_diff']:.4g}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +82,6 @@ def run(args: argparse.Namespace) -> int:
     from aaclip_med.export import export_model, reference_images
     from aaclip_med.inference import Predictor
     from aaclip_med.inference.options import DEFAULT_CLASS
-    from aaclip_med.inference.predictor import default_domain
     from aaclip_med.prompts import resolve_description
 
     torch.manual_seed(args.seed)
@@ -91,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     class_name = args.class_name or args.description or DEFAULT_CLASS
     description = args.description or resolve_description(class_name, descriptions_from_args(args.descriptions))
     preset = None if args.modality == AUTO else args.modality
-    domain = args.domain or (default_domain(preset) if preset else "medical")
+    domain = args.domain or (default_domain(preset) if preset else str(Domain.MEDICAL))
     images = None
     if args.precision == "int8":
         predictor = Predictor(model, args.modality, domain, device="cpu", precision="fp32")

@@ -93,13 +93,13 @@ def run(args: argparse.Namespace) -> int:
 
     from aaclip_med.distributed import check_device
     from aaclip_med.inference import discover_cases, run_inference
+    from aaclip_med.inference.network import fill_options
 
     cases = discover_cases(args.inputs) if args.inputs else []
     torch.manual_seed(args.seed)
     check_device(args.device)  # before the model loads, not after
     model = model_from_args(args)
-    if hasattr(model, "fill_options"):  # an exported graph: class, preset and domain default to its card's
-        options = model.fill_options(options)
+    options = fill_options(model, options)  # an exported graph: class, preset and domain default to its card's
     options.check_model(model)
     if args.calibrate_normals:
         options = options.replace(calibration=_fit_calibration(args, options, model))

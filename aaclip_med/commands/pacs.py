@@ -1,7 +1,7 @@
-"""``aaclip-med pacs run | listen``: inference on series of a PACS, results stored back (see docs/pacs.md).
+"""``aaclip-med pacs run | listen | status``: inference on series of a PACS, results stored back (see docs/pacs.md).
 
-Thin layer over :func:`aaclip_med.pacs.run_pacs` (DICOMweb) and :func:`aaclip_med.pacs.listen`
-(DIMSE). Secrets are never options: a password or token comes from ``$AACLIP_PACS_PASSWORD`` /
+Thin layer over :func:`aaclip_med.pacs.run_pacs` (DICOMweb, one process or torchrun ranks),
+:func:`aaclip_med.pacs.listen` (DIMSE) and the status files of an archive run. Secrets are never options: a password or token comes from ``$AACLIP_PACS_PASSWORD`` /
 ``$AACLIP_PACS_TOKEN`` or from ``--password-file`` / ``--token-file``.
 """
 
@@ -46,7 +46,14 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     auth.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server (default 30)")
     auth.add_argument("--retries", type=int, default=3, help="retries after a refused connection, timeout, 429/502/503/504")
     parser.add_argument("--keep-sources", action="store_true", help="keep the retrieved instances in OUT/incoming")
+    parser.add_argument("--refresh-query", action="store_true",
+                        help="search again and add new series to the work list stored in OUT")
+    parser.add_argument("--page-size", type=int, default=500, help="series per QIDO-RS page (default 500)")
     _add_infer_arguments(parser)
+
+
+def _add_status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", metavar="OUT", help="the output folder of a pacs run (readable while it runs)")
 
 
 def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,12 +71,13 @@ def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="pacs_command", metavar="{run,listen}", required=True)
+    sub = parser.add_subparsers(dest="pacs_command", metavar="{run,listen,status}", required=True)
     # no abbreviations: "--password SECRET" must be an error, not the prefix of --password-file
     _add_run_arguments(sub.add_parser("run", allow_abbrev=False,
                                       help="DICOMweb: retrieve series, infer, store SEG / Parametric Map back"))
     _add_listen_arguments(sub.add_parser("listen", allow_abbrev=False,
                                          help="DIMSE: receive series, infer each when complete, forward results"))
+    _add_status_arguments(sub.add_parser("status", help="progress of a pacs run: every rank, their sum, the work list"))
 
 
 def _options(args: argparse.Namespace):
@@ -86,17 +94,54 @@ def _model(args: argparse.Namespace):
 
 def _run(args: argparse.Namespace, options) -> int:
     from aaclip_med.pacs import DicomWebServer, read_credentials, run_pacs
+    from aaclip_med.pacs.run import EXIT_NOTHING_MATCHED
+    from aaclip_med.pacs.worklist import describe_request
 
     credentials = read_credentials(args.user, args.password_file, args.token_file)
     server = DicomWebServer(args.url, credentials, args.ca_bundle, not args.insecure, args.timeout, args.retries)
     record = run_pacs(server, _model(args), args.out, studies=args.study, series=args.series, query=args.query,
-                      options=options, keep_sources=args.keep_sources)
+                      options=options, keep_sources=args.keep_sources, refresh_query=args.refresh_query,
+                      page_size=args.page_size)
     counts = record["counts"]
+    if not record["merged"]:  # another rank is still at work; the last one to finish prints the run's summary
+        print(f"rank {record['rank']}/{record['world_size']} finished its share: done {counts['done']}, "
+              f"ignored {counts['ignored']}, failed {counts['failed']}; the other ranks go on -> {args.out}")
+        return 0
+    if not record["worklist"]:
+        print(f"no series matched {describe_request(record['request'])} on {record['server']}: nothing to do "
+              f"(exit status {EXIT_NOTHING_MATCHED})")
+        for item in record["request_errors"]:
+            print(f"  {item['error']}")
+        return EXIT_NOTHING_MATCHED
+    rate = record["throughput"]["series_per_hour"]
     print(f"done {counts['done']}, skipped {counts['skipped']}, ignored {counts['ignored']}, "
-          f"failed {counts['failed']} -> {args.out}")
-    for item in [*record["request_errors"], *(s for s in record["series"] if s["status"] == "failed")]:
+          f"failed {counts['failed']}, not processed {counts['not processed']} ({rate:.1f} series/h over "
+          f"{len(record['throughput']['ranks'])} rank(s)) -> {args.out}")
+    for item in [*record["request_errors"], *record["failures"]]:
         print(f"  failed: {item['error']}")
-    return 1 if counts["failed"] else 0
+    return 1 if counts["failed"] or counts["not processed"] else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from aaclip_med.pacs.progress import read_rank_status, status_table
+    from aaclip_med.pacs.run import RUN_RECORD, overall_counts
+
+    out = Path(args.out)
+    path = out / RUN_RECORD
+    if not path.is_file():
+        raise ValueError(f"{out} holds no pacs run ({RUN_RECORD} is missing)")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    ranks = read_rank_status(out, record.get("run_id"))
+    print(f"run {record.get('run_id')} started {record.get('started')} on {record.get('world_size')} rank(s), "
+          + (f"finished {record['finished']}" if record.get("finished") else "not finished"))
+    print(status_table(ranks, overall_counts(out)))
+    failures = [f for r in ranks for f in r.get("failures", [])]
+    for failure in failures:
+        print(f"  failed: {failure['error']}")
+    return 0
 
 
 def _listen(args: argparse.Namespace, options) -> int:
@@ -116,6 +161,8 @@ def _listen(args: argparse.Namespace, options) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.pacs_command == "status":
+        return _status(args)
     # pynetdicom logs whole PDUs at debug level; its info lines are enough for network problems
     logging.getLogger("pynetdicom").setLevel(max(logging.getLogger("pynetdicom").getEffectiveLevel(), logging.INFO))
     check_model_arguments(args)  # wrong paths and sizes are refused before any model work

@@ -25,7 +25,9 @@ from aaclip_med.commands._common import (
     model_from_args,
 )
 from aaclip_med.inference.options import SLICE_AXES, InferenceOptions
+from aaclip_med.keys import DOMAINS
 from aaclip_med.presets import AUTO, modality_choices
+from aaclip_med.units import in_mb
 
 __all__ = ["add_arguments", "run", "DEFAULT_MAX_MB"]
 
@@ -49,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = build.add_argument_group("inputs (as in 'aaclip-med infer')")
     data.add_argument("--modality", choices=modality_choices(), default=AUTO, metavar="PRESET",
                       help=f"preprocessing preset: {', '.join(modality_choices())}")
-    data.add_argument("--domain", choices=("medical", "industrial"), help="default: photo -> industrial, else medical")
+    data.add_argument("--domain", choices=DOMAINS, help="default: photo -> industrial, else medical")
     data.add_argument("--class-name", help="class of the INPUTs (default: the --description text if given, else "
                                            "'scan'); a manifest's records carry their own")
     data.add_argument("--description", help="class description text (overrides the registries)")
@@ -91,13 +93,14 @@ def _check(args: argparse.Namespace) -> None:
 def _classes(args: argparse.Namespace, slice_options) -> dict:
     """class name -> (description, lazy reference slices)."""
     from aaclip_med.adaptation.sources import case_references, manifest_references, normal_records
-    from aaclip_med.data.manifest import read_manifest
+    from aaclip_med.data.manifest import manifest_descriptions, read_manifest
     from aaclip_med.inference import discover_cases
     from aaclip_med.keys import Keys
     from aaclip_med.prompts import resolve_description
 
     descriptions = descriptions_from_args(args.descriptions)
     if args.manifest:
+        descriptions = manifest_descriptions(args.manifest, descriptions)
         records = normal_records(read_manifest(args.manifest), args.manifest)
         root = Path(args.dataset_root) if args.dataset_root else Path(args.manifest).parent
         names = sorted({str(r[Keys.CLASS_NAME]) for r in records})
@@ -117,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from aaclip_med.adaptation import build_references, save_references
-    from aaclip_med.inference import Predictor, SliceOptions
     from aaclip_med.identity import memory_identity
+    from aaclip_med.inference import Predictor, SliceOptions
     from aaclip_med.inference.run_info import run_record
 
     start, stop = args.slice_range or (0, None)
@@ -134,5 +137,5 @@ def run(args: argparse.Namespace) -> int:
     for memory in bank.classes.values():
         print(f"{memory.class_name}: kept {memory.patches_kept} of {memory.patches_seen} patches per level "
               f"from {memory.slices} slice(s)")
-    print(f"reference memory ({bank.nbytes / 1e6:.1f} MB): {path}")
+    print(f"reference memory ({in_mb(bank.nbytes):.1f} MB): {path}")
     return 0

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_arguments", "run", "SAMPLE_SIZES"]
+from aaclip_med.demo.settings import SIZES
 
-SAMPLE_SIZES = ("full", "small")  # = aaclip_med.demo.sample.SIZES (pinned by a test; that module imports numpy)
+__all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", metavar="DIR", help="output folder (created, or empty); the manifest is DIR/manifest.jsonl")
-    parser.add_argument("--size", choices=SAMPLE_SIZES, default="full",
+    parser.add_argument("--size", choices=list(SIZES), default="full",
                         help="'full' (44 slices/images, the demo) or 'small' (16, for tests)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic anomalies (same seed, same bytes)")
     parser.add_argument("--force", action="store_true",

@@ -27,7 +27,13 @@ from aaclip_med.commands._common import (
 from aaclip_med.files import check_output_folder
 from aaclip_med.model.adapter_file import read_adapter_metadata
 from aaclip_med.precision import PRECISIONS
-from aaclip_med.training.config import STAGE1_LEVELS, StageConfig, SyntheticConfig, TrainConfig
+from aaclip_med.training.config import (
+    STAGE1_LEVELS,
+    StageConfig,
+    SyntheticConfig,
+    TrainConfig,
+    default_stage_config,
+)
 
 __all__ = ["add_arguments", "run", "config_from_args"]
 
@@ -79,7 +85,9 @@ def _stage_arguments(parser: argparse.ArgumentParser) -> None:
     for n in (1, 2):
         cfg = _DEFAULTS.stage_config(n)
         group.add_argument(f"--epochs-stage{n}", type=int, default=cfg.epochs, help=f"Stage-{n} epochs")
-        group.add_argument(f"--lr-stage{n}", type=float, default=cfg.lr, help=f"Stage-{n} Adam learning rate")
+        normal_only = f", {default_stage_config(n, normal_only=True).lr:g} with --synthetic-anomalies" if n == 1 else ""
+        group.add_argument(f"--lr-stage{n}", type=float, default=None,
+                           help=f"Stage-{n} Adam learning rate (default {cfg.lr:g}{normal_only})")
         group.add_argument(f"--batch-size-stage{n}", type=int, default=cfg.batch_size,
                            help=f"Stage-{n} batch size per process (global batch: times the number of processes)")
     group.add_argument("--milestones", type=int, nargs="*", default=list(_DEFAULTS.stage2.milestones),
@@ -133,9 +141,9 @@ def _domain(args: argparse.Namespace) -> str:
     if args.domain:
         return args.domain
     if args.modality != "auto":
-        from aaclip_med.data.modality import get_modality
+        from aaclip_med.presets import default_domain
 
-        return str(get_modality(args.modality).get("domain", "industrial"))
+        return default_domain(args.modality)
     manifest = Path(args.manifest)
     if manifest.is_file():
         from aaclip_med.data.manifest import read_manifest
@@ -162,11 +170,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` the flags describe."""
 
     def stage(n: int) -> StageConfig:
-        values = {"epochs": getattr(args, f"epochs_stage{n}"), "lr": getattr(args, f"lr_stage{n}"),
-                  "batch_size": getattr(args, f"batch_size_stage{n}")}
+        defaults = default_stage_config(n, normal_only=bool(args.synthetic_anomalies))
+        values = {"epochs": getattr(args, f"epochs_stage{n}"), "batch_size": getattr(args, f"batch_size_stage{n}")}
+        if getattr(args, f"lr_stage{n}") is not None:
+            values["lr"] = getattr(args, f"lr_stage{n}")
         if n == 2:
             values["milestones"] = tuple(args.milestones)
-        return replace(_DEFAULTS.stage_config(n), **values)
+        return replace(defaults, **values)
 
     return TrainConfig(
         out_dir=args.out, stages=_STAGES[args.stage], stage1=stage(1), stage2=stage(2), seed=args.seed,

@@ -15,6 +15,7 @@ from .channels import (
 )
 from .dataset import LoadSampled, ManifestDataset
 from .dicom import DicomSeries, find_dicom_series
+from .dispatch import ModalityDispatch
 from .errors import DataError
 from .intensity import CTWindow, CTWindowd, MRINormalize, MRINormalized, ScaleToUnit, ScaleToUnitd
 from .kshot import sample_k_shot
@@ -30,7 +31,7 @@ from .slicing import SliceVolume, SliceVolumed, restack_slices
 __all__ = [
     "BinarizeMask", "BinarizeMaskd", "CTWindow", "CTWindowd", "ClipNormalize", "ClipNormalized",
     "DataError", "DicomSeries", "DicomSeriesReader", "LoadSampled", "LoadSource", "LoadSourced", "MRINormalize",
-    "MRINormalized", "ManifestDataset", "RandColorJitter", "ResizeImage", "ResizeImaged", "ResizeMask", "ResizeMaskd", "RandColorJitterd", "ScaleToUnit", "ScaleToUnitd",
+    "MRINormalized", "ManifestDataset", "ModalityDispatch", "RandColorJitter", "ResizeImage", "ResizeImaged", "ResizeMask", "ResizeMaskd", "RandColorJitterd", "ScaleToUnit", "ScaleToUnitd",
     "SliceVolume", "SliceVolumed", "ToThreeChannels", "ToThreeChannelsd", "colour_transforms",
     "geometric_transforms", "build_manifest", "check_classes", "find_dicom_series", "get_modality", "inference_transforms",
     "list_dataset_layouts", "list_modalities", "load_image", "preset_transforms", "read_manifest", "read_mask",

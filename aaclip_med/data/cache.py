@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from aaclip_med.units import in_mb
+
 __all__ = ["DEFAULT_CACHE_BYTES", "VolumeCache"]
 
 logger = logging.getLogger(__name__)
@@ -105,9 +107,9 @@ class VolumeCache:
         if size > self.max_bytes:
             if key not in self._too_large:  # once per volume: it is decoded again at each use
                 self._too_large.add(key)
-                logger.warning("%s: its decoded volume (%d MB) exceeds the volume cache budget (%d MB), so it is "
-                               "decoded again at each use; raise the budget to keep it", key[0], size >> 20,
-                               self.max_bytes >> 20)
+                logger.warning("%s: its decoded volume (%.0f MB) exceeds the volume cache budget (%.0f MB), so it is "
+                               "decoded again at each use; raise the budget to keep it", key[0], in_mb(size),
+                               in_mb(self.max_bytes))
             return
         with self._lock:
             if key in self._entries:

@@ -158,15 +158,15 @@ def slice_position(header: pydicom.Dataset) -> float:
     return float(np.dot(np.cross(row_dir, col_dir), np.asarray(ipp, float)))
 
 
-def find_dicom_series(folder: str | PathLike, recursive: bool = False) -> list[DicomSeries]:
+def find_dicom_series(folder: str | PathLike, recursive: bool = False, images_only: bool = True) -> list[DicomSeries]:
     """Group the DICOM files of a folder by SeriesInstanceUID, each series sorted by slice position.
 
     Args:
         folder: a folder of DICOM files (any file names, any order).
         recursive: also look into sub-folders.
-
-    Non-image objects (structured reports, segmentations, presentation states: the rule of
-    :func:`non_image_class`) are skipped with a warning naming them.
+        images_only: skip non-image objects (structured reports, segmentations, presentation
+            states: the rule of :func:`non_image_class`) with a warning naming them; False keeps
+            them as series of their own (a PACS intake files every series it is given).
 
     Returns:
         The series, ordered by UID so that the result does not depend on the file system.
@@ -189,7 +189,7 @@ def find_dicom_series(folder: str | PathLike, recursive: bool = False) -> list[D
                 logger.debug("skipping non-DICOM file %s (%s)", path, exc.problem)
             continue
         other = non_image_class(header)
-        if other:  # a report or segmentation beside the images: not a case, and not a failure
+        if other and images_only:  # a report or segmentation beside the images: not a case, and not a failure
             logger.warning("skipping %s: not an image (%s)", path, other)
             continue
         uid = str(getattr(header, "SeriesInstanceUID", "") or "unknown")

@@ -27,11 +27,14 @@ __all__ = [
     "check_relative_path",
     "check_classes",
     "record_case",
+    "DESCRIPTIONS_FILE",
+    "manifest_descriptions",
 ]
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_KEYS = (Keys.IMAGE_PATH, Keys.LABEL, Keys.CLASS_NAME)
+DESCRIPTIONS_FILE = "descriptions.json"  # class name -> description, beside a manifest ('aaclip-med sample' writes it)
 
 
 def record_case(record: Mapping) -> str | None:
@@ -143,3 +146,23 @@ def check_classes(records: Iterable[Mapping], known_classes: Iterable[str], sour
     if unknown:
         msg = f"class(es) {unknown} have no description; add one (e.g. 'scan') or use one of {sorted(known)}"
         raise DataError(source, msg)
+
+
+def manifest_descriptions(manifest: str | PathLike, given: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Class descriptions of a manifest run: the :data:`DESCRIPTIONS_FILE` beside the manifest, if any, under the
+    ``given`` ones (which win).
+
+    Raises:
+        DataError: the file beside the manifest is not a JSON object of class name -> text.
+    """
+    path = Path(manifest).parent / DESCRIPTIONS_FILE
+    found: dict[str, str] = {}
+    if path.is_file():
+        try:
+            found = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: not valid JSON ({err.msg}); fix it or remove it") from err
+        if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+            raise DataError(f"{path}: must map class names to description strings")
+        logger.info("class descriptions of %s from %s", Path(manifest).name, path)
+    return found | dict(given or {})

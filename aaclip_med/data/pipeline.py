@@ -30,13 +30,15 @@ def _resize(image_size: int, image_key: str, mask_key: str | None) -> list:
     return steps + ([ResizeMaskd(mask_key, image_size)] if mask_key else [])
 
 
-def _synthetic(kinds, probability, modality, textures, image_key: str, mask_key: str) -> list:
+def _synthetic(kinds, probability, modality, textures, image_key: str, mask_key: str) -> tuple[list, list]:
+    """(the planting step, the labelling step after the last geometric one), or two empty lists."""
     if not kinds:
-        return []
-    from aaclip_med.anomalies import DEFAULT_PROBABILITY, RandSyntheticAnomalyd
+        return [], []
+    from aaclip_med.anomalies import DEFAULT_PROBABILITY, RandSyntheticAnomalyd, SyntheticLabeld
 
     prob = DEFAULT_PROBABILITY if probability is None else probability
-    return [RandSyntheticAnomalyd(image_key, kinds, prob, modality, textures, mask_key=mask_key)]
+    return [RandSyntheticAnomalyd(image_key, kinds, prob, modality, textures, mask_key=mask_key)], [
+        SyntheticLabeld(mask_key)]
 
 
 def inference_transforms(
@@ -72,7 +74,9 @@ def training_transforms(
 
     With ``synthetic_kinds``, a normal sample first becomes anomalous with probability
     ``synthetic_probability`` (:class:`aaclip_med.anomalies.RandSyntheticAnomalyd`), on the slice
-    as loaded (HU for CT), before the modality preset's window.
+    as loaded (HU for CT), before the modality preset's window; its label is decided again at the
+    end, from the mask as resized, rotated and shifted (:class:`aaclip_med.anomalies.SyntheticLabeld`):
+    a region that no longer holds a pixel leaves a normal label.
 
     Args:
         modality: preset name or dict.
@@ -86,9 +90,9 @@ def training_transforms(
             documented default, :data:`aaclip_med.anomalies.DEFAULT_PROBABILITY`).
         textures: samples the ``perlin`` kind takes its textures from (e.g. the training set).
     """
-    steps = _synthetic(synthetic_kinds, synthetic_probability, modality, textures, image_key, mask_key)
-    steps += preset_transforms(modality, image_key, mask_key) + [ToThreeChannelsd(image_key)]
+    plant, relabel = _synthetic(synthetic_kinds, synthetic_probability, modality, textures, image_key, mask_key)
+    steps = plant + preset_transforms(modality, image_key, mask_key) + [ToThreeChannelsd(image_key)]
     steps += colour_transforms(stage, image_key)
     steps += _resize(image_size, image_key, mask_key) + [ClipNormalized(image_key)]
-    steps += geometric_transforms(image_size, image_key, mask_key)
+    steps += geometric_transforms(image_size, image_key, mask_key) + relabel
     return Compose(steps).set_random_state(seed=seed)

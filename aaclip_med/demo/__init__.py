@@ -5,6 +5,10 @@ scikit-image), with synthetic anomalies whose masks are exact, so a fresh machin
 product - DICOM/NIfTI/images in, overlays and an evaluation report out - without any download.
 """
 
-from .sample import SampleCase, build_sample_items, generate_sample
+from aaclip_med._lazy import lazy_exports
+
+# loaded on first use: the CLI reads aaclip_med.demo.settings without numpy
+_MODULES = {"aaclip_med.demo.sample": ("SampleCase", "build_sample_items", "generate_sample")}
 
 __all__ = ["SampleCase", "build_sample_items", "generate_sample"]
+__getattr__ = lazy_exports(__name__, _MODULES)

@@ -36,7 +36,8 @@ from aaclip_med.model.checkpoint import read_adapter_file
 
 from .references import compare_references
 from .sample import generate_sample
-from .weights import DEMO_BACKBONE, DEMO_IMAGE_SIZE, WeightsChoice, choose_weights
+from .settings import DEMO_BACKBONE, DEMO_IMAGE_SIZE
+from .weights import WeightsChoice, choose_weights
 
 __all__ = ["DemoSettings", "DemoResult", "run_demo", "RANDOM_BANNER"]
 

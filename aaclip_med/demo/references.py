@@ -63,8 +63,8 @@ def compare_references(model, manifest: Path, descriptions: dict, out: Path, com
     """
     from aaclip_med.adaptation import ReferenceScorer, build_references, save_references
     from aaclip_med.adaptation.sources import manifest_references
-    from aaclip_med.inference import Predictor
     from aaclip_med.identity import memory_identity
+    from aaclip_med.inference import Predictor
     from aaclip_med.inference.run_info import run_record
 
     root = manifest.parent

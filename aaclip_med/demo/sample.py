@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aaclip_med.anomalies.planting import TEXTURE_DEFECTS, Planted, plant_lesion
+from aaclip_med.anomalies import RandAnomaly, RandCutPaste, SyntheticAnomaly, generator_class, plant_lesion
 from aaclip_med.data.manifest import write_manifest
+from aaclip_med.demo.settings import SIZES, SampleSize
 from aaclip_med.files import write_bytes_atomic, write_json_atomic
 from aaclip_med.keys import Domain, Keys
 
@@ -42,23 +43,14 @@ __all__ = ["SampleCase", "SampleSize", "SIZES", "DESCRIPTIONS", "build_sample_it
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class SampleSize:
-    """How much of each source goes into the sample."""
-
-    ct_slices: int
-    mr_slices: int
-    retina_count: int  # half normal, half anomalous
-    retina_size: int  # side in pixels
-    texture_count: int  # per texture class, half normal, half anomalous
-    texture_size: int
+# defect families of the texture classes (registered synthetic kinds), cycled in this order
+TEXTURE_DEFECTS = ("scratch", "hole", "color_spot", "cutpaste")
 
 
-SIZES = {
-    "full": SampleSize(ct_slices=8, mr_slices=12, retina_count=6, retina_size=256, texture_count=6, texture_size=256),
-    "small": SampleSize(ct_slices=4, mr_slices=4, retina_count=2, retina_size=128, texture_count=2, texture_size=128),
-}
+def _texture_defect(kind: str) -> RandAnomaly:
+    """The generator of a texture defect; cut-paste as whole patches (a scar is hard to see in a tile)."""
+    return RandCutPaste(("patch",)) if kind == "cutpaste" else generator_class(kind)()
+
 
 # class name -> description for the prompts (spec section 4: medical scans are "scan")
 DESCRIPTIONS = {
@@ -91,7 +83,7 @@ class SampleCase:
     mask_path: str  # "" for a 2D normal image
     affine: np.ndarray | None = None  # RAS affine of volumes
     geometry: dict = field(default_factory=dict)  # DICOM geometry of the CT series
-    defect: str = ""  # defect family, "" when normal
+    defect: str = ""  # defect family (a synthetic kind), "" when normal
 
     def records(self) -> list[dict]:
         """Manifest lines of this case: one per slice for volumes, one for an image."""
@@ -105,31 +97,42 @@ class SampleCase:
         ]
 
 
-def _volume_lesion(volume: np.ndarray, rng: np.random.Generator, delta: float, radius_frac: float) -> Planted:
-    """Plant one 3D lesion in the later part of the slice axis, so the first slices stay normal."""
+def _volume_lesion(volume: np.ndarray, rng: np.random.Generator, delta: float, radius_frac: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Plant one 3D lesion in the later part of the slice axis, so the first slices stay normal.
+
+    Returns:
+        (volume with the lesion, (X, Y, Z) bool mask), the volume in the input's dtype.
+    """
     x, y, z = volume.shape
     centre = (x * rng.uniform(0.42, 0.58), y * rng.uniform(0.42, 0.58), z * 0.6)
     radii = (x * radius_frac, y * radius_frac, max(z * 0.2, 0.9))
-    return plant_lesion(volume, rng, centre, radii, delta)
+    planted = plant_lesion(volume[None], rng, centre, radii, delta)
+    return planted.image[0], planted.mask[0]
+
+
+def _channels_last(planted: SyntheticAnomaly) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) image and (H, W) mask of a photo planted channel first."""
+    return np.moveaxis(planted.image, 0, -1), planted.mask[0]
 
 
 def _ct_case(size: SampleSize, rng: np.random.Generator) -> SampleCase:
     ct = sources.ct_slices(size.ct_slices)
     clean = np.ascontiguousarray(ct.hu.transpose(1, 2, 0))  # (row, column, slice)
-    planted = _volume_lesion(clean, rng, delta=90.0, radius_frac=0.09)  # hyperdense, like an enhancing lesion
+    image, mask = _volume_lesion(clean, rng, delta=90.0, radius_frac=0.09)  # hyperdense, like an enhancing lesion
     geometry = {"origin": np.array([-158.1358, -179.0358, -75.7]), "row_dir": np.array([1.0, 0.0, 0.0]),
                 "col_dir": np.array([0.0, 1.0, 0.0]), "spacing": ct.pixel_spacing, "step": ct.slice_step}
     affine = series_affine_ras(geometry["origin"], geometry["row_dir"], geometry["col_dir"], ct.pixel_spacing, ct.slice_step)
-    return SampleCase("ct_study", "ct", "dicom_series", "ct", Domain.MEDICAL, clean, planted.image, planted.mask,
-                      "ct/ct_study", "ct/mask.nii.gz", affine, geometry, planted.kind)
+    return SampleCase("ct_study", "ct", "dicom_series", "ct", Domain.MEDICAL, clean, image, mask,
+                      "ct/ct_study", "ct/mask.nii.gz", affine, geometry, "lesion")
 
 
 def _mr_case(size: SampleSize, rng: np.random.Generator) -> SampleCase:
     mr = sources.mr_volume(size.mr_slices)
     delta = 0.6 * float(np.percentile(mr.data, 99))  # bright, like a T2/FLAIR hyperintensity
-    planted = _volume_lesion(mr.data, rng, delta=delta, radius_frac=0.1)
-    return SampleCase("mri_t1", "mri", "nifti", "mri", Domain.MEDICAL, mr.data, planted.image, planted.mask,
-                      "mri/mri_t1.nii.gz", "mri/mask.nii.gz", mr.affine, {}, planted.kind)
+    image, mask = _volume_lesion(mr.data, rng, delta=delta, radius_frac=0.1)
+    return SampleCase("mri_t1", "mri", "nifti", "mri", Domain.MEDICAL, mr.data, image, mask,
+                      "mri/mri_t1.nii.gz", "mri/mask.nii.gz", mr.affine, {}, "lesion")
 
 
 def _retina_cases(size: SampleSize, rng: np.random.Generator) -> list[SampleCase]:
@@ -141,8 +144,8 @@ def _retina_cases(size: SampleSize, rng: np.random.Generator) -> list[SampleCase
             delta = np.array([70.0, 55.0, -10.0]) if rng.random() < 0.5 else np.array([-60.0, -70.0, -50.0])
             s = size.retina_size
             centre = (s * rng.uniform(0.35, 0.65), s * rng.uniform(0.35, 0.65))
-            planted = plant_lesion(photo, rng, centre, (s * 0.06, s * rng.uniform(0.04, 0.08)), delta)
-            mask, image, defect = planted.mask, planted.image, planted.kind
+            planted = plant_lesion(np.moveaxis(photo, -1, 0), rng, centre, (s * 0.06, s * rng.uniform(0.04, 0.08)), delta)
+            (image, mask), defect = _channels_last(planted), "lesion"
         cases.append(SampleCase(name, "retina", "image", "endoscopy", Domain.MEDICAL, photo, image, mask,
                                 f"retina/images/{name}.png", f"retina/masks/{name}.png" if defect else "", defect=defect))
     return cases
@@ -154,8 +157,8 @@ def _texture_cases(name: str, size: SampleSize, rng: np.random.Generator) -> lis
         case = f"{name}_{i:03d}"
         mask, image, defect = np.zeros(tile.shape[:2], bool), tile, ""
         if i % 2:
-            planted = TEXTURE_DEFECTS[(i // 2 + sources.TEXTURES.index(name)) % len(TEXTURE_DEFECTS)](tile, rng)
-            mask, image, defect = planted.mask, planted.image, planted.kind
+            defect = TEXTURE_DEFECTS[(i // 2 + sources.TEXTURES.index(name)) % len(TEXTURE_DEFECTS)]
+            image, mask = _channels_last(_texture_defect(defect).plant_array(np.moveaxis(tile, -1, 0), rng))
         cases.append(SampleCase(case, name, "image", "photo", Domain.INDUSTRIAL, tile, image, mask,
                                 f"{name}/images/{case}.png", f"{name}/masks/{case}.png" if defect else "", defect=defect))
     return cases
@@ -198,7 +201,7 @@ def _write_case(case: SampleCase, root: Path, seed: int) -> None:
 
 _README = """aaclip-med sample data (generated by `aaclip-med sample`, size {size}, seed {seed})
 
-Every anomaly here is SYNTHETIC, planted by aaclip_med/anomalies/planting.py; the masks are exact
+Every anomaly here is SYNTHETIC, planted by the generators of aaclip_med/anomalies; the masks are exact
 (a mask pixel is set exactly where the image was changed). Not for clinical use.
 
 Sources (real images shipped inside installed packages; see each package's licence):

@@ -20,15 +20,14 @@ from pathlib import Path
 
 import open_clip
 
+from aaclip_med.demo.settings import DEMO_BACKBONE, DEMO_IMAGE_SIZE
+from aaclip_med.identity import is_random_weights
+
 __all__ = ["WeightsChoice", "choose_weights", "cached_weights", "ENV_WEIGHTS", "DEMO_BACKBONE", "DEMO_IMAGE_SIZE"]
 
 logger = logging.getLogger(__name__)
 
 ENV_WEIGHTS = "AACLIP_MED_CLIP_WEIGHTS"
-# ViT-B/16 at its native 224 px: the paper's ViT-L/14-336 at 518 px costs about 20x the compute per
-# image and would not finish the demo on 2 CPU cores in minutes; pass --backbone/--image-size for it.
-DEMO_BACKBONE = "ViT-B-16"
-DEMO_IMAGE_SIZE = 224
 _TAG = "openai"
 _HF_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
@@ -43,7 +42,7 @@ class WeightsChoice:
 
     @property
     def random(self) -> bool:
-        return self.pretrained.lower() == "random"
+        return is_random_weights(self.pretrained)
 
 
 def cached_weights(backbone: str, tag: str = _TAG) -> Path | None:

@@ -4,18 +4,15 @@ The metric functions are pure (arrays in, numbers out); :func:`evaluate_predicti
 predictions directory written by ``aaclip-med infer --manifest`` and writes the reports.
 """
 
-from aaclip_med.evaluation.accumulator import ImageAccumulator, PixelAccumulator
-from aaclip_med.evaluation.binary_metrics import BinaryMetrics, Curves
-from aaclip_med.evaluation.evaluate import evaluate_predictions
-from aaclip_med.evaluation.metrics import image_metrics, pixel_and_image_auroc, pixel_metrics
+from aaclip_med._lazy import lazy_exports
 
-__all__ = [
-    "BinaryMetrics",
-    "Curves",
-    "evaluate_predictions",
-    "ImageAccumulator",
-    "PixelAccumulator",
-    "image_metrics",
-    "pixel_and_image_auroc",
-    "pixel_metrics",
-]
+# loaded on first use: the CLI reads aaclip_med.evaluation.settings without numpy
+_MODULES = {
+    "aaclip_med.evaluation.accumulator": ("ImageAccumulator", "PixelAccumulator"),
+    "aaclip_med.evaluation.binary_metrics": ("BinaryMetrics", "Curves"),
+    "aaclip_med.evaluation.evaluate": ("evaluate_predictions",),
+    "aaclip_med.evaluation.metrics": ("image_metrics", "pixel_and_image_auroc", "pixel_metrics"),
+}
+
+__all__ = sorted(name for names in _MODULES.values() for name in names)
+__getattr__ = lazy_exports(__name__, _MODULES)

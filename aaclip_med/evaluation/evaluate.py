@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +22,16 @@ from aaclip_med.evaluation.protocol import Protocol
 from aaclip_med.evaluation.published import get_published, list_published
 from aaclip_med.evaluation.report_files import write_csv, write_markdown
 from aaclip_med.evaluation.report_html import write_report_pages
+from aaclip_med.evaluation.settings import DEFAULT_CACHE_MB
 from aaclip_med.files import write_json_atomic
+from aaclip_med.identity import is_random_weights
 from aaclip_med.keys import Domain
+from aaclip_med.packages import installed_versions
+from aaclip_med.units import mb_to_bytes
 
 __all__ = ["evaluate_predictions", "REPORT_FILES", "DEFAULT_CACHE_MB"]
 
 logger = logging.getLogger(__name__)
-
-# Mask volumes are kept as uint8: 256 MB hold one mask of 512 x 512 x 1000 (the passes go case by
-# case, so one at a time must fit) or the masks of ~60 CTs of 512 x 512 x 64 (then the report pass
-# decodes none again).
-DEFAULT_CACHE_MB = 256
 
 REPORT_FILES = ("report.json", "metrics.csv", "report.html", "report.md")
 _PACKAGES = (
@@ -46,17 +44,6 @@ _PACKAGES = (
     "open_clip_torch",
     "matplotlib",
 )
-_RANDOM_MARKERS = {"", "none", "random", "random_init", "random-init"}
-
-
-def _versions() -> dict[str, str | None]:
-    out = {}
-    for name in _PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def _walk(node, prefix: str = ""):
@@ -82,9 +69,7 @@ def random_weights(run: dict) -> bool:
         leaf = key.rsplit(".", 1)[-1].lower()
         if leaf in {"random_weights", "weights_random"} and value is True:
             return True
-        if leaf == "pretrained" and (
-            value is None or (isinstance(value, str) and value.lower() in _RANDOM_MARKERS)
-        ):
+        if leaf == "pretrained" and is_random_weights(value):
             return True
     return False
 
@@ -129,7 +114,7 @@ def _report(results: list[ClassResult], run: dict, protocol: Protocol, dataset: 
         "random_weights": random_weights(run),
         "file_hashes": file_hashes(run),
         "run": run,
-        "package_versions": _versions(),
+        "package_versions": installed_versions(_PACKAGES),
         "inputs": {k: str(v) for k, v in paths.items()},
     }
 
@@ -161,7 +146,7 @@ def evaluate_predictions(
             ``dataset`` entry, if any).
         fpr_limit: FPR limit of AUPRO.
         examples_per_group: overlay tiles per example group and class in the HTML.
-        cache_mb: budget (MiB) of the run's cache of decoded mask volumes; 0 decodes a mask volume
+        cache_mb: budget (MB, :data:`aaclip_med.units.MB`) of the run's cache of decoded mask volumes; 0 decodes a mask volume
             for each of its slices. It changes memory use and time, never a result (its
             statistics are in report.json under ``volume_cache``).
         viewer: also write ``viewer.html`` and its volumes (off: report.html only).
@@ -180,7 +165,7 @@ def evaluate_predictions(
     if cache_mb < 0:
         msg = f"cache_mb must be >= 0 (0 turns the volume cache off), got {cache_mb}"
         raise ValueError(msg)
-    cache = VolumeCache(int(cache_mb) * 2**20)
+    cache = VolumeCache(mb_to_bytes(cache_mb))
     protocol = Protocol(protocol)
     if dataset is not None and get_published(dataset) is None:  # a typo would silently drop the comparison
         msg = (f"dataset {dataset!r} has no published numbers to compare with; known: {', '.join(list_published())} "

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import PurePosixPath, PureWindowsPath
 
+from aaclip_med.identity import adapters_file, clip_weights_file, is_random_weights
+
 __all__ = ["provenance_rows", "file_entry", "NOT_RECORDED"]
 
 NOT_RECORDED = "not recorded"
@@ -40,22 +42,19 @@ def file_entry(path: object, sha256: object) -> str:
 
 
 def _clip_weights(run: Mapping) -> str:
-    if run.get("random_weights") is not True and "pretrained" not in run and "backbone_weights" not in run:
+    pretrained, sha256 = clip_weights_file(run)
+    if run.get("random_weights") is not True and pretrained is None and "pretrained" not in run:
         return NOT_RECORDED
-    pretrained = run.get("pretrained", run.get("backbone_weights"))
-    if run.get("random_weights") is True or str(pretrained).lower() in {"random", "none", ""}:
+    if run.get("random_weights") is True or is_random_weights(pretrained):
         return "RANDOM (no pretrained CLIP weights: the numbers do not measure the method)"
-    return file_entry(pretrained, run.get("pretrained_sha256") or run.get("backbone_weights_sha256"))
+    return file_entry(pretrained, sha256)
 
 
 def _adapters(run: Mapping) -> str:
-    adapters = run.get("adapters")
-    if isinstance(adapters, Mapping):
-        return file_entry(adapters.get("file") or adapters.get("path"), adapters.get("sha256"))
-    path = run.get("weights") or adapters
+    path, sha256 = adapters_file(run)
     if not path:
         return "none (adapters as initialised: untrained)" if "weights" in run else NOT_RECORDED
-    return file_entry(path, run.get("weights_sha256") or run.get("adapters_sha256"))
+    return file_entry(path, sha256)
 
 
 def _calibration(run: Mapping) -> str:

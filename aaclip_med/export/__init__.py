@@ -1,11 +1,19 @@
-"""Exported graphs: TorchScript, ONNX and OpenVINO files of one AA-CLIP class, int8, and their model card.
+"""Exported graphs: TorchScript, ONNX and OpenVINO files of one AA-CLIP class, int8, their model card,
+and :class:`DeployedModel`, which runs them in place of the torch network.
 
-See docs/export.md. :func:`export_model` writes a folder that ``aaclip-med infer --engine ...
---model DIR`` (:class:`aaclip_med.inference.deployed.DeployedModel`) runs.
+See docs/export.md. The formats and engines are data (:mod:`aaclip_med.export.registry`, standard
+library only); the other names are imported on first use, so the CLI reads the registry without torch.
 """
 
-from aaclip_med.export.card import CARD_NAME, read_card
-from aaclip_med.export.exporter import EXPORT_PRECISIONS, export_model, reference_images
-from aaclip_med.export.formats import FORMATS, MODEL_FILES
+from aaclip_med._lazy import lazy_exports
 
-__all__ = ["CARD_NAME", "EXPORT_PRECISIONS", "FORMATS", "MODEL_FILES", "export_model", "read_card", "reference_images"]
+_MODULES = {
+    "aaclip_med.export.card": ["CARD_NAME", "read_card", "check_files", "card_mismatches"],
+    "aaclip_med.export.deployed": ["DeployedModel"],
+    "aaclip_med.export.exporter": ["export_model", "reference_images"],
+    "aaclip_med.export.folder": ["check_export_folder"],
+    "aaclip_med.export.registry": ["EXPORT_PRECISIONS", "FORMATS", "ENGINES", "export_format", "engine", "check_export"],
+}
+
+__all__ = [name for names in _MODULES.values() for name in names]
+__getattr__ = lazy_exports(__name__, _MODULES)

@@ -1,42 +1,42 @@
 """``export_model``: an AA-CLIP network + one class -> an exported graph folder (model file + card).
 
-The folder is written under a temporary name inside the output folder and moved into place when
-complete, so an interrupted export leaves no folder that looks finished.
+The files are written in a temporary folder inside the output folder and moved into place when
+complete, the card last, so an interrupted export leaves no folder that looks finished. What the
+output folder may hold beforehand: :mod:`aaclip_med.export.folder`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from aaclip_med.export.card import CARD_NAME, build_card, write_card
-from aaclip_med.export.deps import runtime_versions
-from aaclip_med.export.formats import (
-    DEFAULT_OPSET,
-    FORMATS,
-    MODEL_FILES,
-    convert_onnx_to_openvino,
-    output_names,
-    write_graph,
-)
+from aaclip_med.data.modality import detect_modality
+from aaclip_med.data.slicing import SliceVolume
+from aaclip_med.export.card import CARD_NAME, build_card, file_records, write_card
+from aaclip_med.export.deps import require, runtime_versions
+from aaclip_med.export.folder import check_export_folder, earlier_export_files
+from aaclip_med.export.formats import output_names, write_graph, write_onnx
 from aaclip_med.export.quantize import agreement, quantize_onnx, run_onnx
-from aaclip_med.files import TMP_PREFIX
+from aaclip_med.export.registry import DEFAULT_OPSET, check_export, export_format, load_function
+from aaclip_med.files import move_into, staging_folder
+from aaclip_med.inference.cohort_job import load_case
+from aaclip_med.inference.run_info import run_record
+from aaclip_med.inference.sources import discover_cases
+from aaclip_med.inference.volume import resolve_case_modality
 from aaclip_med.model.graph import AnomalyGraph
+from aaclip_med.presets import AUTO, get_modality
 
-__all__ = ["export_model", "reference_images", "EXPORT_PRECISIONS"]
+__all__ = ["export_model", "reference_images", "MIN_CALIBRATION_SLICES"]
 
 logger = logging.getLogger(__name__)
 
-EXPORT_PRECISIONS = ("fp32", "int8")
-INT8_FORMATS = ("onnx", "openvino")
 MAX_CALIBRATION_SLICES = 32  # enough for MinMax ranges; each one costs a forward pass in fp32 and in int8
+MIN_CALIBRATION_SLICES = 2  # fewer: the score agreement with fp32 cannot be measured (a Spearman of one score)
 
 
 def reference_images(predictor, sources: Sequence[str | os.PathLike], limit: int = MAX_CALIBRATION_SLICES,
@@ -45,39 +45,64 @@ def reference_images(predictor, sources: Sequence[str | os.PathLike], limit: int
 
     At most ``limit`` slices, spread evenly over each volume (slices next to each other are alike).
     """
-    from aaclip_med.data.slicing import SliceVolume
-    from aaclip_med.inference.cohort_job import load_case
-    from aaclip_med.inference.sources import discover_cases
-    from aaclip_med.inference.volume import resolve_case_modality
-
     cases = discover_cases(sources)
     per_case = max(1, limit // max(1, len(cases)))
     images = []
+    wanted = modality or predictor.modality
     for case in cases:
         image = load_case(case)
-        name = resolve_case_modality(image, modality or predictor.modality).name
+        name = resolve_case_modality(image, wanted).name
+        _check_calibration_modality(case.path, detect_modality(image), wanted)
         slices = SliceVolume()(image)
         for index in np.unique(np.linspace(0, len(slices) - 1, min(per_case, len(slices))).round().astype(int)):
             images.append(predictor.preprocess(slices[index], name).numpy())
     if not images:
         raise ValueError(f"--calibration-data {', '.join(map(str, sources))}: no image found")
+    if len(images) < MIN_CALIBRATION_SLICES:
+        logger.warning("--calibration-data %s: %d slice calibrates the int8 ranges; the agreement of the image "
+                       "scores with fp32 needs at least %d and is not measured. Give more normal references",
+                       ", ".join(map(str, sources)), len(images), MIN_CALIBRATION_SLICES)
     return np.stack(images[:limit]).astype(np.float32)
 
 
+def _check_calibration_modality(path, detected, wanted: str) -> None:
+    """Refuse a calibration source whose DICOM Modality names another kind of image than the graph's
+    preset: its ranges would be those of other intensities (other modalities' guesses are only logged)."""
+    if wanted == AUTO or not detected.reason.startswith("DICOM Modality"):
+        return
+    if get_modality(detected.name)["kind"] != get_modality(wanted)["kind"]:
+        raise ValueError(f"--calibration-data {path}: {detected.reason} ({detected.name}), but the graph is exported "
+                         f"for --modality {wanted}; calibrate int8 on normal references of the graph's modality")
+
+
 def _int8(graph: AnomalyGraph, work: Path, fmt: str, images: np.ndarray, opset: int) -> dict:
-    """Write the int8 graph of ``fmt`` into ``work``; returns its agreement with fp32 on ``images``."""
-    fp32 = write_graph(graph, work, "onnx", opset)
-    fp32_path = fp32.rename(work / "fp32.onnx")
-    int8_path = work / MODEL_FILES["onnx"]
+    """Write the int8 graph of ``fmt`` into ``work``: the QDQ ONNX graph, converted by the format's
+    ``from_onnx`` when it is not ONNX; returns its agreement with fp32 on ``images``."""
+    spec = export_format(fmt)
+    for module in spec.needs:
+        require(module, f"int8 {fmt} export")
+    fp32_path, int8_path = work / "fp32.onnx", work / "int8.onnx"
+    write_onnx(graph, fp32_path, opset)
     quantize_onnx(fp32_path, int8_path, images)
     report = agreement(run_onnx(fp32_path, images), run_onnx(int8_path, images))
     fp32_path.unlink()
-    if fmt == "openvino":
-        from aaclip_med.export.deps import require
-
-        convert_onnx_to_openvino(require("openvino", "OpenVINO export"), int8_path, work / MODEL_FILES["openvino"])
+    if spec.from_onnx is None:
+        int8_path.rename(work / spec.file)
+    else:
+        load_function(spec.from_onnx)(int8_path, work / spec.file)
         int8_path.unlink()
     return report | {"method": "onnxruntime static QDQ: int8 weights per channel, uint8 activations (MinMax)"}
+
+
+def _move_into_place(work: Path, out: Path) -> None:
+    """Move the finished files of ``work`` into ``out``, the card last (it marks completion), and remove
+    what an earlier export in ``out`` wrote that this one does not (its card first)."""
+    written = {item.name for item in work.iterdir()}
+    stale = earlier_export_files(out) - written
+    (out / CARD_NAME).unlink(missing_ok=True)  # an earlier export's card must not describe the new files
+    move_into(sorted(work.iterdir(), key=lambda p: p.name == CARD_NAME), out)
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
 
 
 def export_model(model, out_dir: str | os.PathLike, fmt: str, *, class_name: str, description: str, domain: str,
@@ -88,8 +113,9 @@ def export_model(model, out_dir: str | os.PathLike, fmt: str, *, class_name: str
 
     Args:
         model: an :class:`~aaclip_med.model.AAClip` with its adapters loaded.
-        out_dir: the folder to write (created; files of an earlier export of the same name are replaced).
-        fmt: one of :data:`~aaclip_med.export.formats.FORMATS`.
+        out_dir: the folder to write: new, empty, or holding an earlier export, which is replaced
+            (:func:`~aaclip_med.export.folder.check_export_folder`).
+        fmt: one of :data:`~aaclip_med.export.registry.FORMATS`.
         class_name, description, domain, preset: what the graph scores and how its inputs are made.
         weights: the adapters file (recorded with its sha256).
         level_maps: also output the four level maps.
@@ -98,39 +124,25 @@ def export_model(model, out_dir: str | os.PathLike, fmt: str, *, class_name: str
         calibration_source: where they came from (recorded in the card).
         opset: ONNX opset (onnx/openvino).
     """
-    from aaclip_med.inference.run_info import run_record
-
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
-    if precision not in EXPORT_PRECISIONS:
-        raise ValueError(f"export precision {precision!r}: choose one of {list(EXPORT_PRECISIONS)}")
-    if precision == "int8" and fmt not in INT8_FORMATS:
-        raise ValueError(f"int8 export is for {list(INT8_FORMATS)}, not {fmt}; use --precision fp32 for {fmt}")
-    if precision == "int8" and (calibration_images is None or len(calibration_images) == 0):
-        raise ValueError("int8 export needs normal reference images: give --calibration-data DIR")
+    spec = check_export(fmt, precision, calibrated=calibration_images is not None and len(calibration_images) > 0)
     out = Path(out_dir)
+    check_export_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").eval()
     with torch.no_grad():
         graph = AnomalyGraph(model, description, domain, level_maps=level_maps).eval()
-    work = out / f"{TMP_PREFIX}export-{uuid.uuid4().hex[:8]}"  # the package's temporary names (files.py)
-    work.mkdir()
-    try:
+    with staging_folder(out, "export") as work:
         if precision == "int8":
             int8 = _int8(graph, work, fmt, calibration_images, opset) | {"calibration_data": calibration_source}
         else:
             int8 = None
             write_graph(graph, work, fmt, opset)
-        card = build_card(run_record(model, weights, {}), fmt=fmt, file=MODEL_FILES[fmt], precision=precision,
+        card = build_card(run_record(model, weights, {}), fmt=fmt, file=spec.file, precision=precision,
                           class_name=class_name, description=description, domain=graph.domain, preset=preset,
                           levels=list(model.config.levels), logit_scale=model.config.logit_scale,
-                          outputs=output_names(graph), opset=None if fmt == "torchscript" else opset,
-                          versions=runtime_versions(), int8=int8)
+                          outputs=output_names(graph), opset=opset if spec.opset else None,
+                          versions=runtime_versions(), files=file_records(work.iterdir()), int8=int8)
         write_card(card, work)
-        (out / CARD_NAME).unlink(missing_ok=True)  # an earlier export's card must not describe the new files
-        for item in sorted(work.iterdir(), key=lambda p: p.name == CARD_NAME):  # the card last: it marks completion
-            os.replace(item, out / item.name)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        _move_into_place(work, out)
     logger.info("exported %s %s graph of %r to %s", precision, fmt, class_name, out)
     return card

@@ -1,4 +1,5 @@
-"""Writers of one :class:`~aaclip_med.model.graph.AnomalyGraph` per format, and the file each format uses.
+"""Writers of one :class:`~aaclip_med.model.graph.AnomalyGraph` per format (the ``writer`` and
+``from_onnx`` functions of :data:`~aaclip_med.export.registry.FORMATS`).
 
 All formats are traced from the same module with the same example input, with a dynamic batch:
 
@@ -22,15 +23,13 @@ from pathlib import Path
 import torch
 
 from aaclip_med.export.deps import require
+from aaclip_med.export.registry import DEFAULT_OPSET, export_format, load_function
 from aaclip_med.model.graph import INPUT_NAME, LEVEL_MAPS_NAME, OUTPUT_NAMES, AnomalyGraph
 
-__all__ = ["FORMATS", "MODEL_FILES", "DEFAULT_OPSET", "output_names", "example_input", "write_graph"]
+__all__ = ["output_names", "example_input", "write_graph", "write_torchscript", "write_onnx", "convert_onnx_to_openvino"]
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("torchscript", "onnx", "openvino")
-MODEL_FILES = {"torchscript": "model.ts", "onnx": "model.onnx", "openvino": "model.xml"}
-DEFAULT_OPSET = 17
 
 
 def output_names(graph: AnomalyGraph) -> list[str]:
@@ -59,13 +58,15 @@ def _traceable() -> Iterator[None]:
         torch.backends.mha.set_fastpath_enabled(fast)
 
 
-def _write_torchscript(graph: AnomalyGraph, path: Path, opset: int) -> None:
+def write_torchscript(graph: AnomalyGraph, path: Path, opset: int) -> None:
+    """``torch.jit.trace`` of the graph (``opset`` unused)."""
     with _traceable():
         traced = torch.jit.trace(graph, example_input(graph), check_trace=False)
     torch.jit.save(traced, str(path))
 
 
-def _write_onnx(graph: AnomalyGraph, path: Path, opset: int) -> None:
+def write_onnx(graph: AnomalyGraph, path: Path, opset: int) -> None:
+    """The TorchScript-based ONNX export, batch dynamic."""
     require("onnx", "ONNX export")
     names = output_names(graph)
     dynamic = {name: {0: "batch"} for name in (INPUT_NAME, *names)}
@@ -74,29 +75,29 @@ def _write_onnx(graph: AnomalyGraph, path: Path, opset: int) -> None:
                           output_names=names, dynamic_axes=dynamic, opset_version=opset)
 
 
-def _write_openvino(graph: AnomalyGraph, path: Path, opset: int) -> None:
-    ov = require("openvino", "OpenVINO export")
-    onnx_path = path.with_suffix(".onnx")
-    _write_onnx(graph, onnx_path, opset)
-    try:
-        convert_onnx_to_openvino(ov, onnx_path, path)
-    finally:
-        onnx_path.unlink(missing_ok=True)
-
-
-def convert_onnx_to_openvino(ov, onnx_path: Path, path: Path) -> None:
+def convert_onnx_to_openvino(onnx_path: Path, path: Path) -> None:
     """OpenVINO IR (``path`` .xml + .bin) of an ONNX file, weights kept as they are (fp32 or int8)."""
+    ov = require("openvino", "OpenVINO export")
     ov.save_model(ov.convert_model(str(onnx_path)), str(path), compress_to_fp16=False)
 
 
-_WRITERS = {"torchscript": _write_torchscript, "onnx": _write_onnx, "openvino": _write_openvino}
-
-
 def write_graph(graph: AnomalyGraph, folder: str | Path, fmt: str, opset: int = DEFAULT_OPSET) -> Path:
-    """Write ``graph`` in format ``fmt`` into ``folder``; returns the model file's path."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; choose one of {list(FORMATS)}")
-    path = Path(folder) / MODEL_FILES[fmt]
+    """Write ``graph`` in format ``fmt`` into ``folder``; returns the model file's path.
+
+    A format without a writer of its own is written as ONNX and converted (its ``from_onnx``).
+    """
+    spec = export_format(fmt)
+    for module in spec.needs:
+        require(module, f"{fmt} export")
+    path = Path(folder) / spec.file
     logger.info("exporting %s graph to %s", fmt, path)
-    _WRITERS[fmt](graph.eval(), path, opset)
+    if spec.writer is not None:
+        load_function(spec.writer)(graph.eval(), path, opset)
+        return path
+    onnx_path = path.with_name(f"{path.stem}.fp32.onnx")
+    write_onnx(graph.eval(), onnx_path, opset)
+    try:
+        load_function(spec.from_onnx)(onnx_path, path)
+    finally:
+        onnx_path.unlink(missing_ok=True)
     return path

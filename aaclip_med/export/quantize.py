@@ -23,13 +23,13 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from aaclip_med.export.deps import require
+from aaclip_med.files import staging_folder
 from aaclip_med.model.graph import INPUT_NAME
 
 __all__ = ["quantize_onnx", "calibration_ranges", "quantisation_parameters", "takes_ranges_file", "agreement",
@@ -145,9 +145,9 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, images: np.ndarray, *, slice
     from onnxruntime.quantization.calibrate import save_tensors_data
 
     logger.info("int8: calibration ranges recorded slice by slice (%d slice(s), memory of one)", len(images))
-    with tempfile.TemporaryDirectory(prefix="calibration-", dir=Path(int8_path).parent) as work:
-        ranges_file = Path(work) / "ranges.json"
-        save_tensors_data(calibration_ranges(Path(fp32_path), images, Path(work)), ranges_file)
+    with staging_folder(Path(int8_path).parent, "calibration") as work:  # a killed run's is removed on resume
+        ranges_file = work / "ranges.json"
+        save_tensors_data(calibration_ranges(Path(fp32_path), images, work), ranges_file)
         quantization.quantize_static(str(fp32_path), str(int8_path), None, calibration_cache_path=str(ranges_file),
                                      **settings)
 

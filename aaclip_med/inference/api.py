@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from aaclip_med.data.manifest import read_manifest
+from aaclip_med.data.manifest import manifest_descriptions, read_manifest
 from aaclip_med.distributed import DistContext, init_distributed, shutdown_distributed
 from aaclip_med.identity import memory_identity
 from aaclip_med.inference.calibration import (
@@ -28,6 +28,7 @@ from aaclip_med.inference.calibration import (
     identity_from_record,
 )
 from aaclip_med.inference.cohort_job import CohortJob, ModalityLog, load_case
+from aaclip_med.inference.network import fill_options
 from aaclip_med.inference.options import InferenceOptions
 from aaclip_med.inference.predictions_dir import ManifestJob
 from aaclip_med.inference.predictor import Predictor
@@ -82,8 +83,7 @@ def run_inference(
         The summary {"total", "done", "skipped", "failed", "out_dir", "all_failed"}.
     """
     options = InferenceOptions.build(options, **settings)
-    if hasattr(model, "fill_options"):  # an exported graph: class, preset and domain default to its card's
-        options = model.fill_options(options)
+    options = fill_options(model, options)  # an exported graph: class, preset and domain default to its card's
     options.check_model(model)
     if manifest is None:
         cases = discover_cases(inputs)  # before anything is created: a missing input writes nothing
@@ -119,7 +119,7 @@ def settle_options(options: InferenceOptions, model: nn.Module) -> InferenceOpti
     with them (PACS: one run per series): the reference memory read from its file, and the Parametric
     Map values of DICOM outputs (so the raw-values warning is given once, not per series)."""
     if isinstance(options.references, (str, os.PathLike)):
-        from aaclip_med.adaptation import load_references
+        from aaclip_med.memory import load_references
 
         options = options.replace(references=load_references(options.references))
     if options.dicom:
@@ -160,7 +160,7 @@ def references_record(options: InferenceOptions) -> dict:
     if options.references is None:
         return {}
     path = _references_file(options.references)
-    return {"references": {"sha256": sha256_file(path) if path else None, "weight": float(options.reference_weight)},
+    return {"references": {"sha256": sha256_file(path) if path else None, "weight": options.resolved_reference_weight},
             "references_path": str(path) if path else None}
 
 
@@ -174,7 +174,7 @@ def attach_references(predictor: Predictor, options: InferenceOptions, record: M
     """
     if options.references is None:
         return
-    from aaclip_med.adaptation import ReferenceScorer, check_references, load_references
+    from aaclip_med.memory import ReferenceScorer, check_references, load_references
 
     given = options.references
     bank = load_references(given) if isinstance(given, (str, os.PathLike)) else given
@@ -190,9 +190,9 @@ def attach_references(predictor: Predictor, options: InferenceOptions, record: M
                              f"the preset {memory.modality!r}: their reference memories cannot be told apart; give "
                              "them distinct descriptions (--descriptions)")
         owners[key] = class_name
-        scorers[key] = ReferenceScorer(memory, options.reference_weight, predictor.device, predictor.precision)
+        scorers[key] = ReferenceScorer(memory, options.resolved_reference_weight, predictor.device, predictor.precision)
     predictor.references = scorers
-    logger.info("reference memory %s: classes %s, weight %g", source, sorted(descriptions), options.reference_weight)
+    logger.info("reference memory %s: classes %s, weight %g", source, sorted(descriptions), options.resolved_reference_weight)
 
 
 def _calibration_lookup(calibration: Calibration | None, record: Mapping,
@@ -224,7 +224,8 @@ def _manifest_job(predictor: Predictor, options: InferenceOptions, manifest, dat
     if options.description:
         descriptions = {name: options.description for name in classes}
     else:
-        descriptions = {name: resolve_description(name, options.descriptions) for name in classes}
+        given = manifest_descriptions(manifest, options.descriptions)
+        descriptions = {name: resolve_description(name, given) for name in classes}
     if options.calibration is not None:
         logger.warning("the calibration is not applied to a manifest run: its raw scores are what 'aaclip-med evaluate' reads")
     record |= {"manifest": str(manifest), "manifest_sha256": sha256_file(manifest), "dataset_root": str(root),

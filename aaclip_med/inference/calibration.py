@@ -47,8 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aaclip_med.files import write_text_atomic
-from aaclip_med.identity import SCORING_FIELDS, differences, scoring_identity
+from aaclip_med.files import write_json_atomic
+from aaclip_med.identity import SCORING_FIELDS, class_differences, differences, scoring_identity
 
 __all__ = [
     "ClassCalibration", "Calibration", "PixelStats", "save_calibration", "load_calibration", "check_calibration",
@@ -185,7 +185,7 @@ class Calibration:
 
 def save_calibration(calibration: Calibration, path: str | os.PathLike) -> Path:
     """Write ``calibration`` as JSON (atomically)."""
-    return write_text_atomic(path, json.dumps(calibration.to_dict(), indent=2) + "\n")
+    return write_json_atomic(path, calibration.to_dict())
 
 
 def load_calibration(path: str | os.PathLike) -> Calibration:
@@ -212,22 +212,6 @@ def model_differences(stored: Mapping, identity: Mapping, what: str = "calibrati
     the stored side in the messages."""
     found = differences(stored, identity, SCORING_FIELDS, what=what)
     return found.refused, found.unknown
-
-
-def class_differences(found, class_name: str, modality: str | None, domain: str | None,
-                      what: str = "calibration", description: str | None = None) -> list[str]:
-    """Differences of class, description, preset and domain between what ``found`` was fitted on and this run
-    (``modality``, ``domain``, ``description`` None: not checked)."""
-    differ = []
-    if found.class_name != class_name:
-        differ.append(f"class: {what} {found.class_name!r}, this run {class_name!r}")
-    if description is not None and found.description and found.description != description:
-        differ.append(f"description: {what} {found.description!r}, this run {description!r}")
-    if found.modality and modality and found.modality != modality:
-        differ.append(f"modality: {what} {found.modality!r}, this run {modality!r}")
-    if domain and found.domain != domain:
-        differ.append(f"domain: {what} {found.domain!r}, this run {domain!r}")
-    return differ
 
 
 def check_calibration(

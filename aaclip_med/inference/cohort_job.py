@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from aaclip_med.data.loading import load_image
-from aaclip_med.files import TMP_PREFIX, write_json_atomic
+from aaclip_med.files import move_into, staging_folder, write_json_atomic
 from aaclip_med.inference.calibration import ClassCalibration
 from aaclip_med.inference.case_outputs import score_rows, write_case_outputs
 from aaclip_med.inference.options import InferenceOptions
@@ -110,13 +109,9 @@ class CohortJob:
     def _write(self, case: Case, image, result: CaseResult, rows: tuple[dict, list[dict]],
                calibration: ClassCalibration | None) -> None:
         # outputs go to a staging folder first: a case failing half-way leaves nothing under final names
-        staging = self.out_dir / f"{TMP_PREFIX}{case.case_id}"
-        try:
-            written = write_case_outputs(case, image, result, staging, self.options, rows, calibration)
-            for path in written:
-                os.replace(path, self.out_dir / path.name)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        with staging_folder(self.out_dir, case.case_id) as staging:
+            written = move_into(write_case_outputs(case, image, result, staging, self.options, rows, calibration),
+                                self.out_dir)
         # the marker is written last: its presence means every output above is complete
         write_json_atomic(self._marker(case), {"case": rows[0], "slices": rows[1], "files": [p.name for p in written]})
 

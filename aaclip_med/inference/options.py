@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aaclip_med.errors import ParameterError
+from aaclip_med.inference.network import is_exported
+from aaclip_med.keys import DOMAINS
 from aaclip_med.precision import INFERENCE_PRECISIONS
 from aaclip_med.presets import AUTO, resolve_modality_name
 
@@ -28,10 +31,10 @@ __all__ = [
     "map_range",
 ]
 
+DEFAULT_REFERENCE_WEIGHT = 0.5  # the memory and the zero-shot map count alike (docs/reference-memory.md)
 DEFAULT_CLASS = "scan"  # class (and description) of inputs when neither is given: BMAD's medical prompt
 MIN_FOREGROUND = 0.05  # default fraction of a volume slice that must be foreground to count in the case score
 SLICE_AXES = ("acquisition", "axial", "coronal", "sagittal", 0, 1, 2)  # what SliceOptions.axis accepts
-_DOMAINS = ("medical", "industrial")
 PMAP_VALUES = ("raw", "probability")  # what a DICOM Parametric Map stores (see InferenceOptions.pmap_values)
 
 
@@ -99,9 +102,11 @@ class InferenceOptions:
         calibration: a :class:`~aaclip_med.inference.calibration.Calibration` to apply.
         allow_calibration_mismatch: apply a calibration fitted with other settings (warned).
         references: a reference memory (``refs.safetensors`` path or a loaded
-            :class:`~aaclip_med.adaptation.ReferenceBank`) combined with the zero-shot maps
+            :class:`~aaclip_med.memory.ReferenceBank`) combined with the zero-shot maps
             (docs/reference-memory.md); the maps are then in normal standard deviations.
-        reference_weight: weight of the memory in the combined map, in [0, 1] (1 = memory alone).
+        reference_weight: weight of the memory in the combined map, in [0, 1] (1 = memory alone);
+            None: :data:`DEFAULT_REFERENCE_WEIGHT`. Given without ``references`` it is refused (it
+            would change nothing, silently).
         slices: how volumes are cut (:class:`SliceOptions`).
         precision: "auto", "fp32", "bf16" or "fp16" (see :mod:`aaclip_med.precision`).
         batch_size: slices per forward pass.
@@ -123,7 +128,7 @@ class InferenceOptions:
     calibration: Any = None
     allow_calibration_mismatch: bool = False
     references: Any = None
-    reference_weight: float = 0.5
+    reference_weight: float | None = None
     slices: SliceOptions = field(default_factory=SliceOptions)
     precision: str = "auto"
     batch_size: int = 8
@@ -135,8 +140,8 @@ class InferenceOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modality", resolve_modality_name(self.modality or AUTO, allow_auto=True))
-        if self.domain is not None and str(self.domain) not in _DOMAINS:
-            raise ValueError(f"domain must be one of {list(_DOMAINS)} or None, got {self.domain!r}")
+        if self.domain is not None and str(self.domain) not in DOMAINS:
+            raise ValueError(f"domain must be one of {list(DOMAINS)} or None, got {self.domain!r}")
         if self.precision not in INFERENCE_PRECISIONS:
             raise ValueError(f"Unknown precision {self.precision!r}; choose one of {list(INFERENCE_PRECISIONS)}.")
         if self.batch_size < 1 or self.workers < 0:
@@ -145,8 +150,12 @@ class InferenceOptions:
             object.__setattr__(self, "slices", SliceOptions(**self.slices))
         if self.threshold is not None:
             check_threshold(self.threshold)
-        if not (isinstance(self.reference_weight, (int, float)) and 0.0 <= self.reference_weight <= 1.0):
-            raise ValueError(f"reference_weight is in [0, 1] (1 = the memory alone), got {self.reference_weight!r}")
+        weight = self.reference_weight
+        if weight is not None and not (isinstance(weight, (int, float)) and 0.0 <= weight <= 1.0):
+            raise ValueError(f"reference_weight is in [0, 1] (1 = the memory alone), got {weight!r}")
+        if weight is not None and self.references is None:
+            raise ValueError(f"reference_weight={weight:g} is given without references: it weighs a reference memory "
+                             "in the maps, so without one it would change nothing; give references as well, or drop it")
         if self.pmap_values not in (None, *PMAP_VALUES):
             raise ValueError(f"pmap_values must be one of {list(PMAP_VALUES)} or None, got {self.pmap_values!r}")
 
@@ -159,16 +168,21 @@ class InferenceOptions:
         """
         values = self.pmap_values or ("probability" if calibration is not None else "raw")
         if values == "probability" and calibration is None:
-            raise ValueError("pmap_values 'probability' needs a calibration (--calibration FILE or "
-                             "--calibrate-normals DIR): the probabilities are against its normal references")
+            raise ParameterError("pmap_values", values, "needs a calibration ({calibration} FILE or "
+                                 "{calibrate_normals} DIR): the probabilities are against its normal references")
         if values == "probability":
             old = sorted(name for name, fitted in calibration.classes.items() if not fitted.pixel_cdf)
             if old:
                 msg = (f"the calibration's class(es) {old} have no table of normal map values (format 1, written by an "
                        "older aaclip-med), so the Parametric Map cannot hold probabilities; fit the calibration again "
-                       "with --calibrate-normals, or pass --pmap-values raw")
-                raise ValueError(msg)
+                       "with {calibrate_normals}, or pass {pmap_values}=raw")
+                raise ParameterError("pmap_values", values, msg)
         return values
+
+    @property
+    def resolved_reference_weight(self) -> float:
+        """``reference_weight``, or :data:`DEFAULT_REFERENCE_WEIGHT` when it is not given."""
+        return DEFAULT_REFERENCE_WEIGHT if self.reference_weight is None else float(self.reference_weight)
 
     @property
     def resolved_class(self) -> str:
@@ -192,7 +206,7 @@ class InferenceOptions:
     def check_model(self, model: Any) -> None:
         """Refuse settings that cannot work with ``model`` (a threshold outside its map range; for an
         exported graph, settings its card differs from)."""
-        if hasattr(model, "check_options"):
+        if is_exported(model):
             model.check_options(self)
         config = getattr(model, "config", None)
         if self.references is not None:  # combined maps are in normal standard deviations, not raw units

@@ -14,7 +14,6 @@ on the whole loaded source and recorded on the line.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Callable, Mapping
@@ -25,8 +24,9 @@ import numpy as np
 from aaclip_med.data.errors import DataError
 from aaclip_med.data.loading import load_image
 from aaclip_med.data.slicing import SliceVolume
-from aaclip_med.files import atomic_path, write_text_atomic
+from aaclip_med.files import atomic_path, json_line, write_text_atomic
 from aaclip_med.inference.errors import short_error
+from aaclip_med.inference.layout import PREDICTIONS_FILE
 from aaclip_med.inference.predictor import Predictor
 from aaclip_med.inference.volume import resolve_case_modality
 from aaclip_med.keys import Keys
@@ -36,7 +36,6 @@ __all__ = ["ManifestJob", "group_records", "PREDICTIONS_FILE"]
 
 logger = logging.getLogger(__name__)
 
-PREDICTIONS_FILE = "predictions.jsonl"
 
 
 def group_records(records: list[dict]) -> list[tuple[str, list[int]]]:
@@ -195,7 +194,7 @@ class ManifestJob:
                 with open(tmp, "wb") as handle:
                     np.save(handle, amap.astype(np.float32), allow_pickle=False)
         line = _line(index, self.records[index], scores, modality, domain)
-        write_text_atomic(self._record_path(index), json.dumps(line))
+        write_text_atomic(self._record_path(index), json_line(line))
 
     def merge(self, groups: list) -> list[Path]:
         """Write predictions.jsonl when every line has a record (else leave it out: evaluate would fail)."""

@@ -26,13 +26,14 @@ from tqdm.auto import tqdm
 from aaclip_med.data.modality import ModalityChoice, detect_modality
 from aaclip_med.data.pipeline import inference_transforms
 from aaclip_med.distributed import check_device
+from aaclip_med.inference.network import is_exported
 from aaclip_med.keys import Domain, Keys
 from aaclip_med.model import ImageFeatures, Prediction
 from aaclip_med.model.config import check_image_size, patch_size
 from aaclip_med.model.fast import FastPredictor
-from aaclip_med.presets import AUTO, get_modality, resolve_modality_name
+from aaclip_med.presets import AUTO, default_domain, resolve_modality_name
 
-__all__ = ["Predictor", "SlicePredictions", "default_domain", "resize_map"]
+__all__ = ["Predictor", "SlicePredictions", "resize_map"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +51,6 @@ def _announce_small(slices: Sequence[torch.Tensor], patch: int | None) -> None:
             seen.add(source)
             logger.warning("%s: %d x %d px is below the patch size of %d px; its map and score carry little "
                            "information", source, height, width, patch)
-
-
-def default_domain(modality: str) -> str:
-    """The domain a modality preset implies: photo -> industrial, every medical modality -> medical."""
-    return str(get_modality(modality).get("domain", Domain.MEDICAL))
 
 
 def _auto_choice(slices: Sequence[torch.Tensor]) -> ModalityChoice:
@@ -91,7 +87,8 @@ class Predictor:
     """Runs an AA-CLIP network on 2D slices in batches.
 
     Args:
-        model: an :class:`aaclip_med.model.AAClip`.
+        model: an :class:`aaclip_med.model.AAClip`, or an
+            :class:`~aaclip_med.inference.network.ExportedNetwork` (run as it is).
         modality: "auto" (per call, from the slices) or a preset ("ct", "mr"/"mri", "oct",
             "endoscopy", "photo", "ct-lung", ...).
         domain: "medical" or "industrial"; default from the preset.
@@ -123,11 +120,11 @@ class Predictor:
         self.image_size = int(model.config.image_size)
         self._transforms: dict[str, object] = {}
         self._anchors: dict[str, torch.Tensor] = {}
-        # (description, preset) -> ReferenceScorer (aaclip_med.adaptation): maps combined with a reference memory
+        # (description, preset) -> ReferenceScorer (aaclip_med.memory): maps combined with a reference memory
         self.references: dict[tuple[str, str], object] | None = None
         # fused attention, autocast blocks with fp32 heads (the reference is AAClip.predict in fp32);
-        # an exported graph (inference/deployed.py) runs as it is, with the precision it was exported in
-        self._fast = self.model if getattr(model, "deployed", False) else FastPredictor(model, precision=precision)
+        # an exported graph (inference/network.py) runs as it is, with the precision it was exported in
+        self._fast = self.model if is_exported(model) else FastPredictor(model, precision=precision)
         self.precision = self._fast.precision  # resolved: what actually runs
         logger.info("predictor: modality %s, domain %s, %s on %s, batch %d",
                     self.modality, self.fixed_domain or "from the preset", self.precision, self.device, batch_size)
@@ -180,8 +177,8 @@ class Predictor:
                        scorer=None) -> Prediction:
         """Raw prediction for preprocessed ``images`` (B, 3, S, S); every field float32 on CPU.
 
-        With a ``scorer`` (a :class:`~aaclip_med.adaptation.ReferenceScorer`), the map and score
-        combine the zero-shot map with its reference memory (:mod:`aaclip_med.adaptation.scoring`).
+        With a ``scorer`` (a :class:`~aaclip_med.memory.ReferenceScorer`), the map and score
+        combine the zero-shot map with its reference memory (:mod:`aaclip_med.memory.scoring`).
         """
         if scorer is None:
             anchors = self.anchors(description)
@@ -248,6 +245,7 @@ class Predictor:
             chunk = slices[start : start + self.batch_size]
             batch = torch.stack([self.preprocess(s, name) for s in chunk])  # (B, 3, S, S)
             pred = self.predict_tensor(batch, description, domain, scorer)
+            _check_finite(pred, start, len(chunk), scorer)
             maps += [resize_map(m, s.shape[-2:]) for m, s in zip(pred.anomaly_map, chunk, strict=True)]
             if keep_model_maps:
                 model_maps += [m.numpy().copy() for m in pred.anomaly_map]  # a copy: the batch tensor can go
@@ -261,3 +259,14 @@ class Predictor:
             return torch.cat(parts).numpy() if parts else np.zeros(0, np.float32)
 
         return SlicePredictions(maps, cat(scores), cat(globals_), cat(maxima), model_maps)
+
+
+def _check_finite(pred: Prediction, start: int, count: int, scorer) -> None:
+    """Refuse a prediction holding NaN or infinite values: written, it would be an all-NaN map and a null
+    score under "done"; raised, the case fails with this reason and the run goes on."""
+    bad = [name for name, values in zip(("anomaly map", "image score", "global score"), pred[:3], strict=False)
+           if not bool(torch.isfinite(values).all())]
+    if bad:
+        cause = ("the reference memory or " if scorer is not None else "") + "the network's weights"
+        raise ValueError(f"the {' and '.join(bad)} of slice(s) {start}..{start + count - 1} hold non-finite values "
+                         f"(NaN or infinity): {cause} produce them; nothing is written for this case")

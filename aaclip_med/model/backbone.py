@@ -25,6 +25,7 @@ import open_clip
 import torch
 from open_clip.model import resize_pos_embed
 
+from aaclip_med.identity import is_random_weights
 from aaclip_med.model.config import AAClipConfig, check_image_size
 
 __all__ = [
@@ -310,7 +311,7 @@ def build_clip(config: AAClipConfig) -> torch.nn.Module:
     # Find (or download) the weights before building: a missing file fails in a second, not after
     # allocating a 400M-parameter model.
     path = None
-    if source != RANDOM_WEIGHTS:
+    if not is_random_weights(source):  # "random", "none", ... (the one list: identity.RANDOM_WEIGHT_TAGS)
         path = source if os.path.isfile(source) else _download_tag(config)
     # Random weights come from a fixed seed (without touching the caller's RNG), so smoke runs,
     # torchrun ranks and re-runs all see the same network.

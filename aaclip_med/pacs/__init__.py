@@ -2,8 +2,9 @@
 
 Two ways in, one inference (:func:`aaclip_med.inference.run_inference` with DICOM outputs):
 
-- :func:`run_pacs`: DICOMweb. Find series (QIDO-RS) by study, series or query, retrieve them
-  (WADO-RS), infer, store the results (STOW-RS) into the same study.
+- :func:`run_pacs`: DICOMweb. Find series (QIDO-RS) by study, series or query into a work list,
+  retrieve them (WADO-RS), infer, store the results (STOW-RS) into the same study; under torchrun
+  the work list is shared over the ranks (see ``run.py``).
 - :func:`listen`: DIMSE. A C-STORE receiver; each series is inferred once complete (a quiet
   period) and its results are sent by C-STORE to a destination node.
 

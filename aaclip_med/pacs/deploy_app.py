@@ -32,13 +32,12 @@ import pydicom
 from aaclip_med.data.dicom import find_dicom_series
 from aaclip_med.data.errors import DataError
 from aaclip_med.inference.options import InferenceOptions
+from aaclip_med.packages import require
 from aaclip_med.pacs.processing import SeriesProcessor
 from aaclip_med.pacs.state import INCOMING_DIR, instance_name, series_key
 
-try:
-    from monai.deploy.core import Application, Operator, OperatorSpec
-except ImportError as err:  # pragma: no cover - depends on the optional extra
-    raise ImportError("the MONAI Deploy app needs the SDK: pip install 'aaclip-med[deploy]'") from err
+_deploy = require("monai.deploy.core", "the MONAI Deploy app")
+Application, Operator, OperatorSpec = _deploy.Application, _deploy.Operator, _deploy.OperatorSpec
 
 __all__ = ["AAClipDeployApp", "SeriesIntakeOperator", "AAClipSeriesOperator", "main"]
 
@@ -48,7 +47,8 @@ logger = logging.getLogger(__name__)
 def _intake(source: Path, out_dir: Path) -> list[str]:
     """Copy each DICOM series under ``source`` to ``out_dir/incoming/<key>/``; returns the keys."""
     try:
-        series = find_dicom_series(source, recursive=True)
+        # every series, reports too: the processor records a non-image series as "ignored" (as pacs listen)
+        series = find_dicom_series(source, recursive=True, images_only=False)
     except DataError as err:
         raise DataError(source, "holds no DICOM series for the app") from err
     keys = []
@@ -141,13 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     The options are those of ``aaclip-med pacs run`` (one declaration); a bad value is refused in
     one line before the model is built or any series is read.
     """
-    from aaclip_med.commands._common import (
+    from aaclip_med.arguments import (
         add_inference_arguments,
         add_model_arguments,
         check_model_arguments,
         inference_options_from_args,
         model_from_args,
     )
+    from aaclip_med.flags import cli_message
 
     parser = argparse.ArgumentParser(prog="aaclip_med.pacs.deploy_app", description=__doc__.splitlines()[0])
     parser.add_argument("-i", "--input", required=True, help="folder of DICOM series")
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(args.seed)
         app = AAClipDeployApp(model_from_args(args), options, args.input, args.output)
     except (ValueError, OSError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        print(f"{parser.prog}: error: {cli_message(err)}", file=sys.stderr)
         return 1
     app.run()
     failed = [k for k, s in app.statuses.items() if s == "failed"]

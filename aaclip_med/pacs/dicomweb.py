@@ -26,11 +26,12 @@ from pydicom.errors import InvalidDicomError
 
 from aaclip_med.files import atomic_path
 from aaclip_med.inference.errors import one_line, short_error
+from aaclip_med.packages import require
 from aaclip_med.pacs.errors import PacsError, SeriesError, ServerError
 from aaclip_med.pacs.settings import ENV_PASSWORD, ENV_TOKEN, ENV_USER, DicomWebServer
 from aaclip_med.pacs.state import instance_name
 
-__all__ = ["SeriesRef", "connect", "parse_query", "redacted_query", "find_series", "sop_class_of", "retrieve_series",
+__all__ = ["SeriesRef", "PAGE_SIZE", "connect", "parse_query", "redacted_query", "find_series", "sop_class_of", "retrieve_series",
            "store_files"]
 
 logger = logging.getLogger(__name__)
@@ -40,19 +41,24 @@ _RETRY_STATUS = (408, 429, 502, 503, 504)
 
 
 class SeriesRef(NamedTuple):
-    """A series found on the server (UIDs and modality only)."""
+    """A series found on the server (UIDs, modality and instance count only: no patient attribute)."""
 
     study_uid: str
     series_uid: str
     modality: str
+    instances: int = 0
+
+
+# the page size of QIDO-RS searches; a server may answer fewer per page (its own limit): pages are
+# read until one comes back empty, so a short page never ends the search early
+PAGE_SIZE = 500
+_INSTANCES_TAG = "00201209"  # NumberOfSeriesRelatedInstances
 
 
 def _import_client():
-    try:
-        import dicomweb_client
-        import requests
-    except ImportError as err:
-        raise ImportError("the PACS commands need dicomweb-client: pip install 'aaclip-med[pacs]'") from err
+    dicomweb_client = require("dicomweb_client", "DICOMweb")
+    import requests  # a dependency of dicomweb-client
+
     return dicomweb_client, requests
 
 
@@ -180,23 +186,51 @@ def _value(item: Mapping, tag: str) -> str:
     return str(values[0])
 
 
+def _count(item: Mapping) -> int:
+    try:
+        return int(_value(item, _INSTANCES_TAG) or 0)
+    except ValueError:
+        return 0
+
+
 def find_series(
     server: DicomWebServer, client, study_uid: str | None = None, series_uid: str | None = None,
-    filters: Mapping[str, str] | None = None,
+    filters: Mapping[str, str] | None = None, page_size: int = PAGE_SIZE,
 ) -> list[SeriesRef]:
-    """QIDO-RS series search: the series of a study, one series by UID, or those matching ``filters``."""
+    """QIDO-RS series search: the series of a study, one series by UID, or those matching ``filters``.
+
+    Read page by page (``limit``/``offset``) until the server returns an empty page, so an answer
+    larger than the server's own page limit is read whole; each series once, in the server's order.
+    """
     search = dict(filters or {})
     if series_uid:
         search["SeriesInstanceUID"] = series_uid
     what = (f"series {series_uid}" if series_uid else f"study {study_uid}" if study_uid
             else f"query {redacted_query(search)}")
-    found = _attempt(server, what, lambda: client.search_for_series(
-        study_instance_uid=study_uid, search_filters=search or None, get_remaining=True))
-    if not isinstance(found, list) or not all(isinstance(item, Mapping) for item in found):
-        raise ServerError(f"{what}: {server.display} answered a QIDO-RS search with something that is not DICOM JSON")
-    refs = [SeriesRef(_value(i, "0020000D") or (study_uid or ""), _value(i, "0020000E"), _value(i, "00080060"))
-            for i in found]
-    return [r for r in refs if r.series_uid]
+    refs: dict[str, SeriesRef] = {}
+    offset = 0
+    while True:
+        page = _attempt(server, what, lambda o=offset: client.search_for_series(
+            study_instance_uid=study_uid, search_filters=search or None, fields=[_INSTANCES_TAG],
+            limit=page_size, offset=o, get_remaining=False))
+        if not isinstance(page, list) or not all(isinstance(item, Mapping) for item in page):
+            raise ServerError(f"{what}: {server.display} answered a QIDO-RS search with something that is not DICOM JSON")
+        if not page:
+            break
+        before = len(refs)
+        for item in page:
+            ref = SeriesRef(_value(item, "0020000D") or (study_uid or ""), _value(item, "0020000E"),
+                            _value(item, "00080060"), _count(item))
+            if ref.series_uid:
+                refs.setdefault(ref.series_uid, ref)
+        if offset and len(refs) == before:  # the same rows again: the server ignores offset
+            if offset >= page_size:
+                raise ServerError(f"{what}: {server.display} ignores the QIDO-RS offset, so a search of more than "
+                                  f"{page_size} series cannot be read whole; narrow the query (e.g. by StudyDate)")
+            break
+        offset += len(page)
+        logger.debug("%s: %d series after %d row(s)", what, len(refs), offset)
+    return list(refs.values())
 
 
 def _save_instance(ds: pydicom.Dataset, folder: Path) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pydicom
 
 from aaclip_med.files import atomic_path
+from aaclip_med.packages import require
 from aaclip_med.pacs.errors import SeriesError, ServerError
 from aaclip_med.pacs.settings import DimseNode
 from aaclip_med.pacs.state import instance_name, series_key
@@ -33,11 +34,7 @@ _STATUS_OUT_OF_RESOURCES = 0xA700
 
 def import_pynetdicom():
     """pynetdicom, or an ImportError that says how to install it."""
-    try:
-        import pynetdicom
-    except ImportError as err:
-        raise ImportError("the DIMSE commands need pynetdicom: pip install 'aaclip-med[pacs]'") from err
-    return pynetdicom
+    return require("pynetdicom", "DIMSE (C-STORE, C-ECHO)")
 
 
 class SeriesReceiver:

@@ -5,7 +5,7 @@ A series counts as complete when no instance of it arrived for ``quiet_seconds``
 its Parametric Map (and SEG, with a threshold) is sent by C-STORE to ``forward``.
 
 Restart-safe, including after SIGKILL: instances are files under ``OUT/incoming`` (written
-atomically as they arrive) and each step is recorded in ``OUT/pacs_state.json``. On start, series
+atomically as they arrive) and each step is recorded in ``OUT/state/<key>.json``. On start, series
 received but not processed are processed, series inferred but not sent are only sent, and stored
 ones are left alone. A series that failed is retried only when new instances of it arrive (a
 sender re-sending it). When the destination is down, sending is retried every ``resend_seconds``.
@@ -68,7 +68,7 @@ class _Listener:
         if key not in self._warned:
             self._warned.add(key)
             logger.warning("series %s: instances arrived after it was processed; not processed again "
-                           "(remove its entry from %s to redo it)", series_uid, self.processor.state.path.name)
+                           "(delete %s to redo it)", series_uid, self.processor.state.file(key))
 
     def resume(self) -> None:
         """Track what a previous run left: received series, and inferred ones still to send."""

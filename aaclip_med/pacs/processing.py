@@ -7,7 +7,7 @@ callable differs (STOW-RS or C-STORE). Inference is the package's own
 
 Layout of the output folder::
 
-    OUT/pacs_state.json             what was done to each series (see state.py)
+    OUT/state/<key>.json            what was done to each series (see state.py)
     OUT/incoming/<key>/*.dcm        the series as received/retrieved (removed once stored,
                                     unless keep_sources)
     OUT/results/<key>/              run_inference's outputs: <key>_anomaly.nii.gz, <key>_pmap.dcm,
@@ -23,14 +23,15 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import pydicom
 from torch import nn
 
 from aaclip_med.inference.errors import short_error
 from aaclip_med.inference.options import InferenceOptions
+from aaclip_med.inference.resume import RUN_FILE
 from aaclip_med.pacs.errors import NotAnImageSeries, PacsError, SeriesError
 from aaclip_med.pacs.series import SeriesInfo, inspect_series, preset_for_modality
 from aaclip_med.pacs.state import FINISHED, INCOMING_DIR, RESULTS_DIR, SeriesState
+from aaclip_med.pacs.uids import assign_result_uids
 
 __all__ = ["infer_series", "SeriesProcessor", "StoreFn", "output_files"]
 
@@ -46,9 +47,11 @@ def infer_series(model: nn.Module, options: InferenceOptions, modality: str, sou
     ``options`` are used as given (every setting, slicing included), with the series' ``modality``
     preset and DICOM outputs on.
     """
+    from aaclip_med.distributed import working_alone
     from aaclip_med.inference import run_inference
 
-    return run_inference([source], out_dir, model, options.replace(modality=modality, dicom=True))
+    with working_alone():  # under torchrun, each rank infers its own series: no collective with the others
+        return run_inference([source], out_dir, model, options.replace(modality=modality, dicom=True))
 
 
 def output_files(results: Path, key: str) -> list[Path]:
@@ -102,7 +105,7 @@ class SeriesProcessor:
         missing = [p.name for p in files if not p.is_file()]
         if missing:
             raise SeriesError(f"series {record['series_uid']}: output {', '.join(missing)} vanished; "
-                              f"delete {self.results(key)} and its entry in {self.state.path.name} to redo it")
+                              f"delete {self.results(key)} and {self.state.file(key)} to redo it")
         stored = self.store(files, f"results of series {record['series_uid']}")
         logger.info("series %s: stored %s", record["series_uid"], ", ".join(record["outputs"]))
         record = self.state.update(key, status="done", stored=stored, error=None)
@@ -113,9 +116,6 @@ class SeriesProcessor:
     def remove_incoming(self, key: str) -> None:
         """Delete the received/retrieved instances of series ``key``."""
         shutil.rmtree(self.incoming(key), ignore_errors=True)
-
-    def _uids(self, files: Sequence[Path]) -> list[str]:
-        return [str(pydicom.dcmread(str(p), stop_before_pixels=True).SOPInstanceUID) for p in files]
 
     def process(self, key: str, series_uid: str | None = None, fetch: Callable[[], object] | None = None,
                 non_image_fails: bool = False) -> str:
@@ -155,9 +155,11 @@ class SeriesProcessor:
     def _check_and_infer(self, key: str, series_uid: str | None) -> dict:
         info = inspect_series(self.incoming(key), series_uid)
         files = self._infer(key, info)
+        # UIDs from the source series and the run's identity: storing again replaces, never duplicates
+        uids = assign_result_uids(files, info.series_uid, self.results(key) / RUN_FILE)
         return self.state.update(key, status="inferred", study_uid=info.study_uid, series_uid=info.series_uid,
-                                 modality=info.modality, outputs=[p.name for p in files],
-                                 output_uids=self._uids(files), error=None)
+                                 modality=info.modality, instances=info.instances, outputs=[p.name for p in files],
+                                 output_uids=uids, error=None)
 
     def _fail(self, key: str, label: str, message: str) -> str:
         logger.error("%s", message)

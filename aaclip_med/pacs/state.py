@@ -1,10 +1,11 @@
-"""What was done to each series, kept in ``OUT/pacs_state.json`` so that runs and listeners resume.
+"""What was done to each series, kept in ``OUT/state/<key>.json`` so that runs and listeners resume.
 
 Series are keyed by :func:`series_key` (a hash of the SeriesInstanceUID), which also names their
 folders and output files: no patient attribute ever reaches a file name. A record holds the
 series' study/series UIDs, a status and, once inferred, the output files with their SOP Instance
-UIDs. The file is rewritten atomically after every change, so a killed process leaves the state
-of its last completed step.
+UIDs. Each series has its own file, rewritten atomically after every change: a killed process
+leaves the state of its last completed step, and ranks of an archive run (on one host or several
+sharing the folder) never write the same file.
 
 Statuses:
     ``inferred``: outputs written, not yet (all) stored at the destination;
@@ -25,11 +26,11 @@ from pathlib import Path
 
 from aaclip_med.files import write_json_atomic
 
-__all__ = ["STATE_FILE", "INCOMING_DIR", "RESULTS_DIR", "series_key", "instance_name", "SeriesState", "FINISHED"]
+__all__ = ["STATE_DIR", "INCOMING_DIR", "RESULTS_DIR", "series_key", "instance_name", "SeriesState", "FINISHED"]
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "pacs_state.json"
+STATE_DIR = "state"
 INCOMING_DIR = "incoming"
 RESULTS_DIR = "results"
 FINISHED = ("done", "ignored")
@@ -46,30 +47,33 @@ def instance_name(sop_instance_uid: str) -> str:
 
 
 class SeriesState:
-    """The per-series records of an output folder (thread-safe; written atomically on each change).
+    """The per-series records of an output folder (thread-safe; one file per series, written atomically).
 
     Args:
-        out_dir: the output folder; the state lives in ``out_dir/pacs_state.json``.
+        out_dir: the output folder; the records live in ``out_dir/state/<key>.json``.
 
     Raises:
-        ValueError: the state file exists but is not a JSON object of records.
+        ValueError: a record file is not valid JSON or not a record of aaclip-med pacs.
     """
 
     def __init__(self, out_dir: str | os.PathLike) -> None:
-        self.path = Path(out_dir) / STATE_FILE
+        self.path = Path(out_dir) / STATE_DIR
         self._lock = threading.Lock()
-        self._records: dict[str, dict] = self._load()
+        self._records: dict[str, dict] = {p.stem: self._read(p) for p in sorted(self.path.glob("s*.json"))}
 
-    def _load(self) -> dict[str, dict]:
-        if not self.path.is_file():
-            return {}
+    @staticmethod
+    def _read(path: Path) -> dict:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{self.path} is not valid JSON ({err}); move it away to start afresh") from err
-        if not isinstance(data, dict) or not isinstance(data.get("series"), dict):
-            raise ValueError(f"{self.path} is not a state file of aaclip-med pacs; move it away to start afresh")
-        return data["series"]
+            raise ValueError(f"{path} is not valid JSON ({err}); delete it to redo that series") from err
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+            raise ValueError(f"{path} is not a series record of aaclip-med pacs; delete it to redo that series")
+        return data
+
+    def file(self, key: str) -> Path:
+        """The record file of series ``key``."""
+        return self.path / f"{key}.json"
 
     def get(self, key: str) -> dict | None:
         """A copy of the record of ``key``, or None."""
@@ -86,8 +90,19 @@ class SeriesState:
         with self._lock:
             record = self._records.setdefault(key, {})
             record.update(fields, updated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-            write_json_atomic(self.path, {"series": self._records})
+            write_json_atomic(self.file(key), record)
             return dict(record)
+
+    def reload(self, key: str) -> dict | None:
+        """The record of ``key`` as its file says now (another process may have written it)."""
+        path = self.file(key)
+        record = self._read(path) if path.is_file() else None
+        with self._lock:
+            if record is None:
+                self._records.pop(key, None)
+            else:
+                self._records[key] = record
+        return dict(record) if record else None
 
     def records(self) -> dict[str, dict]:
         """Copies of all records, by key."""

@@ -17,7 +17,7 @@ from aaclip_med.anomalies.kinds import DEFAULT_PROBABILITY, parse_kinds, unused_
 from aaclip_med.precision import PRECISIONS
 
 __all__ = ["StageConfig", "SyntheticConfig", "TrainConfig", "default_stage_config", "synthetic_settings",
-           "STAGE1_LEVELS"]
+           "STAGE1_LEVELS", "PAPER_IMAGE_LOGIT_SCALE", "NORMAL_ONLY_IMAGE_LOGIT_SCALE", "NORMAL_ONLY_STAGE1_LR"]
 
 STAGE1_LEVELS = ("all", "last")
 # keys of train_config.json files written before the options were renamed
@@ -43,14 +43,24 @@ class StageConfig:
             raise ValueError(msg)
 
 
-def default_stage_config(stage: int, **overrides: Any) -> StageConfig:
+# Normal-only training (synthetic anomalies): Stage 1's learning rate. The paper's 1e-5 moves the
+# text anchors over 5 epochs of VisA's 2162 images (about 675 Adam steps); a site's few hundred
+# normal scans give a tenth of the steps or fewer, and the anchors do not move (disentangle term
+# flat). Measured on the tiny network with 40 images (15 steps): 1e-5 leaves the Stage-1 loss flat,
+# 1e-3 halves it (docs/training.md).
+NORMAL_ONLY_STAGE1_LR = 1e-3
+
+
+def default_stage_config(stage: int, normal_only: bool = False, **overrides: Any) -> StageConfig:
     """The paper's settings of ``stage`` (spec 7, 8), with ``overrides`` replacing fields.
 
     Stage 1: 5 epochs, lr 1e-5, batch 16, no scheduler. Stage 2: 20 epochs, lr 5e-4, batch 2,
-    MultiStepLR at 16000 and 32000 iterations. Both: Adam betas (0.5, 0.999).
+    MultiStepLR at 16000 and 32000 iterations. Both: Adam betas (0.5, 0.999). ``normal_only``:
+    the defaults of a run with synthetic anomalies, the same except Stage 1's learning rate
+    (:data:`NORMAL_ONLY_STAGE1_LR`).
     """
     if stage == 1:
-        config = StageConfig(epochs=5, lr=1e-5, batch_size=16)
+        config = StageConfig(epochs=5, lr=NORMAL_ONLY_STAGE1_LR if normal_only else 1e-5, batch_size=16)
     elif stage == 2:
         config = StageConfig(epochs=20, lr=5e-4, batch_size=2, milestones=(16000, 32000))
     else:
@@ -98,6 +108,13 @@ class SyntheticConfig:
 
 VALIDATION_SEED_OFFSET = 1_000_003  # validation anomalies never share a seed with training ones
 
+# Stage 2's image-level cross-entropy on det @ T. The paper uses the raw cosines (spec 6: no
+# temperature): both logits lie in [-1, 1] and differ by at most |T_A - T_N|, so the loss cannot
+# leave ln 2 by much. Normal-only training scales them by CLIP's logit scale, the factor the
+# package's patch logits already carry (100 * f @ T), so the image head can learn.
+PAPER_IMAGE_LOGIT_SCALE = 1.0
+NORMAL_ONLY_IMAGE_LOGIT_SCALE = 100.0
+
 
 def synthetic_settings(kinds: str | list[str] | tuple[str, ...] | None, probability: float = DEFAULT_PROBABILITY,
                        holdout: float = 0.0, validation_kind: str | None = None) -> SyntheticConfig | None:
@@ -139,9 +156,18 @@ class TrainConfig:
     tensorboard: bool = True  # write OUT/tensorboard/stage<n> when the tensorboard package imports
     progress: bool = True  # tqdm progress bar (rank 0)
     synthetic: SyntheticConfig | None = None  # normal-only training with synthetic anomalies (None: off)
+    # factor on det @ T before the Stage-2 cross-entropy. None: 1 (spec 6, the paper: no temperature),
+    # with synthetic anomalies NORMAL_ONLY_IMAGE_LOGIT_SCALE (docs/training.md)
+    image_logit_scale: float | None = None
 
     def stage_config(self, stage: int) -> StageConfig:
         return self.stage1 if stage == 1 else self.stage2
+
+    def image_scale(self) -> float:
+        """The factor on ``det @ T`` this run trains with (``image_logit_scale`` resolved)."""
+        if self.image_logit_scale is not None:
+            return float(self.image_logit_scale)
+        return NORMAL_ONLY_IMAGE_LOGIT_SCALE if self.synthetic is not None else PAPER_IMAGE_LOGIT_SCALE
 
     def validate(self) -> None:
         """Check the values users can get wrong; errors name the field and the choices."""
@@ -161,6 +187,8 @@ class TrainConfig:
             raise ValueError(f"save_every must be >= 1 iteration, got {self.save_every}.")
         self.stage1.validate("stage1")
         self.stage2.validate("stage2")
+        if self.image_logit_scale is not None and not self.image_logit_scale > 0:
+            raise ValueError(f"image_logit_scale must be > 0 (or None for the default), got {self.image_logit_scale}.")
         if self.synthetic is not None:
             self.synthetic.validate()
 

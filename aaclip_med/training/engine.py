@@ -92,7 +92,7 @@ def make_loss_fn(
 
     def stage2(batch: dict) -> dict[str, torch.Tensor]:
         anchors = stack_anchors(table, [descriptions[c] for c in batch[Keys.CLASS_NAME]])
-        return stage2_losses(model, batch, anchors)
+        return stage2_losses(model, batch, anchors, config.image_scale())
 
     return stage2
 

@@ -82,13 +82,16 @@ def stage1_losses(
     return {"loss": seg + disentangle_weight * dis, "seg": seg, "dis": dis}
 
 
-def stage2_losses(model: AAClip, batch: Mapping, anchors: torch.Tensor) -> dict[str, torch.Tensor]:
+def stage2_losses(model: AAClip, batch: Mapping, anchors: torch.Tensor,
+                  image_logit_scale: float = 1.0) -> dict[str, torch.Tensor]:
     """Stage 2: cross-entropy on the global logits + seg loss summed over the levels.
 
     Args:
         model: the network (its image adapters and heads train).
         batch: ``image`` (B, 3, S, S), ``mask`` (B, 1, S, S), ``label`` (B,).
         anchors: fixed per-image anchors (B, D, 2).
+        image_logit_scale: factor on ``det @ T`` before the cross-entropy (spec 6: 1, no
+            temperature; see :attr:`aaclip_med.training.config.TrainConfig.image_logit_scale`).
 
     Returns:
         ``loss``, ``seg`` and ``ce``.
@@ -96,5 +99,6 @@ def stage2_losses(model: AAClip, batch: Mapping, anchors: torch.Tensor) -> dict[
     feats = model.encode_image(batch[Keys.IMAGE])
     logits = model.patch_logits(feats.levels, anchors)
     seg = sum(level_seg_loss(level, batch[Keys.MASK]) for level in logits)
-    ce = classification_loss(model.global_logits(feats.global_feature, anchors), batch[Keys.LABEL])
+    global_logits = image_logit_scale * model.global_logits(feats.global_feature, anchors)  # (B, 2)
+    ce = classification_loss(global_logits, batch[Keys.LABEL])
     return {"loss": seg + ce, "seg": seg, "ce": ce}

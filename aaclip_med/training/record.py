@@ -52,7 +52,9 @@ FINAL_ADAPTERS = "adapters.safetensors"
 OUTPUT_NAMES = (STATE_FILE, RECORD_FILE, "log.jsonl", FINAL_ADAPTERS, "adapters.json",
                 "stage1", "stage2", "tensorboard")
 SHARED_KEYS = ("seed", "case_window", "precision", "descriptions", "domain", "synthetic")
-STAGE_KEYS = {1: ("stage1", "stage1_levels", "disentangle_weight"), 2: ("stage2",)}
+STAGE_KEYS = {1: ("stage1", "stage1_levels", "disentangle_weight"), 2: ("stage2", "image_logit_scale")}
+# values of settings that records written before the setting existed were trained with
+_BEFORE_RECORDED = {"image_logit_scale": 1.0}
 
 
 # ------------------------------------------------------------------ data
@@ -195,6 +197,7 @@ def differences(previous: Mapping[str, Any], new: Mapping[str, Any], touched: se
     if not touched:
         return found
     old_cfg, new_cfg = previous.get("config", {}), new["config"]
+    old_cfg = {**_BEFORE_RECORDED, **old_cfg} if old_cfg else old_cfg
     keys = [k for k in SHARED_KEYS if k in old_cfg]
     for stage in sorted(touched & set(running)):
         keys += [k for k in STAGE_KEYS[stage] if k in old_cfg]

@@ -1,8 +1,10 @@
 """Normal-only training data: the held-out normal cases and their synthetic validation set.
 
-Selection must not reward the generator: the validation set holds normal cases training never
-sees, and its anomalies come from a generator kind training does not use (else from other seeds),
-so the best epoch is the one that detects anomalies it was not trained on.
+Selection must not reward the generator alone: the validation set holds normal cases training
+never sees, and half of its anomalies come from a generator kind training does not use. The other
+half come from the training kinds (other seeds, unseen cases): with a foreign kind alone, an
+epoch's score measures nothing the training moves, and the first epoch tends to be kept while
+the loss still falls. The best epoch detects both what it was trained on and what it was not.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ class SyntheticValidation(Dataset):
 
     Sample ``i`` is the same in every epoch and every run: its anomaly is seeded from
     (``validation_seed``, 0, i). Even indices get an anomaly, odd ones stay normal, so image AUROC
-    is defined.
+    is defined. Indices 0, 4, 8, ... get the validation kind, 2, 6, 10, ... one of the training
+    kinds. A planted region that resizing to S x S leaves without a pixel makes the sample normal
+    (its label follows the mask the network is scored on).
 
     Args:
         records: held-out manifest records (normal).
@@ -63,17 +67,21 @@ class SyntheticValidation(Dataset):
 
     def __init__(self, records: Sequence[dict], root: str | PathLike, image_size: int, modality: str | dict,
                  synthetic: SyntheticConfig) -> None:
-        from aaclip_med.anomalies import synthetic_transform
+        from aaclip_med.anomalies import SyntheticLabeld, synthetic_transform
         from aaclip_med.data.dataset import ManifestDataset
+        from aaclip_med.data.dispatch import ModalityDispatch
         from aaclip_med.data.pipeline import inference_transforms
-        from aaclip_med.training.data import ModalityDispatch
 
         self.data = list(records)  # what summarize_data fingerprints
         self.loaded = ManifestDataset(self.data, root, transform=None, with_mask=True)
-        kinds, self.seed = [synthetic.validation_kind], int(synthetic.validation_seed)
-        self.plant = ModalityDispatch(lambda name: synthetic_transform(kinds, 1.0, name, self.loaded), modality)
+        self.seed = int(synthetic.validation_seed)
+        self.plant = {kinds: ModalityDispatch(lambda name, k=kinds: synthetic_transform(k, 1.0, name, self.loaded),
+                                              modality)
+                      for kinds in ((synthetic.validation_kind,), tuple(synthetic.kinds))}
+        self.kinds = ((synthetic.validation_kind,), tuple(synthetic.kinds))  # for indices 0 and 2 (mod 4)
         self.prepare = ModalityDispatch(lambda name: inference_transforms(name, image_size, mask_key=Keys.MASK),
                                         modality)
+        self.relabel = SyntheticLabeld(Keys.MASK)  # a region lost in resizing leaves a normal sample
 
     def __len__(self) -> int:
         return len(self.data)
@@ -81,6 +89,7 @@ class SyntheticValidation(Dataset):
     def __getitem__(self, index: int) -> dict:
         sample = self.loaded[index]
         if index % 2 == 0:
-            self.plant.set_random_state(seed=sample_seed(self.seed, 0, index))
-            sample = self.plant(sample)
-        return self.prepare(sample)
+            plant = self.plant[self.kinds[(index // 2) % 2]]
+            plant.set_random_state(seed=sample_seed(self.seed, 0, index))
+            sample = plant(sample)
+        return self.relabel(self.prepare(sample))

@@ -15,7 +15,6 @@ Outputs below ``config.out_dir`` (rank 0 writes, all atomically except the appen
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from aaclip_med.distributed import DistContext, barrier, broadcast_parameters, init_distributed
-from aaclip_med.files import remove_stale_temporaries, write_json_atomic
+from aaclip_med.files import append_json_line, remove_stale_temporaries, write_json_atomic
 from aaclip_med.model import AAClip, save_adapters
 from aaclip_med.precision import resolve_precision
 from aaclip_med.training.batches import EpochBatches, SeededSamples
@@ -107,7 +106,7 @@ def _attach_validation(sc: _StageContext, engine: Engine, stage: int) -> BestEpo
     def evaluate() -> dict:
         metrics = validate(sc.model, sc.val_data, anchors_for, sc.config.domain, sc.ctx.device, stage,
                            feature_chunk=sc.config.stage1_feature_chunk, precision=sc.config.precision)
-        _append_log(sc.out / "log.jsonl", {"stage": stage, "validation": metrics})
+        append_json_line(sc.out / "log.jsonl", {"stage": stage, "validation": metrics})
         return metrics
 
     def on_best(epoch: int, metrics: dict) -> None:
@@ -118,12 +117,6 @@ def _attach_validation(sc: _StageContext, engine: Engine, stage: int) -> BestEpo
     handler = BestEpochSelector(evaluate, on_best, sc.best[stage])
     handler.attach(engine)
     return handler
-
-
-def _append_log(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
 
 
 def _attach_tensorboard(engine: Engine, log_dir: Path) -> None:
@@ -278,7 +271,8 @@ def run_training(
     config.validate()
     ctx = init_distributed(config.device)
     synthetic = config.synthetic.resolved(config.seed) if config.synthetic is not None else None
-    config = dataclasses.replace(config, precision=resolve_precision(config.precision, ctx.device), synthetic=synthetic)
+    config = dataclasses.replace(config, precision=resolve_precision(config.precision, ctx.device), synthetic=synthetic,
+                                 image_logit_scale=config.image_scale())
     logger.info("Training precision: %s on %s", config.precision, ctx.device)
     out = Path(config.out_dir)
     train_summary = summarize_data(train_data)

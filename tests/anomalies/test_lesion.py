@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aaclip_med.anomalies import RandLesion, RandLesiond, RandSyntheticAnomalyd, foreground_mask
+from aaclip_med.anomalies import RandLesion, RandLesiond, RandSyntheticAnomalyd, foreground_mask, plant_lesion
 from aaclip_med.data.intensity import CTWindowd
 from aaclip_med.data.pipeline import training_transforms
 from tests.anomalies._images import changed, ct_slice, photo
@@ -68,3 +68,21 @@ def test_dictionary_twin():
     assert out["label"] == 1.0 and out["mask"].any()
     with pytest.raises(ValueError, match="hu_offset"):
         RandLesion("ct", hu_offset=(0.0, 10.0))
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_volume_lesion_of_the_sample_is_exact_and_keeps_the_dtype(dtype):
+    volume = (np.random.default_rng(0).random((1, 40, 30, 6)) * 200 - 100).astype(dtype)
+    planted = plant_lesion(volume, np.random.default_rng(1), (20, 15, 3), (6, 5, 1.5), delta=80.0)
+    assert planted.image.dtype == dtype and planted.mask.shape == (1, 40, 30, 6)
+    assert planted.mask.any() and not planted.mask.all()
+    np.testing.assert_array_equal((volume != planted.image).any(axis=0), planted.mask[0])
+
+
+def test_rgb_lesion_with_one_offset_per_channel_clips_at_the_uint8_range():
+    image = np.full((3, 64, 64), 250, np.uint8)  # +60 on red clips at 255, -10 on blue does not
+    planted = plant_lesion(image, np.random.default_rng(2), (32, 30), (6, 8), delta=np.array([60.0, 40.0, -10.0]))
+    region = planted.mask[0]
+    assert region.any() and planted.image[0][region].max() == 255
+    assert (planted.image[2][region] < 250).all()
+    np.testing.assert_array_equal((image != planted.image).any(axis=0), region)

@@ -1,11 +1,15 @@
-"""The dispatcher: probability p, every chosen kind used, seeded per sample, clear errors."""
+"""The dispatcher: probability p, every chosen kind used, seeded per sample, clear errors, late labels."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from monai.data import MetaTensor
 
-from aaclip_med.anomalies import RandSyntheticAnomalyd, parse_kinds
+from aaclip_med.anomalies import RandAnomaly, RandSyntheticAnomalyd, parse_kinds
+from aaclip_med.anomalies import kinds as kinds_module
+from aaclip_med.data.pipeline import training_transforms
 from tests.anomalies._images import changed, photo
 
 
@@ -42,3 +46,39 @@ def test_unknown_kind_lists_the_choices():
         parse_kinds("perlin,draem")
     with pytest.raises(ValueError, match="choose from"):
         RandSyntheticAnomalyd("image", kinds="")
+
+
+class RandDot(RandAnomaly):
+    """One changed pixel at (1, 1): never sampled when a large image is resized to 112 (nearest)."""
+
+    def plant(self, image, rng):
+        region = np.zeros(image.shape[1:], bool)
+        region[1, 1] = True
+        return image + 40.0, region
+
+
+def _large_sample(label: float = 0.0, mask=None):
+    image = MetaTensor(torch.full((3, 1000, 1000), 100.0))
+    image[:, ::7] = 160.0  # some structure, so the photo preset has a range
+    return {"image": image, "mask": torch.zeros(1, 1000, 1000) if mask is None else mask, "label": label}
+
+
+def test_label_is_decided_after_the_last_geometric_step(monkeypatch):
+    monkeypatch.setitem(kinds_module._REGISTRY, "dot", f"{__name__}:RandDot")
+    pipeline = training_transforms("photo", 112, stage=1, synthetic_kinds="dot", synthetic_probability=1.0)
+    planted = pipeline.transforms[0].set_random_state(0)(_large_sample())
+    assert planted["label"] == 1.0 and planted["mask"].sum() == 1  # planted at source resolution
+    out = pipeline(_large_sample())
+    assert out["mask"].shape == (1, 112, 112) and not out["mask"].any()
+    assert out["label"] == 0.0 and out["synthetic"] == "dot"  # the region did not survive the resize
+    big = training_transforms("photo", 112, stage=1, synthetic_kinds="cutpaste", synthetic_probability=1.0)
+    out = big(_large_sample())
+    assert out["label"] == 1.0 and out["mask"].any()  # a CutPaste patch (>= 2 % of the image) survives
+
+
+def test_a_real_anomaly_keeps_its_manifest_label():
+    tiny = torch.zeros(1, 1000, 1000)
+    tiny[0, 1, 1] = 1.0  # a real finding smaller than one resized pixel
+    out = training_transforms("photo", 112, synthetic_kinds="perlin", synthetic_probability=1.0)(
+        _large_sample(1.0, tiny))
+    assert out["label"] == 1.0 and "synthetic" not in out

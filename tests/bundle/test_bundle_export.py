@@ -63,7 +63,7 @@ def test_inference_with_an_exported_graph(bundle: Path, folders, trained: Path, 
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["done"], summary["failed"]) == (3, [])
     run = json.loads((out / "run.json").read_text())
-    assert run["exported_model"]["engine"] == "onnxruntime"
+    assert run["engine"] == {"name": "onnxruntime", "format": "onnx", "precision": "fp32"}
     assert run["weights_sha256"] == json.loads((inferred / "run.json").read_text())["weights_sha256"]
     # the torch run used the CPU's bf16 ('auto'): the same maps up to bf16 rounding
     torch_map = nib.load(inferred / "brain_anomaly.nii.gz").get_fdata()

@@ -232,20 +232,6 @@ def test_help_states_defaults_and_is_true_per_command():
     assert "(default: the manifest's folder)" in evaluate and "(default: deployment)" in evaluate
 
 
-def test_light_copies_match_the_library():
-    from aaclip_med.commands import demo, evaluate, sample
-    from aaclip_med.demo.sample import SIZES
-    from aaclip_med.demo.weights import DEMO_BACKBONE, DEMO_IMAGE_SIZE
-    from aaclip_med.inference.predictions_dir import PREDICTIONS_FILE
-
-    assert set(sample.SAMPLE_SIZES) == set(SIZES)
-    assert (demo.DEMO_BACKBONE, demo.DEMO_IMAGE_SIZE) == (DEMO_BACKBONE, DEMO_IMAGE_SIZE)
-    assert evaluate._PREDICTIONS_FILE == PREDICTIONS_FILE
-    from aaclip_med.evaluation.evaluate import DEFAULT_CACHE_MB
-
-    assert evaluate._DEFAULT_CACHE_MB == DEFAULT_CACHE_MB
-
-
 def test_inputs_and_a_manifest_together_are_refused(tmp_path, capsys):
     """INPUT would be silently ignored in favour of the manifest."""
     image = _png(tmp_path / "in.png")

@@ -88,7 +88,7 @@ def test_bad_reference_sets_get_one_line_errors(tmp_path, capsys):
     empty = np.zeros((16, 16, 3), np.float32)
     write_nifti(tmp_path / "air.nii.gz", empty - 1000)
     assert _build(tmp_path, tmp_path / "air.nii.gz", extra=["--modality", "ct"])[0] == 1
-    assert "no reference slice has at least 0.05 foreground" in capsys.readouterr().err
+    assert "--min-foreground 0.05: no reference slice has that much foreground" in capsys.readouterr().err
     manifest = tmp_path / "m.jsonl"
     manifest.write_text('{"image_path": "a.png", "label": 0, "class_name": "x"}\n'
                         '{"image_path": "b.png", "label": 1, "class_name": "x", "mask_path": "b_mask.png"}\n')

@@ -1,7 +1,8 @@
 """Everything that loads ONNX Runtime or OpenVINO, run in a child process of the tests.
 
 ``python -m tests.export._engine_run WORK`` exports the tiny network in every format (and int8),
-runs each folder with each engine that can run it, and runs ``aaclip-med infer`` on a DICOM series
+runs each folder with each engine that can run it (and int8 calibrated on a single slice), and runs
+``aaclip-med infer`` on a DICOM series
 with every engine; the test process only reads what it wrote. The native runtimes never share the
 pytest process with the other tests' libraries, so a fault in one of them fails these tests
 instead of ending the whole test run.
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from aaclip_med.cli import main
-from aaclip_med.inference.deployed import DeployedModel
+from aaclip_med.export.deployed import DeployedModel
 from aaclip_med.model.graph import OUTPUT_NAMES, AnomalyGraph
 from tests.conftest import make_tiny_model
 
@@ -48,13 +49,15 @@ def _median_map(folder: Path) -> str:
     return f"{float(np.median(nib.load(next(folder.glob('*_anomaly.nii.gz'))).get_fdata())):.4f}"
 
 
-def run(work: Path, series: str, normals: str) -> None:
+def run(work: Path, series: str, normals: str, one_normal: str) -> None:
     log: dict = {}
     model = [*MODEL, "--backbone-weights", "random"]  # with the seed 0 of the CLI: make_tiny_model(seed=0)
     for fmt in ("torchscript", "onnx", "openvino"):
         _cli(["export", "--format", fmt, "--out", str(work / fmt), "--level-maps", *model], log)
     _cli(["export", "--format", "onnx", "--precision", "int8", "--calibration-data", normals,
           "--out", str(work / "int8"), *model], log)
+    _cli(["export", "--format", "onnx", "--precision", "int8", "--calibration-data", one_normal,
+          "--out", str(work / "int8_one_slice"), *model], log)
     images = torch.randn(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     graph = AnomalyGraph(make_tiny_model(seed=0, image_size=SIZE), "scan", "medical", level_maps=True).eval()
     arrays = {}

@@ -10,9 +10,9 @@ import pytest
 
 from aaclip_med.cli import main
 from aaclip_med.export import read_card
+from aaclip_med.export.deployed import DeployedModel
 from aaclip_med.export.deps import require
 from aaclip_med.inference import InferenceOptions
-from aaclip_med.inference.deployed import DeployedModel
 
 
 def _infer(engine_runs, tmp_path, *extra):
@@ -21,13 +21,15 @@ def _infer(engine_runs, tmp_path, *extra):
 
 
 @pytest.mark.parametrize(("extra", "named"), [
-    (["--class-name", "liver"], "class 'liver' differs from the exported graph's 'scan'"),
-    (["--description", "a liver"], "class description 'a liver' differs from the exported graph's 'scan'"),
-    (["--modality", "mri"], "modality preset 'mri' differs from the exported graph's 'ct'"),
-    (["--domain", "industrial"], "domain 'industrial' differs from the exported graph's 'medical'"),
-    (["--image-size", "224"], "--image-size 224 differs from the exported graph's 112"),
-    (["--backbone", "ViT-B-16"], "--backbone ViT-B-16 differs from the exported graph's aaclip-tiny"),
-    (["--precision", "bf16"], "precision 'bf16' differs from the exported graph's 'fp32'"),
+    (["--class-name", "liver"], "class_name: the exported graph 'scan', this run 'liver'"),
+    (["--description", "a liver"], "description: the exported graph 'scan', this run 'a liver'"),
+    (["--modality", "mri"], "modality: the exported graph 'ct', this run 'mri'"),
+    (["--domain", "industrial"], "domain: the exported graph 'medical', this run 'industrial'"),
+    (["--image-size", "224"], "--image-size: the exported graph 112, this run 224"),
+    (["--backbone", "ViT-B-16"], "--backbone: the exported graph 'aaclip-tiny', this run 'ViT-B-16'"),
+    (["--backbone-weights", "openai"], "--backbone-weights: the exported graph 'random', this run 'openai'"),
+    (["--quick-gelu"], "--quick-gelu: the exported graph's activations are fixed in it"),
+    (["--precision", "bf16"], "precision: the exported graph 'fp32', this run 'bf16'"),
 ])
 def test_card_mismatch_is_refused(engine_runs, tmp_path, capsys, extra, named):
     assert _infer(engine_runs, tmp_path, *extra) == 1
@@ -63,7 +65,7 @@ def test_broken_card_is_named(engine_runs, tmp_path):
         read_card(folder)
     (folder / "card.json").write_text(json.dumps(card))
     (folder / "model.ts").unlink()
-    with pytest.raises(FileNotFoundError, match="names model.ts, which is not in"):
+    with pytest.raises(FileNotFoundError, match=r"model.ts: missing \(.*card.json names it\)"):
         DeployedModel(folder, "torch")
 
 

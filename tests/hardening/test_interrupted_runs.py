@@ -4,16 +4,16 @@ results as an uninterrupted run, and no partial file survives under its final na
 from __future__ import annotations
 
 import json
-import random
 import signal
 import subprocess
 import sys
-import time
 
 import nibabel as nib
 import numpy as np
 import pytest
 from safetensors.torch import load_file
+
+from tests._tools import stop_when
 
 from ._files import nifti, write_png
 
@@ -25,27 +25,25 @@ def _cli(*args):
     return [sys.executable, "-m", "aaclip_med.cli", *map(str, args)]
 
 
-def _kill_when(command, ready, sig, jitter=0.3, timeout=120.0):
-    """Start `command`, wait until `ready()` (plus a random extra moment up to `jitter` s), then send `sig`."""
+def _kill_when(command, ready, sig):
+    """Start `command`, stop it at a random point once `ready()` holds (tests._tools.stop_when), then send `sig`."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while not ready() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(random.Random(0).uniform(0.0, jitter))
+    assert stop_when(process.pid, ready), "the run ended (or timed out) before it was ready to be killed"
     process.send_signal(sig)
+    process.send_signal(signal.SIGCONT)  # a stopped process acts on SIGTERM once continued
     return process.wait(timeout=60)
 
 
 def test_killed_cohort_inference_resumes_to_the_same_outputs(tmp_path):
     rng = np.random.default_rng(0)
     cases = 8
-    # 40 slices a case: slow enough per case that the kill lands while cases remain, whatever the speed
+    # the run is stopped while it checks, so the kill lands after 2 cases and before the last whatever the speed
     for k in range(cases):
         nifti(tmp_path / "in" / f"case{k}.nii.gz", rng.random((10, 8, 40)).astype(np.float32))
     args = ["infer", tmp_path / "in", "--modality", "mri", "--threshold", "3", "--batch-size", "4", *TINY]
     killed = tmp_path / "killed"
     _kill_when(_cli(*args, "--out", killed), lambda: len(list((killed / ".done").glob("*.json"))) >= 2,
-               signal.SIGKILL, jitter=0.05)
+               signal.SIGKILL)
     done_before = len(list((killed / ".done").glob("*.json")))
     assert 2 <= done_before < cases, "the kill should land mid-run"
     for path in killed.glob("*.nii.gz"):  # whatever has a final name is complete
@@ -84,7 +82,7 @@ def test_terminated_training_resumes_and_completes(tmp_path):
             "--descriptions", '{"widget": "plastic widget"}', "--epochs-stage1", "1", "--epochs-stage2", "4",
             "--batch-size-stage1", "2", "--batch-size-stage2", "1", "--save-every", "1",
             "--no-progress", "--no-tensorboard"]
-    _kill_when(_cli(*args), lambda: (out / "train_state.pt").is_file(), signal.SIGTERM, jitter=0.0)
+    _kill_when(_cli(*args), lambda: (out / "train_state.pt").is_file(), signal.SIGTERM)
     assert not (out / "adapters.safetensors").exists(), "the kill should land mid-run"
     interrupted = load_train_state(out / "train_state.pt")  # complete under its final name
     assert interrupted.get("completed") is not True

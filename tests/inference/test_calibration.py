@@ -176,7 +176,7 @@ def test_format_1_file_loads_and_asks_for_a_refit_for_probabilities(tmp_path):
     assert old.get("scan").z(2.2) == pytest.approx(1.0)  # still good for scores
     with pytest.raises(ValueError, match="fit it again with --calibrate-normals.*--pmap-values raw"):
         old.get("scan").map_probability(np.zeros(3))
-    with pytest.raises(ValueError, match=r"\['scan'\] have no table.*--pmap-values raw"):
+    with pytest.raises(ValueError, match=r"pmap_values='probability': .*\['scan'\] have no table.*pass pmap_values=raw"):
         InferenceOptions().resolved_pmap_values(old)  # the default with a calibration is probability
     assert InferenceOptions(pmap_values="raw").resolved_pmap_values(old) == "raw"
     saved = json.loads(save_calibration(old, tmp_path / "new.json").read_text())

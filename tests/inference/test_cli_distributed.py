@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from aaclip_med.cli import main
+from tests._tools import skip_or_fail
 
 _TINY = ["--backbone", "aaclip-tiny", "--backbone-weights", "random", "--device", "cpu", "--seed", "0", "--threshold", "3"]
 
@@ -34,11 +35,12 @@ def test_cli_missing_input_is_an_error(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="no torchrun")
 def test_two_ranks_equal_one_process(tmp_path, nifti_cases):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))  # torch installs it beside python
+    if torchrun is None:
+        skip_or_fail(f"no torchrun beside {sys.executable}; it comes with torch")
     one, two = tmp_path / "one", tmp_path / "two"
     assert main(["infer", str(nifti_cases), "--out", str(one), *_TINY]) == 0
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
     cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "aaclip_med.cli", "infer",

@@ -79,7 +79,7 @@ def test_pmap_values_default_and_refusals():
 
     assert InferenceOptions().resolved_pmap_values(None) == "raw"
     assert InferenceOptions(pmap_values="raw").resolved_pmap_values(None) == "raw"
-    with pytest.raises(ValueError, match="'probability' needs a calibration"):
+    with pytest.raises(ValueError, match=r"pmap_values='probability': needs a calibration \(calibration FILE or calibrate_normals DIR\)"):
         InferenceOptions(pmap_values="probability").resolved_pmap_values(None)
     with pytest.raises(ValueError, match="pmap_values must be one of"):
         InferenceOptions(pmap_values="percent")

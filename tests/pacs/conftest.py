@@ -1,12 +1,11 @@
 """Fixtures of the PACS tests: a real Orthanc, a DICOMweb client on it, small CT/MR/SR series.
 
-Orthanc missing: the tests fail in CI (CI=true; .ci/run installs it) and are skipped elsewhere, with
-the command that installs it.
+Orthanc missing: the tests fail in CI (``tests._tools.on_ci``; .ci/run installs it) and are skipped
+elsewhere, with the command that installs it.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ComprehensiveSRStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from tests._synthetic import write_dicom_series
+from tests._tools import skip_or_fail
 from tests.pacs.orthanc import Orthanc, find_dicomweb_plugin, find_orthanc, free_port
 
 TINY = ["--backbone", "aaclip-tiny", "--backbone-weights", "random", "--device", "cpu", "--seed", "0"]
@@ -37,9 +37,7 @@ def orthanc(tmp_path_factory):
                if not found]
     if missing:
         message = f"Debian package(s) {', '.join(missing)} not installed: apt-get install orthanc orthanc-dicomweb"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{message} (.ci/run installs them; the PACS tests must run in CI)")
-        pytest.skip(message)
+        skip_or_fail(message)
     listen_port = free_port()
     server = Orthanc(tmp_path_factory.mktemp("orthanc"), modalities={"aaclip": (LISTENER_AE, "127.0.0.1", listen_port)})
     server.listen_port = listen_port

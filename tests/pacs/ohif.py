@@ -20,9 +20,7 @@ from base64 import b64encode
 from functools import partial
 from pathlib import Path
 
-import pytest
-
-from tests._tools import on_ci
+from tests._tools import skip_or_fail
 
 __all__ = ["OhifServer", "require_ohif_dist", "OHIF_VERSION"]
 
@@ -78,9 +76,7 @@ def require_ohif_dist() -> Path:
     problem = (f"AACLIP_OHIF_DIST={value!r} holds no index.html" if value else "AACLIP_OHIF_DIST is not set")
     msg = (f"{problem}: the OHIF browser test needs @ohif/app@{OHIF_VERSION}'s dist/ (.ci/run fetches it with "
            "npm pack and sets AACLIP_OHIF_DIST)")
-    if on_ci():
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
+    skip_or_fail(msg)
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

@@ -1,4 +1,5 @@
-"""The MONAI Deploy App SDK application on a DICOM folder (needs the ``deploy`` extra; skipped without it).
+"""The MONAI Deploy App SDK application on a DICOM folder (needs the ``deploy`` extra: skipped without it
+locally, failed without it on CI, where .ci/run installs it).
 
 The app's SEG / Parametric Map must be those of ``aaclip-med infer --dicom-out`` on the same series:
 the app runs the same processing, on the SDK's (Holoscan) runtime.
@@ -10,9 +11,10 @@ import shutil
 
 import numpy as np
 import pydicom
-import pytest
 
-pytest.importorskip("monai.deploy.core", reason="MONAI Deploy App SDK not installed: pip install 'aaclip-med[deploy]'")
+from tests._tools import require_module
+
+require_module("monai.deploy.core", "pip install 'aaclip-med[deploy]'")
 
 from aaclip_med.cli import main  # noqa: E402
 from aaclip_med.inference import InferenceOptions  # noqa: E402

@@ -100,11 +100,13 @@ def test_not_dicom_answer(fake_server, tiny_model, tmp_path):
 
 def test_overloaded_server_is_retried_a_bounded_number_of_times(fake_server, tiny_model, tmp_path):
     fake = fake_server(503, b"busy", "text/plain")
-    record = run_pacs(DicomWebServer(fake.url, retries=2, backoff=0.01), tiny_model, tmp_path / "out",
-                      studies=["1.2.3.4"], options=OPTIONS)
+    with pytest.raises(ServerError) as info:
+        run_pacs(DicomWebServer(fake.url, retries=2, backoff=0.01), tiny_model, tmp_path / "out",
+                 studies=["1.2.3.4"], options=OPTIONS)
     assert len(fake.requests) == 3  # the first attempt and two retries
-    assert record["counts"]["failed"] == 1
-    assert record["request_errors"][0]["error"] == f"study 1.2.3.4: {fake.url} answered HTTP 503 Service Unavailable"
+    # a work list without that study's series would be silently short: none is stored
+    assert str(info.value) == f"cannot build the work list: study 1.2.3.4: {fake.url} answered HTTP 503 Service Unavailable"
+    assert not (tmp_path / "out" / "worklist.jsonl").exists()
 
 
 def test_bearer_token_is_sent_in_the_header(fake_server, tiny_model, tmp_path):
@@ -130,7 +132,7 @@ def test_bad_series_are_logged_and_the_others_processed(orthanc, client, tiny_mo
     assert status[first.SeriesInstanceUID]["status"] == "done" and len(status[first.SeriesInstanceUID]["stored"]) == 2
     assert status[corrupt.SeriesInstanceUID]["status"] == "failed"
     assert status[report.SeriesInstanceUID]["status"] == "ignored"
-    assert record["counts"] == {"done": 1, "skipped": 0, "failed": 2, "ignored": 1}
+    assert record["counts"] == {"done": 1, "skipped": 0, "failed": 2, "ignored": 1, "not processed": 0}
     messages = [r.getMessage() for r in caplog.records]
     expected = {
         corrupt.SeriesInstanceUID: "is corrupt (pixel data 100 bytes of 960 expected)",

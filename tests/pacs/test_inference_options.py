@@ -36,7 +36,7 @@ def test_reference_memory_reaches_a_pacs_run_read_once(orthanc, client, pacs_env
                                                        monkeypatch):
     """``pacs run --references``: every series is scored with the memory, which is read from its file
     once for the whole run (not once per series), and each series' run.json names the file."""
-    import aaclip_med.adaptation as adaptation
+    import aaclip_med.memory as memory
     from aaclip_med.inference.run_info import sha256_file
 
     study = "1.2.826.0.1.3680043.8.498.78"
@@ -46,8 +46,8 @@ def test_reference_memory_reaches_a_pacs_run_read_once(orthanc, client, pacs_env
     write_ct(tmp_path / "normals", seed=23, depth=4)
     assert main(["references", "build", str(tmp_path / "normals"), "--modality", "ct", "--out", str(refs), *TINY]) == 0
     loads = []
-    real_load = adaptation.load_references
-    monkeypatch.setattr(adaptation, "load_references", lambda path: loads.append(path) or real_load(path))
+    real_load = memory.load_references
+    monkeypatch.setattr(memory, "load_references", lambda path: loads.append(path) or real_load(path))
     out = tmp_path / "out"
     code = main(["pacs", "run", "--url", orthanc.dicomweb_url, "--study", study, "--out", str(out),
                  "--modality", "ct", "--references", str(refs), "--reference-weight", "1", *TINY])

@@ -23,6 +23,7 @@ import pydicom
 from aaclip_med.inference import InferenceOptions
 from aaclip_med.pacs import DimseNode, SeriesState, ServerError, listen, series_key
 from aaclip_med.pacs.listener import _Listener
+from tests._tools import stop_when
 from tests.pacs.conftest import (
     LISTENER_AE,
     PLANTED,
@@ -68,8 +69,13 @@ def _start(args: list[str], log_path: Path, port: int) -> multiprocessing.Proces
 
 
 def _state(out: Path) -> dict:
-    path = out / "pacs_state.json"
-    return json.loads(path.read_text())["series"] if path.is_file() else {}
+    records = {}
+    for path in (out / "state").glob("*.json"):
+        try:
+            records[path.stem] = json.loads(path.read_text())
+        except json.JSONDecodeError:  # being replaced this instant
+            continue
+    return records
 
 
 def _wait_for(out: Path, wanted: dict[str, str], seconds: float = 60.0) -> dict:
@@ -131,8 +137,9 @@ def test_listener_survives_sigkill_without_losing_or_duplicating(orthanc, client
     mr_ds, bad_ds = pydicom.dcmread(mr[0]), pydicom.dcmread(bad[0])
     keys = {name: series_key(ds.SeriesInstanceUID) for name, ds in (("ct", ct_ds), ("mr", mr_ds), ("bad", bad_ds))}
 
-    while not _state(out) and first.is_alive():  # kill as soon as the first series has a result
-        time.sleep(0.005)
+    # kill as soon as the first series has a result: checked while the listener is stopped, so the
+    # other series cannot finish between the check and the kill
+    assert stop_when(first.pid, lambda: bool(_state(out)), step=0.005), first_log.read_text()
     os.kill(first.pid, signal.SIGKILL)
     first.join(10)
     at_kill = _state(out)

@@ -23,7 +23,7 @@ from tests.pacs.conftest import PLANTED, THRESHOLD, TINY, derived_instances, upl
 
 
 def _run_cli(*args) -> tuple[int, str, str]:
-    """``aaclip-med -vv ARGS`` in this process; returns (exit code, stdout, every log line at debug)."""
+    """``aaclip-med -vv ARGS`` in this process; returns (exit code, stdout and stderr, every log line at debug)."""
     handler = logging.StreamHandler(log := io.StringIO())
     handler.setLevel(logging.DEBUG)
     root = logging.getLogger()
@@ -31,7 +31,7 @@ def _run_cli(*args) -> tuple[int, str, str]:
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     try:
-        with contextlib.redirect_stdout(out := io.StringIO()):
+        with contextlib.redirect_stdout(out := io.StringIO()), contextlib.redirect_stderr(out):
             code = main(["-vv", *[str(a) for a in args]])
     finally:
         root.removeHandler(handler)
@@ -49,15 +49,18 @@ def runs(orthanc, client, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        common = ["--url", orthanc.dicomweb_url, "--out", root / "out", "--threshold", THRESHOLD, *TINY]
-        by_study = _run_cli("pacs", "run", "--study", ct_ds.StudyInstanceUID, *common)
-        by_query = _run_cli("pacs", "run", "--query", "Modality=MR&StudyDate=20240215", *common)
-        again = _run_cli("pacs", "run", "--study", ct_ds.StudyInstanceUID, "--query", "Modality=MR&StudyDate=20240215",
-                         *common)
+        common = ["--url", orthanc.dicomweb_url, "--threshold", THRESHOLD, *TINY]
+        ct_run = ["pacs", "run", "--study", ct_ds.StudyInstanceUID, "--out", root / "out_ct", *common]
+        mr_run = ["pacs", "run", "--query", "Modality=MR&StudyDate=20240215", "--out", root / "out_mr", *common]
+        by_study, by_query = _run_cli(*ct_run), _run_cli(*mr_run)
+        again = _run_cli(*ct_run)  # the stored work list, nothing left to do
+        other = _run_cli("pacs", "run", "--study", mr_ds.StudyInstanceUID, "--out", root / "out_ct", *common)
+        # searched again: the SEG / PM series now in the studies are new rows, passed over as non-image series
+        refreshed = [_run_cli(*ct_run, "--refresh-query"), _run_cli(*mr_run, "--refresh-query")]
     infer = [_run_cli("infer", root / "src" / name, "--out", root / f"infer_{name}", "--dicom-out", "--modality",
                       preset, "--threshold", THRESHOLD, *TINY) for name, preset in (("ct", "ct"), ("mr", "mr"))]
     return {"root": root, "ct": (ct, ct_ds), "mr": (mr, mr_ds), "by_study": by_study, "by_query": by_query,
-            "again": again, "infer": infer}
+            "again": again, "other": other, "refreshed": refreshed, "infer": infer}
 
 
 def _stored(client, study_uid: str, kind: str) -> list[pydicom.Dataset]:
@@ -102,7 +105,7 @@ def test_stored_objects_match_source_and_file_outputs(runs, client, name):
         for uid in frames:
             np.testing.assert_array_equal(frames[uid][0], reference[uid][0])
         # and the same object as the run's own output file (what was stored is what was written)
-        local = pydicom.dcmread(runs["root"] / "out" / "results" / key / f"{key}_{suffix}.dcm")
+        local = pydicom.dcmread(runs["root"] / f"out_{name}" / "results" / key / f"{key}_{suffix}.dcm")
         assert local.SOPInstanceUID == obj.SOPInstanceUID
 
 
@@ -112,41 +115,61 @@ def test_segmentation_is_not_trivial(runs):
     assert 0 < seg.mean() < 1
 
 
-def test_rerun_skips_what_was_stored(runs, client):
-    code, out, _ = runs["again"]
+def test_rerun_reuses_the_work_list_and_skips_what_was_stored(runs):
+    code, out, log = runs["again"]
     assert code == 0, out
-    assert "done 0, skipped 2" in out
-    record = json.loads((runs["root"] / "out" / "pacs_run.json").read_text())
-    statuses = {s["series_uid"]: s["status"] for s in record["series"]}
-    for name in ("ct", "mr"):
+    assert "done 0, skipped 1, ignored 0, failed 0" in out
+    reuse = [line for line in log.splitlines() if "reusing the work list of study " + runs["ct"][1].StudyInstanceUID in line]
+    assert len(reuse) == 1 and reuse[0].endswith(": 1 series; --refresh-query searches again for new ones")
+
+
+def test_another_request_into_the_same_folder_is_refused_naming_both(runs):
+    code, out, _ = runs["other"]
+    assert code == 1
+    ct_study, mr_study = runs["ct"][1].StudyInstanceUID, runs["mr"][1].StudyInstanceUID
+    assert out.strip().splitlines()[-1] == (
+        f"aaclip-med pacs: error: {runs['root'] / 'out_ct'} holds the run of study {ct_study}; this run asks for "
+        f"study {mr_study}; use another --out, or the same request to resume")
+
+
+def test_refresh_adds_only_new_series_the_derived_ones_passed_over(runs, client):
+    for (code, out, _), name in zip(runs["refreshed"], ("ct", "mr"), strict=True):
+        assert code == 0, out
+        record = json.loads((runs["root"] / f"out_{name}" / "pacs_run.json").read_text())
+        statuses = {s["series_uid"]: s["status"] for s in record["series"]}
         assert statuses[runs[name][1].SeriesInstanceUID] == "skipped"
-    # the SEG / PM series now in the CT study are not inputs: ignored by their SOP class, not failed;
-    # the MR query also matches the MR study's PM (a Parametric Map has its source's Modality)
-    mr_pm = {item["0020000E"]["Value"][0] for item in derived_instances(client, runs["mr"][1].StudyInstanceUID, "PM")}
-    assert len(mr_pm) == 1 and statuses[mr_pm.pop()] == "ignored"
-    assert record["counts"]["ignored"] == 3 and record["counts"]["failed"] == 0
+        study = runs[name][1].StudyInstanceUID
+        derived = {item["0020000E"]["Value"][0] for kind in ("SEG", "PM") for item in derived_instances(client, study, kind)}
+        # the CT study holds its SEG and PM series; the MR query matches the MR study's PM only (the PM has the
+        # source's Modality, a SEG has Modality SEG)
+        assert len(derived) == 2
+        found = {uid for uid in derived if uid in statuses}
+        assert found == (derived if name == "ct" else found) and len(found) == (2 if name == "ct" else 1)
+        assert all(statuses[uid] == "ignored" for uid in found)
+        assert record["counts"]["failed"] == 0 and record["counts"]["ignored"] == len(found)
 
 
 def test_run_record_and_state(runs):
-    out = runs["root"] / "out"
-    state = json.loads((out / "pacs_state.json").read_text())["series"]
     for name in ("ct", "mr"):
-        record = state[series_key(runs[name][1].SeriesInstanceUID)]
+        out = runs["root"] / f"out_{name}"
+        record = json.loads((out / "state" / f"{series_key(runs[name][1].SeriesInstanceUID)}.json").read_text())
         assert record["status"] == "done" and record["stored"] == record["output_uids"]
         assert record["study_uid"] == runs[name][1].StudyInstanceUID
-    assert not any((out / "incoming").iterdir())  # retrieved instances removed once stored
-    run = json.loads((out / "pacs_run.json").read_text())
-    assert run["server"].endswith("/dicom-web") and run["credentials"] == "$AACLIP_PACS_PASSWORD"
-    assert run["model"]["backbone"] == "aaclip-tiny" and run["options"]["threshold"] == THRESHOLD
+        assert not any((out / "incoming").iterdir())  # retrieved instances removed once stored
+        run = json.loads((out / "pacs_run.json").read_text())
+        assert run["server"].endswith("/dicom-web") and run["credentials"] == "$AACLIP_PACS_PASSWORD"
+        assert run["model"]["backbone"] == "aaclip-tiny" and run["options"]["threshold"] == THRESHOLD
+        worklist = [json.loads(line) for line in (out / "worklist.jsonl").read_text().splitlines()]
+        assert worklist[0]["server"] == run["server"] and worklist[0]["series"] == len(worklist) - 1
 
 
 def test_no_identifier_or_secret_outside_dicom_objects(runs, orthanc):
     needles = [*PLANTED.values(), "Doe", "Planted", orthanc.password]
-    logs = "".join(run[2] for run in (runs["by_study"], runs["by_query"], runs["again"]))
+    logs = "".join(run[2] for run in (runs["by_study"], runs["by_query"], runs["again"], *runs["refreshed"]))
     assert "series" in logs and runs["mr"][1].SeriesInstanceUID in logs  # the logs were captured, name UIDs
     assert [n for n in needles if n in logs] == []
     scanned = 0
-    for path in (runs["root"] / "out").rglob("*"):
+    for path in [*(runs["root"] / "out_ct").rglob("*"), *(runs["root"] / "out_mr").rglob("*")]:
         assert not [n for n in needles if n.lower() in path.name.lower()], path
         if path.is_file() and path.suffix != ".dcm":
             data = path.read_bytes()

@@ -107,8 +107,9 @@ def test_state_survives_reload_and_refuses_foreign_files(tmp_path):
     state.update("s1", status="done", stored=["9.8.7"])
     again = SeriesState(tmp_path)
     assert again.get("s1")["status"] == "done" and again.get("s1")["outputs"] == ["s1_pmap.dcm"]
-    (tmp_path / "pacs_state.json").write_text(json.dumps([1, 2]))
-    with pytest.raises(ValueError, match="not a state file of aaclip-med pacs"):
+    assert json.loads((tmp_path / "state" / "s1.json").read_text())["stored"] == ["9.8.7"]  # one file per series
+    (tmp_path / "state" / "s2.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(ValueError, match=r"s2\.json is not a series record of aaclip-med pacs; delete it"):
         SeriesState(tmp_path)
 
 

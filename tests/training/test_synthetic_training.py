@@ -143,3 +143,13 @@ def test_cli_validates_on_real_data_when_given_and_refuses_bad_values_before_bui
                  "--synthetic-probability", "1.5"])
     assert code == 1 and "synthetic probability" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_validation_mixes_the_held_out_kind_with_the_training_kinds(tmp_path):
+    # issue 34, cause 5: a foreign kind alone scores nothing the training moves, so epoch 1 was kept
+    _normal_manifest(tmp_path, count=8)
+    records = [json.loads(line) for line in (tmp_path / "normal.jsonl").read_text().splitlines()]
+    settings = SyntheticConfig(kinds=("cutpaste",)).resolved(seed=0)
+    val = SyntheticValidation(records, tmp_path, 112, "photo", settings)
+    kinds = [val[i].get(Keys.SYNTHETIC) for i in range(8)]
+    assert kinds == ["lesion", None, "cutpaste", None, "lesion", None, "cutpaste", None]

@@ -11,13 +11,15 @@ names come from the case ID (the input's file/folder name), never from these att
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pydicom
 
-__all__ = ["import_highdicom", "read_sources", "frames", "DEVICE", "METHOD", "series_description", "weights_tag"]
+from aaclip_med.data.errors import DataError
+from aaclip_med.packages import installed_version, require
+
+__all__ = ["import_highdicom", "read_sources", "check_plane_geometry", "frames", "DEVICE", "METHOD", "series_description", "weights_tag"]
 
 DEVICE = {
     "manufacturer": "aaclip-med",
@@ -42,18 +44,11 @@ def series_description(*parts: str) -> str:
 
 def import_highdicom():
     """highdicom, or an ImportError that says how to install it."""
-    try:
-        import highdicom
-    except ImportError as err:
-        raise ImportError("DICOM outputs need highdicom: pip install 'aaclip-med[dicom]'") from err
-    return highdicom
+    return require("highdicom", "writing DICOM outputs")
 
 
 def software_version() -> str:
-    try:
-        return metadata.version("aaclip-med")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    return installed_version("aaclip-med") or "unknown"
 
 
 # Type 2 attributes (present, may be empty) that highdicom copies; exports and anonymisers often
@@ -71,6 +66,30 @@ def read_sources(files: Sequence[Path]) -> list[pydicom.Dataset]:
                 setattr(ds, keyword, "")
     _fill_slice_thickness(sources)
     return sources
+
+
+_PLANE = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+
+
+def check_plane_geometry(sources: Sequence[pydicom.Dataset], files: Sequence[Path], what: str,
+                         required: bool) -> None:
+    """Refuse sources whose image plane a DICOM ``what`` cannot be placed on, naming the file.
+
+    A Parametric Map needs the plane of every source (``required``); a SEG takes a source with no
+    plane at all (a secondary capture), but not one with part of it. highdicom would otherwise fail
+    later with a message about functional groups or a missing attribute.
+
+    Raises:
+        DataError: naming the first such file and the attributes it lacks.
+    """
+    for ds, path in zip(sources, files, strict=True):
+        if "SharedFunctionalGroupsSequence" in ds or "PerFrameFunctionalGroupsSequence" in ds:
+            continue  # a multi-frame object keeps its plane in functional groups (highdicom reads them there)
+        missing = [keyword for keyword in _PLANE if ds.get(keyword) in (None, "")]
+        if missing and (required or len(missing) < len(_PLANE)):
+            kind = "part of its image plane" if len(missing) < len(_PLANE) else "no image plane (a secondary capture?)"
+            raise DataError(path, f"has {kind}: {', '.join(missing)} missing, which a DICOM {what} needs to be "
+                                  "placed on it; write the NIfTI outputs only (no DICOM outputs) for this source")
 
 
 def _fill_slice_thickness(sources: Sequence[pydicom.Dataset]) -> None:

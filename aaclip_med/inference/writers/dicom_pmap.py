@@ -27,6 +27,7 @@ from aaclip_med.files import atomic_path
 from aaclip_med.inference.writers._dicom_sources import (
     DEVICE,
     METHOD,
+    check_plane_geometry,
     frames,
     import_highdicom,
     read_sources,
@@ -94,6 +95,7 @@ def write_parametric_map(score_map: np.ndarray, source_files: Sequence[Path], pa
         raise ValueError("a probability Parametric Map needs the calibration of normal references")
     hd = import_highdicom()
     sources = read_sources(source_files)
+    check_plane_geometry(sources, source_files, "Parametric Map", required=True)
     raw = np.asarray(score_map, dtype=np.float32)
     pixels = frames(calibration.map_probability(raw) if values == "probability" else raw, len(sources))
     low, high = (0.0, 1.0) if values == "probability" else (float(pixels.min()), float(pixels.max()))

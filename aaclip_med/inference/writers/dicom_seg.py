@@ -18,6 +18,7 @@ from aaclip_med.files import atomic_path
 from aaclip_med.inference.writers._dicom_sources import (
     DEVICE,
     METHOD,
+    check_plane_geometry,
     frames,
     import_highdicom,
     read_sources,
@@ -67,6 +68,7 @@ def write_segmentation(mask: np.ndarray, source_files: Sequence[Path], path: str
     """
     hd = import_highdicom()
     sources = read_sources(source_files)
+    check_plane_geometry(sources, source_files, "SEG", required=False)
     seg = hd.seg.Segmentation(
         source_images=sources,
         pixel_array=frames(np.asarray(mask, dtype=bool), len(sources)).astype(np.uint8),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from ignite.engine import Engine, Events
+
+from aaclip_med.files import append_json_line
 
 __all__ = ["LossLogger"]
 
@@ -35,9 +36,7 @@ class LossLogger:
         record = {"stage": self.stage, "epoch": engine.state.epoch, "iteration": engine.state.iteration}
         record.update({k: float(v) for k, v in engine.state.output.items()})
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+            append_json_line(self.path, record)
         if engine.state.iteration % self.log_every == 0:
             logger.info("stage %d epoch %d iteration %d: %s", self.stage, record["epoch"], record["iteration"],
                         ", ".join(f"{k} {v:.4f}" for k, v in engine.state.output.items()))

@@ -18,7 +18,7 @@ map alone (both standardised). The image score follows the package's one rule
 (:func:`aaclip_med.scoring.combine_image_score`) on the combined map's maximum and the global score
 standardised the same way.
 
-The nearest-neighbour search (:mod:`aaclip_med.adaptation.search`) is exact and never writes the
+The nearest-neighbour search (:mod:`aaclip_med.memory.search`) is exact and never writes the
 full similarity matrix: on x86 CPUs an int8 screen with a proven error bound, then float32 on the
 few rows it cannot rule out (the float32 maximum over the stored float16 features); elsewhere
 blocked matrix products with a running maximum in the predictor's precision.
@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import torch
 
-from aaclip_med.adaptation.bank import ClassMemory
-from aaclip_med.adaptation.search import ScreenedBank, max_cosine, resolve_search
+from aaclip_med.memory.bank import ClassMemory
+from aaclip_med.memory.search import ScreenedBank, max_cosine, resolve_search
 from aaclip_med.model import Prediction
 from aaclip_med.model.smoothing import level_maps_to_map
 from aaclip_med.precision import precision_dtype
@@ -52,12 +52,12 @@ class ReferenceScorer:
     """One class memory ready to score: its banks prepared for the search on the device.
 
     Args:
-        memory: the class memory (from a loaded :class:`~aaclip_med.adaptation.bank.ReferenceBank`).
+        memory: the class memory (from a loaded :class:`~aaclip_med.memory.bank.ReferenceBank`).
         weight: ``w`` of the combination rule, in [0, 1].
         device: where the predictor runs.
         precision: the predictor's resolved precision (the dtype of the ``gemm`` search: bf16/fp16
             in that dtype, else fp32; the ``screen`` is float32-exact whatever it is).
-        search: ``auto``, ``screen`` or ``gemm`` (:data:`aaclip_med.adaptation.search.SEARCHES`).
+        search: ``auto``, ``screen`` or ``gemm`` (:data:`aaclip_med.memory.search.SEARCHES`).
     """
 
     def __init__(self, memory: ClassMemory, weight: float, device: torch.device | str = "cpu",

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from aaclip_med.adaptation import search
-from aaclip_med.adaptation.search import ScreenedBank, max_cosine, resolve_search
+from aaclip_med.memory import search
+from aaclip_med.memory.search import ScreenedBank, max_cosine, resolve_search
 
 needs_screen = pytest.mark.skipif(not search.screen_available("cpu"), reason="int8 screen: x86 CPUs with torch._int_mm")
 

@@ -9,7 +9,7 @@ network's anomaly maps (the L2-normalised patch features the seg heads produce),
 - ``tensors_sha256``: per stored tensor, the sha256 of its bytes (format 2), checked on load, so a
   damaged file is refused by name instead of giving NaN maps;
 - per class: its description, modality preset, domain, how many slices and patches were seen and
-  kept, and the statistics of the combination rule (:mod:`aaclip_med.adaptation.scoring`): mean
+  kept, and the statistics of the combination rule (:mod:`aaclip_med.memory.scoring`): mean
   and std of the zero-shot map, of the memory map and of the global score over the references.
 
 Features only mean something for the network that computed them, so a file of another identity is
@@ -31,9 +31,8 @@ from pathlib import Path
 import torch
 
 from aaclip_med.files import atomic_path
-from aaclip_med.identity import MEMORY_FIELDS, differences
-from aaclip_med.inference.calibration import class_differences
-from aaclip_med.inference.run_info import tensor_sha256
+from aaclip_med.identity import MEMORY_FIELDS, class_differences, differences
+from aaclip_med.model.digest import tensor_sha256
 
 __all__ = ["ClassMemory", "ReferenceBank", "save_references", "load_references", "check_references", "STAT_KEYS"]
 

@@ -3,8 +3,8 @@
 import torch
 from monai.data import MetaTensor
 
+from aaclip_med.data.dispatch import ModalityDispatch
 from aaclip_med.data.pipeline import training_transforms
-from aaclip_med.training.data import ModalityDispatch
 
 
 def test_records_use_their_own_modality_and_default_otherwise():
