@@ -13,10 +13,13 @@ cap plus one batch: the record gives the peak resident set (sampled) next to the
 size, the memory kept, and ``kept/seen`` patches.
 
 ``score``: one image at a time, the zero-shot prediction alone and with the memory (combined,
-weight 0.5), alternating, best of ``--repeats``; the memory is a full ``--score-max-mb`` of random
-unit features (what the search costs does not depend on their values). ``added_fraction`` =
-(with memory - zero-shot) / zero-shot, measured in the same run, next to the nearest-neighbour
-search alone as a fraction of the zero-shot time and of the bf16 matmul probe of the same run.
+weight 0.5) under each ``--searches`` (``screen``: the exact int8-screened search; ``gemm``: blocked
+products in the predictor's precision), alternating, best of ``--repeats``; the memory is a full
+``--score-max-mb`` of random unit features (the GEMM's cost does not depend on their values; the
+screen's rescoring does, a little: ``candidates_per_query``). ``added_fraction`` = (with memory -
+zero-shot) / zero-shot, measured in the same run, next to the nearest-neighbour search alone as a
+fraction of the zero-shot time and of the bf16 matmul probe of the same run, and each search's
+largest difference from the float32 maximum (blocked float32 products) on the same features.
 
 Prints one JSON line per measurement (``kind``: host, matmul_peak, build, score), then a table.
 """
@@ -36,7 +39,7 @@ from _common import PeakMemory, emit, host_info, matmul_peak, print_table
 
 from aaclip_med.adaptation import ClassMemory, ReferenceScorer, ReferenceSlices, build_references
 from aaclip_med.inference import Predictor
-from aaclip_med.memory.scoring import max_cosine
+from aaclip_med.memory.search import ScreenedBank, max_cosine
 from aaclip_med.model import AAClipConfig, build_aaclip
 from aaclip_med.units import in_mb, mb_to_bytes
 
@@ -54,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--score-size", type=int, default=518)
     parser.add_argument("--score-max-mb", type=float, nargs="+", default=[256.0], help="one or more memory sizes")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--searches", nargs="+", choices=("screen", "gemm"), default=["screen", "gemm"])
+    parser.add_argument("--threads", type=int, help="torch threads (default: PyTorch's)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--matmul-size", type=int, default=2048)
@@ -128,42 +133,62 @@ def _best(fn, repeats: int) -> float:
 def bench_score(args: argparse.Namespace, jsonl: Path | None) -> list[dict]:
     model = _model(args.score_backbone, args.score_size)
     predictor = Predictor(model, "ct", batch_size=1, precision=args.precision, device="cpu")
-    return [_score_one(args, model, predictor, max_mb, jsonl) for max_mb in args.score_max_mb]
+    return [record for max_mb in args.score_max_mb for record in _score_one(args, model, predictor, max_mb, jsonl)]
 
 
-def _score_one(args: argparse.Namespace, model, predictor: Predictor, max_mb: float, jsonl: Path | None) -> dict:
+def _score_one(args: argparse.Namespace, model, predictor: Predictor, max_mb: float, jsonl: Path | None) -> list[dict]:
     memory = _bank(model, max_mb)
-    scorer = ReferenceScorer(memory, 0.5, "cpu", predictor.precision)
+    scorers = {name: ReferenceScorer(memory, 0.5, "cpu", predictor.precision, search=name) for name in args.searches}
     image = torch.randn(1, 3, args.score_size, args.score_size)
     feats, _ = predictor.encode(image, "scan", "medical")  # warm-up, and the features the search alone reads
-    predictor.predict_tensor(image, "scan", "medical", scorer)
     queries = [f.reshape(-1, f.shape[-1]) for f in feats.levels]
+    reference = [max_cosine(q, level.float()) for q, level in zip(queries, memory.levels, strict=True)]
 
-    def search() -> None:
-        for query, bank in zip(queries, scorer.banks, strict=True):
-            max_cosine(query, bank)
+    def predict(scorer=None):
+        return lambda: predictor.predict_tensor(image, "scan", "medical", scorer)
 
-    zero, combined = float("inf"), float("inf")
-    for _ in range(args.repeats):  # alternate so both see the same load
-        zero = min(zero, _best(lambda: predictor.predict_tensor(image, "scan", "medical"), 1))
-        combined = min(combined, _best(lambda: predictor.predict_tensor(image, "scan", "medical", scorer), 1))
-    search_s = _best(search, args.repeats)
-    flops = 2.0 * sum(q.shape[0] * b.shape[0] * b.shape[1] for q, b in zip(queries, scorer.banks, strict=True))
-    record = {
-        "kind": "score", "backbone": args.score_backbone, "image_size": args.score_size,
-        "precision": predictor.precision, "bank_mb": round(in_mb(sum(t.numel() * 2 for t in memory.levels))),
-        "bank_rows_per_level": memory.levels[0].shape[0], "zero_shot_s": round(zero, 3),
-        "with_memory_s": round(combined, 3), "added_fraction": round((combined - zero) / zero, 3),
-        "search_s": round(search_s, 3), "search_fraction": round(search_s / zero, 3),
-        "search_gflops": round(flops / search_s / 1e9, 1),
-    }
-    emit(record, jsonl)
-    return record
+    def search(scorer):
+        return lambda: [scorer.max_cosine(index, query) for index, query in enumerate(queries)]
+
+    for scorer in scorers.values():
+        predict(scorer)()
+    zero = float("inf")
+    combined = dict.fromkeys(scorers, float("inf"))
+    for _ in range(args.repeats):  # alternate so that every variant sees the same load
+        zero = min(zero, _best(predict(), 1))
+        for name, scorer in scorers.items():
+            combined[name] = min(combined[name], _best(predict(scorer), 1))
+    flops = 2.0 * sum(q.shape[0] * level.shape[0] * level.shape[1] for q, level in zip(queries, memory.levels, strict=True))
+    records = []
+    for name, scorer in scorers.items():
+        search_s = _best(search(scorer), args.repeats)
+        found = search(scorer)()
+        error = max(float((got - want).abs().max()) for got, want in zip(found, reference, strict=True))
+        screened = [bank for bank in scorer.banks if isinstance(bank, ScreenedBank)]
+        record = {
+            "kind": "score", "search": name, "backbone": args.score_backbone, "image_size": args.score_size,
+            "precision": predictor.precision, "threads": torch.get_num_threads(),
+            "bank_mb": round(in_mb(sum(t.numel() * 2 for t in memory.levels))),
+            "bank_rows_per_level": memory.levels[0].shape[0], "zero_shot_s": round(zero, 3),
+            "with_memory_s": round(combined[name], 3), "added_fraction": round((combined[name] - zero) / zero, 3),
+            "search_s": round(search_s, 3), "search_fraction": round(search_s / zero, 3),
+            "search_gflops": round(flops / search_s / 1e9, 1), "max_abs_diff_vs_fp32": float(f"{error:.2e}"),
+            "candidates_per_query": round(sum(b.candidates for b in screened) / sum(q.shape[0] for q in queries), 1)
+            if screened else None,
+            "int8_codes_mb": round(in_mb(sum(sum(c.numel() for c in b.codes) for b in screened))) if screened else None,
+        }
+        emit(record, jsonl)
+        records.append(record)
+    if len(records) == 2:
+        emit({"kind": "search_ratio", "screen_over_gemm": round(records[0]["search_s"] / records[1]["search_s"], 3)}, jsonl)
+    return records
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     emit({"kind": "host", **host_info(device)}, args.jsonl)
     peak = matmul_peak(torch.bfloat16, device, args.matmul_size, 2.0)
@@ -174,12 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     if "score" in args.parts:
         for record in bench_score(args, args.jsonl):
             record["search_fraction_of_bf16_peak"] = round(record["search_gflops"] / peak["peak_gflops"], 3)
-            emit({"kind": "score_vs_peak", "bank_mb": record["bank_mb"],
+            emit({"kind": "score_vs_peak", "search": record["search"], "bank_mb": record["bank_mb"],
                   "search_fraction_of_bf16_peak": record["search_fraction_of_bf16_peak"]}, args.jsonl)
             rows.append(record)
-    print_table(rows, ["kind", "backbone", "image_size", "precision", "seconds", "peak_rss_mb", "bank_mb",
+    print_table(rows, ["kind", "search", "backbone", "image_size", "precision", "seconds", "peak_rss_mb", "bank_mb",
                        "patches_kept", "patches_seen", "zero_shot_s", "with_memory_s", "added_fraction",
-                       "search_fraction"])
+                       "search_fraction", "max_abs_diff_vs_fp32", "candidates_per_query"])
     return 0
 
 

@@ -1,7 +1,8 @@
 """The reference memory: normal patch features per class and level, their file, and the search that scores with them.
 
 - :mod:`~aaclip_med.memory.bank`: the ``refs.safetensors`` file (checksums, identity check);
-- :mod:`~aaclip_med.memory.scoring`: memory maps and the rule combining them with zero-shot maps.
+- :mod:`~aaclip_med.memory.scoring`: memory maps and the rule combining them with zero-shot maps;
+- :mod:`~aaclip_med.memory.search`: the exact nearest-neighbour searches (int8 screen, blocked GEMM).
 
 Inference reads a memory from here; building one from normal scans is :mod:`aaclip_med.adaptation`
 (which sits above inference: it loads cases as inference does).

@@ -18,9 +18,10 @@ map alone (both standardised). The image score follows the package's one rule
 (:func:`aaclip_med.scoring.combine_image_score`) on the combined map's maximum and the global score
 standardised the same way.
 
-The nearest-neighbour search is a matrix product per level (a linear layer's layout, which CPU
-GEMM backends serve best) in the predictor's precision (bf16 on CPUs with AMX/AVX512-BF16), run
-in blocks of bank rows into one reused buffer (:func:`max_cosine`).
+The nearest-neighbour search (:mod:`aaclip_med.memory.search`) is exact and never writes the
+full similarity matrix: on x86 CPUs an int8 screen with a proven error bound, then float32 on the
+few rows it cannot rule out (the float32 maximum over the stored float16 features); elsewhere
+blocked matrix products with a running maximum in the predictor's precision.
 """
 
 from __future__ import annotations
@@ -28,46 +29,13 @@ from __future__ import annotations
 import torch
 
 from aaclip_med.memory.bank import ClassMemory
+from aaclip_med.memory.search import ScreenedBank, max_cosine, resolve_search
 from aaclip_med.model import Prediction
 from aaclip_med.model.smoothing import level_maps_to_map
 from aaclip_med.precision import precision_dtype
 from aaclip_med.scoring import combine_image_score
 
-__all__ = ["ReferenceScorer", "max_cosine", "BANK_BLOCK", "SCORE_CHUNK", "scoring_dtype", "standardise"]
-
-SCORE_CHUNK = 2**24  # largest similarity block in elements (32 MB of bf16)
-BANK_BLOCK = 8192  # bank rows per product (measured faster than one product per level on a 2-core Xeon)
-
-
-def max_cosine(queries: torch.Tensor, bank: torch.Tensor, block: int = BANK_BLOCK, chunk: int = SCORE_CHUNK) -> torch.Tensor:
-    """Largest dot product of each query row with the bank rows.
-
-    The products run in blocks of ``block`` bank rows into one reused buffer of at most ``chunk``
-    elements, each block's row maxima folded into a running maximum: memory stays bounded, and
-    no block allocates (and page-faults) a fresh output as large as queries x bank.
-
-    Args:
-        queries: (Q, D), cast to the bank's dtype.
-        bank: (N, D).
-
-    Returns:
-        (Q,) float32.
-    """
-    queries = queries.to(bank.dtype)
-    count, size = queries.shape[0], bank.shape[0]
-    block = max(1, min(block, size))
-    rows = max(1, min(count, chunk // block))
-    buffer = torch.empty(rows, block, dtype=bank.dtype, device=bank.device)
-    best = torch.full((count,), -float("inf"), dtype=torch.float32, device=bank.device)
-    for row in range(0, count, rows):
-        part = queries[row : row + rows]
-        target = best[row : row + part.shape[0]]
-        for start in range(0, size, block):
-            rows_of_bank = bank[start : start + block]
-            out = buffer[: part.shape[0], : rows_of_bank.shape[0]]
-            torch.mm(part, rows_of_bank.t(), out=out)  # (rows, block): a linear layer's layout
-            torch.maximum(target, out.amax(dim=1).float(), out=target)
-    return best
+__all__ = ["ReferenceScorer", "max_cosine", "scoring_dtype", "standardise"]
 
 
 def scoring_dtype(precision: str) -> torch.dtype:
@@ -81,22 +49,34 @@ def standardise(values: torch.Tensor, mean: float, std: float) -> torch.Tensor:
 
 
 class ReferenceScorer:
-    """One class memory ready to score: banks on the device in the scoring dtype.
+    """One class memory ready to score: its banks prepared for the search on the device.
 
     Args:
         memory: the class memory (from a loaded :class:`~aaclip_med.memory.bank.ReferenceBank`).
         weight: ``w`` of the combination rule, in [0, 1].
         device: where the predictor runs.
-        precision: the predictor's resolved precision (bf16/fp16 score in that dtype, else fp32).
+        precision: the predictor's resolved precision (the dtype of the ``gemm`` search: bf16/fp16
+            in that dtype, else fp32; the ``screen`` is float32-exact whatever it is).
+        search: ``auto``, ``screen`` or ``gemm`` (:data:`aaclip_med.memory.search.SEARCHES`).
     """
 
     def __init__(self, memory: ClassMemory, weight: float, device: torch.device | str = "cpu",
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", search: str = "auto") -> None:
         if not 0.0 <= float(weight) <= 1.0:
             raise ValueError(f"reference weight must be in [0, 1] (1 = memory alone), got {weight!r}")
-        dtype = scoring_dtype(precision)
-        self.memory, self.weight = memory, float(weight)
-        self.banks = [level.to(device=device, dtype=dtype).contiguous() for level in memory.levels]
+        self.memory, self.weight, self.search = memory, float(weight), resolve_search(search, device)
+        if self.search == "screen":
+            self.banks = [ScreenedBank(level.to("cpu")) for level in memory.levels]
+        else:
+            dtype = scoring_dtype(precision)
+            self.banks = [level.to(device=device, dtype=dtype).contiguous() for level in memory.levels]
+
+    def max_cosine(self, level: int, queries: torch.Tensor) -> torch.Tensor:
+        """(Q,) float32 largest cosine of (Q, D) ``queries`` to the bank of ``level``."""
+        bank = self.banks[level]
+        if isinstance(bank, ScreenedBank):
+            return bank.max_cosine(queries).to(queries.device)
+        return max_cosine(queries, bank)
 
     def distances(self, levels: list[torch.Tensor], grid: tuple[int, int]) -> torch.Tensor:
         """Per-level memory distances on the patch grid.
@@ -111,9 +91,9 @@ class ReferenceScorer:
         if len(levels) != len(self.banks):
             raise ValueError(f"the reference memory has {len(self.banks)} levels, the network {len(levels)}")
         maps = []
-        for feats, bank in zip(levels, self.banks, strict=True):
+        for index, feats in enumerate(levels):
             b, length, width = feats.shape
-            best = max_cosine(feats.reshape(b * length, width), bank)  # (B*L,)
+            best = self.max_cosine(index, feats.reshape(b * length, width))  # (B*L,)
             maps.append(1.0 - best.view(b, *grid))
         return torch.stack(maps, dim=1)
 

@@ -20,6 +20,9 @@ def test_build_and_score_records(capsys):
     capacity = mb_to_bytes(0.05) // patch_bytes  # patches per level within the cap, in the package's MB
     assert capacity // 2 <= build["patches_kept"] <= capacity  # the store's final selection keeps half to all
     assert build["cap_mb"] == 0.05
-    (score,) = bench.bench_score(args, None)
-    assert score["bank_rows_per_level"] == mb_to_bytes(1) // patch_bytes  # a full 1 MB memory
-    assert score["bank_mb"] == 1
+    screen, gemm = bench.bench_score(args, None)  # both searches of the same run
+    assert (screen["search"], gemm["search"]) == ("screen", "gemm") and screen["zero_shot_s"] == gemm["zero_shot_s"]
+    for score in (screen, gemm):
+        assert score["bank_rows_per_level"] == mb_to_bytes(1) // patch_bytes  # a full 1 MB memory
+        assert score["bank_mb"] == 1
+    assert screen["max_abs_diff_vs_fp32"] <= 1e-6 and screen["candidates_per_query"] >= 1  # exact, and rescored
