@@ -26,7 +26,7 @@ from aaclip_med.adaptation.coreset import select_coreset
 from aaclip_med.errors import ParameterError
 from aaclip_med.inference.calibration import PixelStats
 from aaclip_med.memory.bank import ClassMemory
-from aaclip_med.memory.scoring import max_cosine, scoring_dtype
+from aaclip_med.memory.scoring import max_cosine, search_dtype
 from aaclip_med.model.smoothing import level_maps_to_map
 from aaclip_med.units import in_mb, mb_to_bytes
 
@@ -177,7 +177,7 @@ def build_class_memory(predictor, class_name: str, description: str, sources: It
                        "%.2f MB per class (the default 256 MB holds the patches of many slices)", capacity, class_name,
                        per_slice, in_mb(per_slice * n_levels * width * 2))
     stores = [PatchStore(capacity, seed + 7919 * level) for level in range(n_levels)]
-    acc, dtype = _Accumulator(), scoring_dtype(predictor.precision)
+    acc, dtype = _Accumulator(), search_dtype(predictor.precision, predictor.device)
     presets: dict[str, str] = {}
     pending: list = []
     count = 0

@@ -35,12 +35,19 @@ from aaclip_med.model.smoothing import level_maps_to_map
 from aaclip_med.precision import precision_dtype
 from aaclip_med.scoring import combine_image_score
 
-__all__ = ["ReferenceScorer", "max_cosine", "scoring_dtype", "standardise"]
+__all__ = ["ReferenceScorer", "max_cosine", "scoring_dtype", "search_dtype", "standardise"]
 
 
 def scoring_dtype(precision: str) -> torch.dtype:
     """The dtype of the similarity products under a predictor's resolved precision (bf16/fp16 or fp32)."""
     return precision_dtype(precision) if precision in ("bf16", "fp16") else torch.float32
+
+
+def search_dtype(precision: str, device: torch.device | str, search: str = "auto") -> torch.dtype:
+    """The arithmetic the memory's maxima come out in at inference on ``device``: float32 where the
+    screened search runs (it is float32-exact), else :func:`scoring_dtype`. The builder measures the
+    references' statistics in the same arithmetic, so the stored statistics and the scores agree."""
+    return torch.float32 if resolve_search(search, device) == "screen" else scoring_dtype(precision)
 
 
 def standardise(values: torch.Tensor, mean: float, std: float) -> torch.Tensor:
