@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -45,3 +47,16 @@ def test_a_file_that_is_not_a_memory_is_refused(tmp_path):
         load_references(tmp_path / "adapters.safetensors")
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_references(tmp_path / "missing.safetensors")
+
+
+def test_an_older_memory_of_trained_adapters_is_checked_by_their_file(bank, caplog):
+    """Format-1 files lack the adapters' tensor hash: with an adapters file its sha256 pins them (warned);
+    with untrained adapters nothing does, so the file is refused."""
+    identity = dict(bank.model)
+    older = dataclasses.replace(bank, model={k: v for k, v in bank.model.items()
+                                             if k not in ("adapter_tensors_sha256", "identity_version")})
+    trained = dataclasses.replace(older, model=older.model | {"weights_sha256": "a" * 64})
+    check_references(trained, identity | {"weights_sha256": "a" * 64}, "scan")
+    assert "records no adapter_tensors_sha256" in caplog.text
+    with pytest.raises(ValueError, match="not recorded in the file: adapter_tensors_sha256"):
+        check_references(older, identity, "scan")
