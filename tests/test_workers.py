@@ -42,12 +42,17 @@ def test_worker_excepthook_drops_only_the_errors_of_a_vanished_main_process():
 
 
 def test_training_and_inference_workers_ignore_sigint_and_the_main_process_does_not():
-    batches = EpochBatches(SeededSamples(make_samples(4, size=28), _MarkSigint(), 0), 2, 0, num_workers=2)
-    batches.start_epoch(0)
-    assert [float(batches.next()["image"].min()) for _ in range(2)] == [1.0, 1.0]
-    loaded = [result for _, result, _ in prefetch([0, 1, 2], _sigint_ignored, workers=1)]
-    assert all(ignored for ignored, _ in loaded) and {pid for _, pid in loaded} != {os.getpid()}
-    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # Ctrl-C still reaches the main process
+    # as at a terminal: a shell without job control starts background jobs (pytest too) with SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        batches = EpochBatches(SeededSamples(make_samples(4, size=28), _MarkSigint(), 0), 2, 0, num_workers=2)
+        batches.start_epoch(0)
+        assert [float(batches.next()["image"].min()) for _ in range(2)] == [1.0, 1.0]
+        loaded = [result for _, result, _ in prefetch([0, 1, 2], _sigint_ignored, workers=1)]
+        assert all(ignored for ignored, _ in loaded) and {pid for _, pid in loaded} != {os.getpid()}
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C still reaches the main process
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # torch and aaclip_med.workers only: the child starts in seconds (aaclip_med.training imports MONAI)
