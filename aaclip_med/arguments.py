@@ -31,6 +31,7 @@ from aaclip_med.presets import AUTO, modality_choices
 __all__ = [
     "INFERENCE_PRECISIONS",
     "PRECISIONS",
+    "slice_range",
     "add_engine_arguments",
     "add_inference_arguments",
     "add_model_arguments",
@@ -123,7 +124,7 @@ def add_progress_argument(parser: argparse.ArgumentParser) -> None:
                         help="no progress bars (they are shown only when the output is a terminal)")
 
 
-def _slice_range(text: str) -> tuple[int, int | None]:
+def slice_range(text: str) -> tuple[int, int | None]:
     start, sep, stop = text.partition(":")
     try:
         bounds = (int(start) if start else 0, int(stop) if stop else None)
@@ -156,7 +157,7 @@ def add_inference_arguments(parser: argparse.ArgumentParser, dicom_flag: bool = 
     volumes = parser.add_argument_group("volumes")
     volumes.add_argument("--slice-axis", choices=[str(axis) for axis in SLICE_AXES], default=str(defaults.slices.axis),
                          help="axis volumes are cut along ('acquisition': a DICOM series' stacking axis)")
-    volumes.add_argument("--slice-range", type=_slice_range, default=None, metavar="START:STOP",
+    volumes.add_argument("--slice-range", type=slice_range, default=None, metavar="START:STOP",
                          help="only slices START..STOP-1 (default: all)")
     volumes.add_argument("--min-foreground", type=fraction, default=defaults.slices.min_foreground, metavar="FRACTION",
                          help="slices with less foreground (pixels above -500 HU for CT, above the volume minimum "

@@ -10,7 +10,7 @@ import argparse
 import logging
 import warnings
 
-from aaclip_med.commands._common import INFERENCE_PRECISIONS, add_model_arguments, check_model_arguments
+from aaclip_med.arguments import INFERENCE_PRECISIONS, add_model_arguments, check_model_arguments
 from aaclip_med.demo.settings import DEMO_BACKBONE, DEMO_IMAGE_SIZE, SIZES
 
 __all__ = ["add_arguments", "run"]

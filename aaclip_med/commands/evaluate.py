@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from aaclip_med.commands._common import check_paths
+from aaclip_med.arguments import check_paths
 from aaclip_med.evaluation.settings import DEFAULT_CACHE_MB
 from aaclip_med.inference.layout import PREDICTIONS_FILE
 

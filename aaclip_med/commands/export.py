@@ -13,7 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from aaclip_med.commands._common import (
+from aaclip_med.arguments import (
     add_model_arguments,
     check_model_arguments,
     check_paths,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from aaclip_med.commands._common import PAPER_BACKBONE, check_paths
+from aaclip_med.arguments import PAPER_BACKBONE, check_paths
 
 __all__ = ["add_arguments", "run"]
 

@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 
-from aaclip_med.commands._common import (
+from aaclip_med.arguments import (
     add_inference_arguments,
     add_model_arguments,
     check_model_arguments,

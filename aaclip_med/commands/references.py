@@ -12,9 +12,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from aaclip_med.commands._common import (
+from aaclip_med.arguments import (
     INFERENCE_PRECISIONS,
-    _slice_range,
     add_model_arguments,
     add_progress_argument,
     check_model_arguments,
@@ -23,6 +22,7 @@ from aaclip_med.commands._common import (
     finite_float,
     fraction,
     model_from_args,
+    slice_range,
 )
 from aaclip_med.inference.options import SLICE_AXES, InferenceOptions
 from aaclip_med.keys import DOMAINS
@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = InferenceOptions().slices
     data.add_argument("--slice-axis", choices=[str(axis) for axis in SLICE_AXES], default=str(defaults.axis),
                       help="axis volumes are cut along")
-    data.add_argument("--slice-range", type=_slice_range, default=None, metavar="START:STOP",
+    data.add_argument("--slice-range", type=slice_range, default=None, metavar="START:STOP",
                       help="only slices START..STOP-1 (default: all)")
     data.add_argument("--min-foreground", type=fraction, default=defaults.min_foreground, metavar="FRACTION",
                       help="volume slices with less foreground are left out of the memory")

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from aaclip_med.anomalies.kinds import SYNTHETIC_KINDS, parse_kinds
-from aaclip_med.commands._common import (
+from aaclip_med.arguments import (
     add_model_arguments,
     check_model_arguments,
     descriptions_from_args,

@@ -195,8 +195,8 @@ def test_noise_filter_drops_ignites_empty_interrupt_line_only():
 def test_slicing_flags_reach_the_options(tmp_path):
     import argparse
 
+    from aaclip_med.arguments import inference_options_from_args
     from aaclip_med.commands import infer
-    from aaclip_med.commands._common import inference_options_from_args
 
     parser = argparse.ArgumentParser()
     infer.add_arguments(parser)

@@ -102,8 +102,8 @@ def test_bad_reference_sets_get_one_line_errors(tmp_path, capsys):
                                      ["pacs", "listen", "--ae-title", "AI", "--port", "11112", "--forward", "h:1:P",
                                       "--out", "o"]])
 def test_every_inference_command_takes_the_memory(tmp_path, command):
+    from aaclip_med.arguments import inference_options_from_args
     from aaclip_med.cli import _command_parser
-    from aaclip_med.commands._common import inference_options_from_args
 
     refs = tmp_path / "refs.safetensors"
     refs.write_bytes(b"")

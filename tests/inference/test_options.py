@@ -14,7 +14,8 @@ from aaclip_med.precision import PRECISIONS
 
 
 def test_defaults_agree_everywhere():
-    from aaclip_med.commands import _common, infer
+    from aaclip_med import arguments
+    from aaclip_med.commands import infer
     from aaclip_med.inference import Predictor, predict_volume, run_inference
     from aaclip_med.inference.options import MIN_FOREGROUND
 
@@ -24,11 +25,11 @@ def test_defaults_agree_everywhere():
     assert inspect.signature(Predictor).parameters["precision"].default == "auto"
     assert inspect.signature(predict_volume).parameters["modality"].default == "auto"
     assert "options" in inspect.signature(run_inference).parameters
-    assert _common.PRECISIONS is PRECISIONS
+    assert arguments.PRECISIONS is PRECISIONS
     # the CLI's defaults are the options' own: no flag given builds the default options
     parser = argparse.ArgumentParser()
     infer.add_arguments(parser)
-    from_cli = _common.inference_options_from_args(parser.parse_args(["x", "--out", "o"]))
+    from_cli = arguments.inference_options_from_args(parser.parse_args(["x", "--out", "o"]))
     assert from_cli.replace(descriptions=None) == options
     assert from_cli.slices.min_foreground == MIN_FOREGROUND
 
