@@ -280,13 +280,17 @@ def bricks_suite(args: argparse.Namespace, work: Path) -> list[dict]:
             emit({"suite": "bricks", "variant": name, "test_kind": kind, "own_kind": kind in train_kinds,
                   "train_seconds": round(seconds, 1) if name == "normal-only" else None, "metrics": m})
             rows.append({"variant": name, "test kind": kind + (" (own)" if kind in train_kinds else " (foreign)"),
-                         "pixel_auroc": None if m["pixel_auroc"] is None else round(m["pixel_auroc"], 3),
-                         "image_auroc": None if m["image_auroc"] is None else round(m["image_auroc"], 3)})
+                         **_rounded_aurocs(m)})
     print(f"backbone {args.backbone}, weights {args.backbone_weights}, 40 normal brick crops, training kinds "
           f"{args.train_kinds}, {args.epochs} epochs per stage (lr {config.stage1.lr:g} / {config.stage2.lr:g}), "
           f"trained in {seconds:.0f} s")
     print_table(rows, ["variant", "test kind", "pixel_auroc", "image_auroc"])
     return rows
+
+
+def _rounded_aurocs(metrics: dict) -> dict:
+    """The table's AUROC columns of one result (None where a test set cannot give one)."""
+    return {key: None if metrics[key] is None else round(metrics[key], 3) for key in ("pixel_auroc", "image_auroc")}
 
 
 def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -342,9 +346,7 @@ def main(argv: list[str] | None = None) -> None:
                                        "both": args.reference_weight}.get(name),
                   "metrics": result})
             for group, m in result.items():
-                rows.append({"variant": name, "class": group,
-                             "pixel_auroc": None if m["pixel_auroc"] is None else round(m["pixel_auroc"], 3),
-                             "image_auroc": None if m["image_auroc"] is None else round(m["image_auroc"], 3)})
+                rows.append({"variant": name, "class": group, **_rounded_aurocs(m)})
     print(f"backbone {args.backbone}, weights {args.backbone_weights} (random weights are not CLIP), "
           f"training kinds {args.train_kinds}, reference weight {args.reference_weight}, "
           f"test anomalies: the sample's lesions")
