@@ -40,7 +40,7 @@ from aaclip_med.keys import Keys
 from aaclip_med.presets import AUTO
 from aaclip_med.prompts import resolve_description
 
-__all__ = ["run_inference", "fit_calibration", "calibration_from_model", "attach_references", "settle_options",
+__all__ = ["run_inference", "fit_calibration", "calibration_from_model", "attach_references", "settle_options", "output_settings",
            "InferenceOptions"]
 
 logger = logging.getLogger(__name__)
@@ -139,12 +139,24 @@ def _with_pmap_values(options: InferenceOptions, calibration: Calibration | None
 
 
 def _settings(options: InferenceOptions, predictor: Predictor, calibration: Calibration | None, info: DistContext) -> dict:
+    return output_settings(options, calibration, predictor.domain, predictor.precision) | {"world_size": info.world_size}
+
+
+def output_settings(options: InferenceOptions, calibration: Calibration | None, domain: str | None,
+                    precision: str) -> dict:
+    """The settings a run record holds of :data:`~aaclip_med.identity.OUTPUT_FIELDS` (besides the network and
+    the class), written once for inference runs and for PACS runs.
+
+    Args:
+        options: the run's options.
+        calibration: the calibration applied (None: raw scores).
+        domain, precision: as the run resolves them (a predictor's), or as given.
+    """
     return {
-        "modality": options.modality, "domain": predictor.domain, "precision": predictor.precision,
+        "modality": options.modality, "domain": domain, "precision": precision,
         "threshold": options.threshold, "dicom": options.dicom, "pmap_values": options.pmap_values if options.dicom else None,
         "calibration": calibration.to_dict() if calibration else None,
         "slices": dataclasses.asdict(options.slices),
-        "world_size": info.world_size,
         **references_record(options),
     }
 

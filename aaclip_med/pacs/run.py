@@ -61,15 +61,12 @@ _ERRORS = {"ValueError": ValueError, "ServerError": ServerError}
 
 def run_identity(processor: SeriesProcessor, model: nn.Module) -> dict:
     """What this run's outputs depend on (:data:`~aaclip_med.identity.OUTPUT_FIELDS`), as ``pacs_run.json`` keeps it."""
-    from aaclip_med.inference.api import calibration_from_model, references_record
+    from aaclip_med.inference.api import calibration_from_model, output_settings
 
-    options = processor.options
+    options = processor.options  # dicom=True: the processor always writes DICOM
     calibration = options.calibration or calibration_from_model(model)
-    settings = {"modality": options.modality, "domain": options.domain, "precision": options.precision,
-                "threshold": options.threshold, "dicom": True, "pmap_values": options.pmap_values,
-                "calibration": calibration.to_dict() if calibration else None,
-                "slices": dataclasses.asdict(options.slices), "class_name": options.resolved_class,
-                "description": options.description, **references_record(options)}
+    settings = output_settings(options, calibration, options.domain, options.precision)
+    settings |= {"class_name": options.resolved_class, "description": options.description}
     return run_record(model, options.weights, settings)
 
 
