@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("model",),
     ("data", "anomalies"),  # synthetic anomalies are MONAI transforms that the training pipeline applies
     ("__init__", "_lazy", "keys", "files", "identity", "presets", "prompts", "precision", "scoring", "distributed",
-     "workers", "losses", "errors", "packages", "units"),
+     "workers", "losses", "errors", "packages", "units", "timestamps"),
 )
 
 # Imports known to go up or to close a circle, each with who removes it; the lead deletes an entry

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from aaclip_med.files import write_json_atomic
 from aaclip_med.identity import is_random_weights
 from aaclip_med.keys import Domain
 from aaclip_med.packages import installed_versions
+from aaclip_med.timestamps import utc_timestamp
 from aaclip_med.units import mb_to_bytes
 
 __all__ = ["evaluate_predictions", "REPORT_FILES", "DEFAULT_CACHE_MB"]
@@ -106,7 +106,7 @@ def _report(results: list[ClassResult], run: dict, protocol: Protocol, dataset: 
     return {
         "protocol": str(protocol),
         "dataset": dataset,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": utc_timestamp(),
         "units": "fractions in [0, 1]; null = not defined (see 'undefined')",
         "classes": rows,
         "mean": _mean(rows),

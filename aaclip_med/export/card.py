@@ -15,12 +15,12 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from aaclip_med.files import sha256_file, write_json_atomic
 from aaclip_med.identity import IDENTITY_VERSION, Field, differences, network_identity, network_record
+from aaclip_med.timestamps import utc_timestamp
 
 __all__ = ["CARD_NAME", "FORMAT_VERSION", "build_card", "read_card", "write_card", "io_spec", "file_records",
            "check_files", "card_mismatches"]
@@ -56,7 +56,7 @@ def build_card(record: dict, *, fmt: str, file: str, precision: str, class_name:
         "format_version": FORMAT_VERSION, "format": fmt, "file": file, "precision": precision,
         "identity": identity, **io_spec(int(record["image_size"]), outputs, len(levels)),
         "opset": opset, "versions": versions, "int8": int8, "files": files,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": utc_timestamp(),
     }
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from torch import nn
 
 from aaclip_med.files import sha256_file
@@ -11,6 +9,7 @@ from aaclip_med.identity import network_values
 from aaclip_med.inference.network import is_exported
 from aaclip_med.model.digest import adapter_tensors_sha256
 from aaclip_med.packages import installed_version, installed_versions
+from aaclip_med.timestamps import utc_timestamp
 
 __all__ = ["sha256_file", "run_record"]
 
@@ -34,7 +33,7 @@ def run_record(model: nn.Module, weights: str | None, settings: dict) -> dict:
         "engine": {"name": "torch", "format": None},
         "aaclip_med_version": installed_version("aaclip-med"),
         "package_versions": installed_versions(_PACKAGES),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": utc_timestamp(),
         **settings,
     }
     # an exported graph: the weights and hashes its card recorded when it was made (the files may not be here)

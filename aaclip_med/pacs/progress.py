@@ -15,10 +15,10 @@ import socket
 import sys
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 
 from aaclip_med.files import write_json_atomic
+from aaclip_med.timestamps import utc_timestamp
 
 __all__ = ["STATUS_DIR", "RankProgress", "read_rank_status", "format_duration", "process_state", "status_table"]
 
@@ -75,7 +75,7 @@ class RankProgress:
         rate = self.rate()
         remaining = self.share - self.processed
         return {"run_id": self.run_id, "rank": self.rank, "world_size": self.world_size, "host": socket.gethostname(),
-                "pid": os.getpid(), "started": _iso(self.started), "updated": _iso(time.time()),
+                "pid": os.getpid(), "started": utc_timestamp(self.started), "updated": utc_timestamp(),
                 "share": self.share, **self.counts, "remaining": remaining, "current": self.current,
                 "series_per_hour": round(rate, 2) if rate else None,
                 "eta_s": round(remaining / rate * 3600) if rate else None,
@@ -105,10 +105,6 @@ class RankProgress:
     def finish(self) -> dict:
         self.finished, self.current = True, None
         return self.write()
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
 
 
 def line(record: Mapping) -> str:

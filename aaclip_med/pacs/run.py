@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,6 +48,7 @@ from aaclip_med.pacs.settings import DicomWebServer
 from aaclip_med.pacs.shares import balanced_shares
 from aaclip_med.pacs.state import FINISHED, series_key
 from aaclip_med.pacs.worklist import WorkItem, describe_request, request_of, resolve_worklist
+from aaclip_med.timestamps import utc_timestamp
 
 __all__ = ["run_pacs", "RUN_RECORD", "EXIT_NOTHING_MATCHED", "run_identity", "overall_counts"]
 
@@ -146,7 +146,7 @@ def _plan(processor: SeriesProcessor, server, client, model, request: dict, filt
             processor.state.update(key, status="redo", error="outputs missing")
     run_id = uuid.uuid4().hex[:12]
     record = {**stored, **base, "model": model_identity, "run_id": run_id, "world_size": info.world_size,
-              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "finished": None,
+              "started": utc_timestamp(), "finished": None,
               "worklist": len(worklist.items), "request_errors": worklist.request_errors}
     write_json_atomic(out_dir / RUN_RECORD, record)
     shares = balanced_shares(todo, info.world_size)

@@ -21,10 +21,10 @@ import json
 import logging
 import os
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
 
 from aaclip_med.files import write_json_atomic
+from aaclip_med.timestamps import utc_timestamp
 
 __all__ = ["STATE_DIR", "INCOMING_DIR", "RESULTS_DIR", "series_key", "instance_name", "SeriesState", "FINISHED"]
 
@@ -89,7 +89,7 @@ class SeriesState:
         """Merge ``fields`` into the record of ``key`` (created if new) and save; returns the record."""
         with self._lock:
             record = self._records.setdefault(key, {})
-            record.update(fields, updated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            record.update(fields, updated=utc_timestamp())
             write_json_atomic(self.file(key), record)
             return dict(record)
 

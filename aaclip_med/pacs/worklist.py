@@ -21,13 +21,13 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from aaclip_med.files import write_text_atomic
 from aaclip_med.pacs import dicomweb
 from aaclip_med.pacs.errors import SeriesError, ServerError
 from aaclip_med.pacs.settings import DicomWebServer
+from aaclip_med.timestamps import utc_timestamp
 
 __all__ = ["WORKLIST_FILE", "WorkItem", "Worklist", "request_of", "describe_request", "read_worklist",
            "write_worklist", "resolve_worklist"]
@@ -66,10 +66,6 @@ class Worklist:
     def header(self) -> dict:
         return {"worklist": _VERSION, "request": self.request, "server": self.server, "created": self.created,
                 "refreshed": self.refreshed, "request_errors": self.request_errors, "series": len(self.items)}
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def request_of(studies: Sequence[str], series: Sequence[str], filters: Mapping[str, str] | None) -> dict:
@@ -173,14 +169,14 @@ def resolve_worklist(out_dir: Path, server: DicomWebServer, client, request: dic
         return stored
     items, errors = _search(server, client, request, filters, page_size)
     if stored is None:
-        worklist = Worklist(request, server.display, items, _now(), [], errors)
+        worklist = Worklist(request, server.display, items, utc_timestamp(), [], errors)
         logger.info("work list of %s: %d series (%d instances)", describe_request(request), len(items),
                     sum(i.instances for i in items))
     else:
         known = {item.series_uid for item in stored.items}
         new = [item for item in items if item.series_uid not in known]
         worklist = Worklist(request, stored.server, stored.items + new, stored.created,
-                            [*stored.refreshed, _now()], errors)
+                            [*stored.refreshed, utc_timestamp()], errors)
         logger.info("work list of %s refreshed: %d new series, %d in all", describe_request(request), len(new),
                     len(worklist.items))
     if worklist.items or stored is not None:  # a request that matched nothing is searched again next time
