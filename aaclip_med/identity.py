@@ -57,7 +57,6 @@ __all__ = [
     "differences",
     "class_differences",
     "digest",
-    "describe",
 ]
 
 # 2: adapter_tensors_sha256 (the adapters' tensors), references in every output comparison, the engine of a graph
@@ -317,8 +316,3 @@ def digest(record: Mapping, fields: Iterable[Field] = OUTPUT_FIELDS) -> str:
     content = {f.name: json_safe(normalised.get(f.name)) for f in fields}
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def describe(fields: Iterable[Field] = OUTPUT_FIELDS) -> str:
-    """The fields as a comma-separated list of names (for help texts and messages)."""
-    return ", ".join(f.name for f in fields)

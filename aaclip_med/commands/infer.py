@@ -56,9 +56,9 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _fit_calibration(args: argparse.Namespace, options, model):
+    from aaclip_med.identity import scoring_identity
     from aaclip_med.inference import Calibration, Predictor, fit_calibration, save_calibration
     from aaclip_med.inference.api import attach_references, references_record
-    from aaclip_med.inference.calibration import identity_from_record
     from aaclip_med.inference.run_info import run_record
     from aaclip_med.prompts import resolve_description
 
@@ -68,7 +68,7 @@ def _fit_calibration(args: argparse.Namespace, options, model):
     record = run_record(model, args.weights, references_record(options))
     attach_references(predictor, options, record, {options.resolved_class: description})  # fit on combined scores
     fitted = fit_calibration(predictor, [args.calibrate_normals], options.resolved_class, description)
-    identity = identity_from_record(record)
+    identity = scoring_identity(record)
     calibration = Calibration({options.resolved_class: fitted}, identity)
     path = save_calibration(calibration, Path(args.out) / "calibration.json")
     print(f"calibration fitted on {len(fitted.image_scores)} normal slice(s): {path}")

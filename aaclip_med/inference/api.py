@@ -19,13 +19,12 @@ from torch import nn
 
 from aaclip_med.data.manifest import manifest_descriptions, read_manifest
 from aaclip_med.distributed import DistContext, init_distributed, shutdown_distributed
-from aaclip_med.identity import memory_identity
+from aaclip_med.identity import memory_identity, scoring_identity
 from aaclip_med.inference.calibration import (
     Calibration,
     ClassCalibration,
     PixelStats,
     check_calibration,
-    identity_from_record,
 )
 from aaclip_med.inference.cohort_job import CohortJob, ModalityLog, load_case
 from aaclip_med.inference.network import fill_options
@@ -212,7 +211,7 @@ def _calibration_lookup(calibration: Calibration | None, record: Mapping,
     """(modality, domain) -> the checked class calibration; the model and class are checked now."""
     if calibration is None:
         return lambda modality, domain: None
-    identity = identity_from_record(record)
+    identity = scoring_identity(record)
     name = options.resolved_class
     fixed = None if options.modality == AUTO else options.modality
     check_calibration(calibration, identity, name, fixed, options.domain, options.allow_calibration_mismatch)

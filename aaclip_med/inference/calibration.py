@@ -48,11 +48,11 @@ from pathlib import Path
 import numpy as np
 
 from aaclip_med.files import write_json_atomic
-from aaclip_med.identity import SCORING_FIELDS, class_differences, differences, scoring_identity
+from aaclip_med.identity import SCORING_FIELDS, class_differences, differences
 
 __all__ = [
     "ClassCalibration", "Calibration", "PixelStats", "save_calibration", "load_calibration", "check_calibration",
-    "MIN_NORMAL_SLICES", "identity_from_record", "model_differences", "class_differences",
+    "MIN_NORMAL_SLICES", "model_differences", "class_differences",
     "CDF_POINTS",
 ]
 
@@ -222,7 +222,7 @@ def check_calibration(
 
     Args:
         calibration: the loaded calibration.
-        identity: this run's :func:`~aaclip_med.identity.scoring_identity` (e.g. from ``identity_from_record``).
+        identity: this run's :func:`~aaclip_med.identity.scoring_identity`.
         class_name: the class of the cases it is applied to.
         modality, domain: the preset and domain of those cases (None: not checked).
         allow_mismatch: apply it anyway, with a warning naming the differences.
@@ -250,8 +250,3 @@ def check_calibration(
     if unknown:
         logger.warning("the calibration does not record %s; it cannot be checked against this run", ", ".join(unknown))
     return found
-
-
-def identity_from_record(record: Mapping) -> dict:
-    """What a calibration records of a run (``run.json``): :func:`aaclip_med.identity.scoring_identity`."""
-    return scoring_identity(record)

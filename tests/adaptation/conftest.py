@@ -8,8 +8,8 @@ import torch
 from monai.data import MetaTensor
 
 from aaclip_med.adaptation import ReferenceSlices, build_references
+from aaclip_med.identity import memory_identity
 from aaclip_med.inference import Predictor
-from aaclip_med.inference.calibration import identity_from_record
 from aaclip_med.inference.run_info import run_record
 
 
@@ -32,7 +32,7 @@ def with_planted_anomaly(image: MetaTensor, box=(40, 72, 40, 72)) -> MetaTensor:
 
 
 def model_identity(model) -> dict:
-    return identity_from_record(run_record(model, None, {})) | {"slice_axis": "acquisition"}
+    return memory_identity(run_record(model, None, {}), "acquisition")
 
 
 @pytest.fixture(scope="module")

@@ -83,10 +83,10 @@ def _calibration(model_fields: dict, class_name="scan", modality="ct") -> Calibr
 
 
 def _identity(model, weights=None):
-    from aaclip_med.inference.calibration import identity_from_record
+    from aaclip_med.identity import scoring_identity
     from aaclip_med.inference.run_info import run_record
 
-    return identity_from_record(run_record(model, weights, {}))
+    return scoring_identity(run_record(model, weights, {}))
 
 
 def test_mismatched_calibration_is_refused_naming_each_difference(tmp_path, nifti_cases):
