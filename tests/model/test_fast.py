@@ -5,7 +5,7 @@ import torch
 from scipy.stats import spearmanr
 
 from aaclip_med.keys import Domain
-from aaclip_med.model.fast import FastPredictor, FrozenBlock
+from aaclip_med.model.fast import FastPredictor, FrozenBlock, FrozenLinear, onednn_layout_works, weight_layout
 from aaclip_med.precision import resolve_precision
 from tests.conftest import make_tiny_model
 
@@ -174,3 +174,68 @@ def test_int8_is_inference_only_and_cpu_only():
         resolve_precision("int8", "cpu")
     with pytest.raises(ValueError, match="CPU only"):
         resolve_precision("int8", "cuda", inference=True)
+
+
+# ---------------------------------------------------------------- weight layouts (oneDNN blocked vs plain)
+needs_onednn = pytest.mark.skipif(not onednn_layout_works(), reason="this PyTorch has no working oneDNN linear")
+
+
+@needs_onednn
+def test_cpu_fast_path_prepares_the_onednn_layout_and_matches_the_plain_one(tiny_model):
+    images, anchors = _images(3), tiny_model.text_anchors("widget")
+    predictor = FastPredictor(tiny_model, precision="fp32")
+    assert predictor.layout == "onednn" == weight_layout("cpu", "fp32")
+    block = tiny_model.clip.visual.transformer.resblocks[0]
+    prepared = predictor._prepared[id(block)]
+    assert prepared.fc.activation == "gelu"  # the exact GELU runs inside the first MLP linear
+    assert prepared.qkv.layout == "onednn" and prepared.qkv.weight is not block.attn.in_proj_weight  # blocked copy
+    plain = FastPredictor(tiny_model, precision="fp32", layout="plain")
+    with torch.no_grad():
+        ref = tiny_model.predict(images, anchors, "industrial")
+    for got, flat, want in zip(predictor(images, anchors, "industrial"), plain(images, anchors, "industrial"), ref):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(got, flat, rtol=1e-4, atol=1e-4)
+
+
+@needs_onednn
+@pytest.mark.parametrize("mode, tolerance", [("fp32", 1e-5), ("bf16", 0.1)])
+def test_onednn_block_matches_open_clip_block(tiny_model, mode, tolerance):
+    block = tiny_model.clip.visual.transformer.resblocks[1]
+    x = torch.randn(2, 65, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(FrozenBlock(block, mode, "onednn", rows=65)(x), block(x), rtol=tolerance,
+                                   atol=tolerance)
+
+
+def test_quick_gelu_is_not_fused_and_runs_as_the_block_s_own_module():
+    model = make_tiny_model(seed=2, quick_gelu=True).eval()
+    block = model.clip.visual.transformer.resblocks[0]
+    assert type(block.mlp.gelu).__name__ == "QuickGELU"
+    x = torch.randn(2, 65, 64)
+    for layout in ("plain", "onednn") if onednn_layout_works() else ("plain",):
+        prepared = FrozenBlock(block, "fp32", layout)
+        assert prepared.fc.activation is None
+        with torch.no_grad():
+            torch.testing.assert_close(prepared(x), block(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_disagreeing_onednn_kernel_falls_back_to_the_plain_layout(monkeypatch, caplog):
+    import aaclip_med.model.fast as fast
+
+    monkeypatch.setattr(fast, "_onednn_linear", lambda x, packed, bias, activation: torch.zeros(3, 7, 48))
+    fast.onednn_layout_works.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="aaclip_med.model.fast"):
+            assert fast.weight_layout("cpu", "fp32") == "plain"
+        assert not torch.backends.mkldnn.is_available() or "disagrees with F.linear" in caplog.text
+    finally:
+        fast.onednn_layout_works.cache_clear()
+    assert fast.weight_layout("cpu", "int8") == "plain" and fast.weight_layout("meta", "fp32") == "plain"
+
+
+def test_unknown_layout_and_activation_are_refused():
+    weight = torch.randn(8, 4)
+    with pytest.raises(ValueError, match="unknown weight layout 'blocked'"):
+        FrozenLinear(weight, None, "fp32", layout="blocked")
+    with pytest.raises(ValueError, match="unknown activation 'relu'"):
+        FrozenLinear(weight, None, "fp32", activation="relu")
