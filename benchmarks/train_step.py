@@ -8,6 +8,15 @@ Prints a ``host`` line (CPU model, its bf16 flags, load), the square-matmul peak
 measured in the same run, one JSON line per measurement, then a table with each precision's
 speed-up over fp32 for the same step and batch.
 
+The analytic bound of a step: the multiply-adds it executes (forward, and backward through what
+needs gradients: for Stage 2 the activation gradients through every frozen block down to the
+first adapter, and no backbone weight gradients, since the frozen weights do not require them),
+counted by ``torch.utils.flop_counter`` on one extra untimed step, divided by the matmul peak of
+the step's dtype measured in the same run. ``fraction_of_bound`` = bound seconds / measured
+seconds (1.0: every FLOP at the square-matmul rate); ``backward_over_forward`` is the counted
+backward FLOPs over the forward's (about 1 when only activation gradients flow, about 2 when
+weight gradients are computed too).
+
     python benchmarks/train_step.py                       # ViT-L-14-336 at 518: stage1 b2, b16; stage2 b2; two copies
     python benchmarks/train_step.py --only stage2 --batch 2 --precision fp32 bf16
     python benchmarks/train_step.py --only stage1 --batch 2 --device cuda --precision bf16
@@ -74,6 +83,7 @@ def _child(args: argparse.Namespace) -> dict:
     batch = _batch(model, args.batch, device)
     loss_fn = _loss_fn(model, args.kind, batch, args.feature_chunk or None)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" and device.type == "cuda" else None
+    flops = _count_step_flops(loss_fn, precision, device, optimizer) if args.count_flops else {}
     times = []
     for step in range(args.warmup + args.repeats):
         if device.type == "cuda":
@@ -99,11 +109,27 @@ def _child(args: argparse.Namespace) -> dict:
               "device": str(device), "precision": precision, "loss": float(loss.detach()), "grad_checkpointing": args.grad_checkpointing,
               "feature_chunk": (args.feature_chunk or None) if args.kind == "stage1" else None,
               "seconds_per_step": min(times), "peak_rss_mb": in_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),  # KiB
-              "threads": torch.get_num_threads()}
+              "threads": torch.get_num_threads(), **flops}
     if device.type == "cuda":
         result["cuda_max_allocated_mb"] = in_mb(torch.cuda.max_memory_allocated())
     del spare
     return result
+
+
+def _count_step_flops(loss_fn, precision: str, device: torch.device, optimizer) -> dict:
+    """FLOPs of one step's forward and backward (untimed), as ``torch.utils.flop_counter`` counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    optimizer.zero_grad(set_to_none=True)
+    with FlopCounterMode(display=False) as counter:
+        with autocast(precision, device):
+            loss = loss_fn()
+        forward = counter.get_total_flops()
+        loss.backward()
+    total = counter.get_total_flops()
+    optimizer.zero_grad(set_to_none=True)
+    return {"forward_flops": forward, "step_flops": total,
+            "backward_over_forward": (total - forward) / forward if forward else None}
 
 
 def _parse(argv=None) -> argparse.Namespace:
@@ -123,6 +149,8 @@ def _parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default 1 on GPU, 0 on CPU)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per measurement")
+    parser.add_argument("--no-count-flops", dest="count_flops", action="store_false",
+                        help="skip the untimed step that counts the FLOPs of the analytic bound")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.warmup is None:
@@ -141,6 +169,7 @@ def _spawn(args: argparse.Namespace, kind: str, batch: int, precision: str) -> d
             "--precision", precision, "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--batch", str(batch),
             "--feature-chunk", str(args.feature_chunk)]
     argv += ["--grad-checkpointing"] if args.grad_checkpointing else []
+    argv += [] if args.count_flops else ["--no-count-flops"]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.timeout, check=False)
     except subprocess.TimeoutExpired:
@@ -163,6 +192,15 @@ def _peaks(args: argparse.Namespace) -> dict[str, float]:
         print(json.dumps(record), flush=True)
         peaks[name] = record["peak_gflops"]
     return peaks
+
+
+def _bounds(rows: list[dict], peaks: dict[str, float]) -> None:
+    """Each row's analytic bound (its counted FLOPs at the matmul peak of its dtype) and its fraction of it."""
+    for r in rows:
+        peak = peaks.get("bf16" if r.get("precision") == "bf16" else "fp32")
+        if "error" not in r and r.get("step_flops") and peak:
+            r["bound_seconds"] = r["step_flops"] / (peak * 1e9)
+            r["fraction_of_bound"] = r["bound_seconds"] / r["seconds_per_step"]
 
 
 def _speedups(rows: list[dict]) -> None:
@@ -190,17 +228,21 @@ def main(argv=None) -> int:
             print(json.dumps(row), flush=True)
             rows.append(row)
     _speedups(rows)
+    _bounds(rows, peaks)
     peak_text = ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in peaks.items()) or "not measured"
     print(f"\nmatmul peak in this run: {peak_text}")
-    print(f"{'step':<12}{'batch':>6}{'precision':>10}{'s/step':>10}{'x fp32':>8}{'peak RSS MB':>14}{'CUDA MB':>10}")
+    print(f"{'step':<12}{'batch':>6}{'precision':>10}{'s/step':>10}{'x fp32':>8}{'of bound':>10}{'bwd/fwd':>9}"
+          f"{'peak RSS MB':>14}{'CUDA MB':>10}")
     for r in rows:
         if "error" in r:
             print(f"{r['kind']:<12}{r['batch']:>6}{r['precision']:>10}  error: {r['error']}")
             continue
         cuda = f"{r['cuda_max_allocated_mb']:.0f}" if "cuda_max_allocated_mb" in r else "-"
         ratio = f"{r['speedup_vs_fp32']:.2f}" if "speedup_vs_fp32" in r else "-"
-        print(f"{r['kind']:<12}{r['batch']:>6}{r['precision']:>10}{r['seconds_per_step']:>10.2f}{ratio:>8}"
-              f"{r['peak_rss_mb']:>14.0f}{cuda:>10}")
+        bound = f"{r['fraction_of_bound']:.2f}" if "fraction_of_bound" in r else "-"
+        backward = f"{r['backward_over_forward']:.2f}" if r.get("backward_over_forward") is not None else "-"
+        print(f"{r['kind']:<12}{r['batch']:>6}{r['precision']:>10}{r['seconds_per_step']:>10.2f}{ratio:>8}{bound:>10}"
+              f"{backward:>9}{r['peak_rss_mb']:>14.0f}{cuda:>10}")
     return 0
 
 
