@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported where it is used: the CLI reads the names before importing it
     import torch
 
-__all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "autocast", "cpu_supports_bf16", "precision_dtype", "resolve_precision"]
+__all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "autocast", "cpu_flags", "cpu_has_int8_dot", "cpu_supports_bf16", "precision_dtype", "resolve_precision"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,22 @@ INFERENCE_PRECISIONS = (*PRECISIONS, "int8")
 _AUTOCAST_DTYPES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16", "int8": None}  # torch dtype names
 # CPU feature flags (Linux /proc/cpuinfo) that mean bf16 matmuls run natively, not emulated.
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+# ... and that int8 dot products run without int16 saturation (VNNI, AMX-INT8, Arm's dot product).
+_INT8_DOT_CPU_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags as Linux reports them (``flags`` on x86, ``Features`` on Arm); empty
+    where they cannot be read (not Linux): every caller then takes the answer that is always correct."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            return frozenset(value.split())
+    return frozenset()
 
 
 def cpu_supports_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
@@ -42,15 +58,16 @@ def cpu_supports_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
 
     Where the flags cannot be read (not Linux) the answer is False: fp32 is always correct.
     """
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return False
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features"):
-            return any(flag in value.split() for flag in _BF16_CPU_FLAGS)
-    return False
+    return not cpu_flags(cpuinfo).isdisjoint(_BF16_CPU_FLAGS)
+
+
+def cpu_has_int8_dot(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """True when the CPU has int8 dot-product instructions (x86 VNNI or AMX-INT8, Arm dot product).
+
+    Without them, x86 int8 GEMMs multiply uint8 by int8 with ``vpmaddubsw``, whose int16 sums
+    saturate (ONNX Runtime's quantisation notes); the int8 export then keeps weights to 7 bits.
+    """
+    return not cpu_flags(cpuinfo).isdisjoint(_INT8_DOT_CPU_FLAGS)
 
 
 def resolve_precision(precision: str, device: torch.device | str, inference: bool = False) -> str:

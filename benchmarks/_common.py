@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from aaclip_med.precision import cpu_flags as host_cpu_flags
 from aaclip_med.units import in_mb
 
 # The benchmarks build their inputs with the tests' synthetic sources (tests/_synthetic.py): make the
@@ -60,16 +61,8 @@ _FLAGS_OF_INTEREST = (
 
 def cpu_flags() -> list[str]:
     """The CPU flags of interest present on this host (``/proc/cpuinfo``; empty where unreadable)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            present = set(value.split())
-            return [flag for flag in _FLAGS_OF_INTEREST if flag in present]
-    return []
+    present = host_cpu_flags()
+    return [flag for flag in _FLAGS_OF_INTEREST if flag in present]
 
 
 def host_info(device: torch.device) -> dict[str, Any]:
@@ -90,11 +83,9 @@ def host_info(device: torch.device) -> dict[str, Any]:
             key, _, value = line.partition(":")
             if key.strip() == "model name" and "cpu_model" not in info:
                 info["cpu_model"] = value.strip()
-            if key.strip() in ("flags", "Features") and "cpu_bf16_flags" not in info:
-                flags = value.split()
-                info["cpu_bf16_flags"] = [f for f in flags if "bf16" in f or f.startswith("amx")]
     except OSError:
         pass
+    info["cpu_bf16_flags"] = sorted(f for f in host_cpu_flags() if "bf16" in f or f.startswith("amx"))
     info["cpu_flags"] = cpu_flags()
     info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     if device.type == "cuda":

@@ -55,3 +55,22 @@ def test_cpu_bf16_detection_reads_flags(tmp_path):
     assert cpu_supports_bf16(native) and cpu_supports_bf16(amx) and cpu_supports_bf16(arm)
     assert not cpu_supports_bf16(emulated)
     assert not cpu_supports_bf16(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("flags, bf16, int8_dot", [
+    ("fpu avx2 fma", False, False),  # AVX2 EPYC (Zen 3)
+    ("avx2 avx512f avx512_vnni avx512_bf16", True, True),  # Zen 4
+    ("avx2 avx_vnni", False, True),
+    ("avx512f amx_tile amx_bf16 amx_int8", True, True),  # Sapphire Rapids
+])
+def test_cpu_flags_name_native_bf16_and_int8_dot_products(tmp_path, flags, bf16, int8_dot):
+    from aaclip_med.precision import cpu_flags, cpu_has_int8_dot
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n")
+    assert cpu_flags(info) == frozenset(flags.split())
+    assert cpu_supports_bf16(info) is bf16 and cpu_has_int8_dot(info) is int8_dot
+    arm = tmp_path / "arm"
+    arm.write_text("Features\t: fp asimd asimddp bf16\n")
+    assert cpu_has_int8_dot(arm) and cpu_supports_bf16(arm)
+    assert cpu_flags(tmp_path / "missing") == frozenset() and not cpu_has_int8_dot(tmp_path / "missing")

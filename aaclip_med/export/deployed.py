@@ -79,6 +79,19 @@ class DeployedModel(ExportedNetwork):
                              "graph again") from err
         logger.info("exported %s %s graph of %r (%s) run by %s", self.precision, fmt, identity["class_name"],
                     identity["domain"], engine)
+        self._warn_int8_saturation()
+
+    def _warn_int8_saturation(self) -> None:
+        """Name an 8-bit-weight int8 graph run on a CPU without int8 dot products (its kernels saturate)."""
+        from aaclip_med.precision import cpu_has_int8_dot
+
+        bits = (self.card.get("int8") or {}).get("weight_bits")
+        if self.precision == "int8" and bits != 7 and not cpu_has_int8_dot():
+            recorded = f"{bits}-bit weights" if bits else "weights of unrecorded width (an older export: 8 bits)"
+            logger.warning("the int8 graph in %s has %s, and this CPU has no int8 dot products (VNNI/AMX): its "
+                           "uint8 x int8 kernels saturate and the map moves (measured Pearson 0.995 against fp32). "
+                           "Export it again on this machine (7-bit weights), or use the fp32 graph", self.folder,
+                           recorded)
 
     @property
     def identity(self) -> dict:

@@ -22,7 +22,7 @@ from aaclip_med.export.card import CARD_NAME, build_card, file_records, write_ca
 from aaclip_med.export.deps import require, runtime_versions
 from aaclip_med.export.folder import check_export_folder, earlier_export_files
 from aaclip_med.export.formats import output_names, write_graph, write_onnx
-from aaclip_med.export.quantize import agreement, quantize_onnx, run_onnx
+from aaclip_med.export.quantize import agreement, quantize_onnx, run_onnx, weight_bits
 from aaclip_med.export.registry import DEFAULT_OPSET, check_export, export_format, load_function
 from aaclip_med.files import move_into, staging_folder
 from aaclip_med.inference.cohort_job import load_case
@@ -85,7 +85,7 @@ def _int8(graph: AnomalyGraph, work: Path, fmt: str, images: np.ndarray, opset: 
         require(module, f"int8 {fmt} export")
     fp32_path, int8_path = work / "fp32.onnx", work / "int8.onnx"
     write_onnx(graph, fp32_path, opset)
-    quantize_onnx(fp32_path, int8_path, images)
+    reduced = quantize_onnx(fp32_path, int8_path, images)
     report = agreement(run_onnx(fp32_path, images), run_onnx(int8_path, images))
     fp32_path.unlink()
     if spec.from_onnx is None:
@@ -93,7 +93,9 @@ def _int8(graph: AnomalyGraph, work: Path, fmt: str, images: np.ndarray, opset: 
     else:
         load_function(spec.from_onnx)(int8_path, work / spec.file)
         int8_path.unlink()
-    return report | {"method": "onnxruntime static QDQ: int8 weights per channel, uint8 activations (MinMax)"}
+    bits = weight_bits(reduced)
+    return report | {"method": f"onnxruntime static QDQ: {bits}-bit weights per channel, uint8 activations (MinMax)",
+                     "weight_bits": bits}
 
 
 def _move_into_place(work: Path, out: Path) -> None:

@@ -32,7 +32,7 @@ from aaclip_med.export.deps import require
 from aaclip_med.files import staging_folder
 from aaclip_med.model.graph import INPUT_NAME
 
-__all__ = ["quantize_onnx", "calibration_ranges", "quantisation_parameters", "takes_ranges_file", "agreement",
+__all__ = ["quantize_onnx", "weight_bits", "calibration_ranges", "quantisation_parameters", "takes_ranges_file", "agreement",
            "run_onnx"]
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,13 @@ def calibration_ranges(fp32_path: Path, images: np.ndarray, work: Path):
     return ranges
 
 
-def quantize_onnx(fp32_path: Path, int8_path: Path, images: np.ndarray, *, slice_by_slice: bool | None = None) -> None:
+def weight_bits(reduce_range: bool) -> int:
+    """Bits of the int8 graph's weights: 7 with ``reduce_range`` (for CPUs without int8 dot products), else 8."""
+    return 7 if reduce_range else 8
+
+
+def quantize_onnx(fp32_path: Path, int8_path: Path, images: np.ndarray, *, slice_by_slice: bool | None = None,
+                  reduce_range: bool | None = None) -> bool:
     """Write ``int8_path``: the fp32 graph with its block matmuls quantised, calibrated on ``images``.
 
     Args:
@@ -116,6 +122,14 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, images: np.ndarray, *, slice
         slice_by_slice: record the ranges one slice per run (:func:`calibration_ranges`) or let
             ``quantize_static`` calibrate in one pass; None: slice by slice where onnxruntime
             takes a ranges file (>= 1.28). Both give the same graph; only the memory differs.
+        reduce_range: quantise the weights to 7 bits. On an x86 CPU without int8 dot products
+            (no VNNI/AMX-INT8) ONNX Runtime's and OpenVINO's uint8 x int8 kernels sum pairs of
+            products in int16 (``vpmaddubsw``), which saturates with 8-bit weights and moves the
+            map; 7-bit weights cannot saturate. None: 7 bits where this CPU lacks int8 dot products
+            (:func:`aaclip_med.precision.cpu_has_int8_dot`), 8 elsewhere.
+
+    Returns:
+        whether the weights were reduced to 7 bits (what the card records).
 
     Raises:
         ValueError: ``slice_by_slice=True`` with an onnxruntime that takes no ranges file.
@@ -131,17 +145,22 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, images: np.ndarray, *, slice
                         "(docs/export.md)")
     elif slice_by_slice and not takes_ranges_file():
         raise ValueError("slice-by-slice calibration needs onnxruntime >= 1.28 (quantize_static's ranges file)")
+    if reduce_range is None:
+        from aaclip_med.precision import cpu_has_int8_dot
+
+        reduce_range = not cpu_has_int8_dot()
     images = np.asarray(images, dtype=np.float32)
-    logger.info("int8: quantising %d matmuls, calibrated on %d image(s)", len(nodes), len(images))
+    logger.info("int8: quantising %d matmuls (%d-bit weights), calibrated on %d image(s)", len(nodes),
+                weight_bits(reduce_range), len(images))
     # op_types_to_quantize: the calibration graph then records ranges only around the matmuls that are
     # quantised, not around every tensor (calibrating ViT-L at 518 px: peak RSS 19 GB -> 14 GB)
     settings = dict(quant_format=quantization.QuantFormat.QDQ, per_channel=True,
                     activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
-                    nodes_to_quantize=nodes, op_types_to_quantize=["MatMul", "Gemm"],
+                    nodes_to_quantize=nodes, op_types_to_quantize=["MatMul", "Gemm"], reduce_range=reduce_range,
                     calibrate_method=quantization.CalibrationMethod.MinMax)
     if not slice_by_slice:
         quantization.quantize_static(str(fp32_path), str(int8_path), _Images(images), **settings)
-        return
+        return reduce_range
     from onnxruntime.quantization.calibrate import save_tensors_data
 
     logger.info("int8: calibration ranges recorded slice by slice (%d slice(s), memory of one)", len(images))
@@ -150,6 +169,7 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, images: np.ndarray, *, slice
         save_tensors_data(calibration_ranges(Path(fp32_path), images, work), ranges_file)
         quantization.quantize_static(str(fp32_path), str(int8_path), None, calibration_cache_path=str(ranges_file),
                                      **settings)
+    return reduce_range
 
 
 def run_onnx(path: Path, images: np.ndarray, batch: int = 4) -> list[np.ndarray]:

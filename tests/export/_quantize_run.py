@@ -12,6 +12,8 @@ the quantised scope, then ``WORK/result.json``:
 - ``differs_without_first``: whether leaving the first slice out changes them (so the comparison
   can tell a calibration that kept only the last slice);
 - ``takes_ranges_file``: whether this onnxruntime can calibrate slice by slice (the package's check);
+- ``weight_levels``: the largest stored int8 weight magnitude with ``reduce_range`` (7-bit weights)
+  and without (8-bit), and ``default_reduced`` what the default chose and returned;
 - ``leftovers``: files other than these graphs left in WORK (the calibration graph and the
   ranges file are temporary).
 """
@@ -30,7 +32,7 @@ from onnx import helper, numpy_helper
 from aaclip_med.export import quantize
 from aaclip_med.model.graph import INPUT_NAME
 
-_WRITTEN = {"fp32.onnx", "default.onnx", "sliced.onnx", "one_pass.onnx", "without_first.onnx"}
+_WRITTEN = {"fp32.onnx", "default.onnx", "sliced.onnx", "one_pass.onnx", "without_first.onnx", "bits7.onnx", "bits8.onnx"}
 
 
 class _Messages(logging.Handler):
@@ -60,6 +62,12 @@ def _parameters(path: Path) -> dict[str, list[float]]:
     return {name: value.astype(float).ravel().tolist() for name, value in quantize.quantisation_parameters(path).items()}
 
 
+def _largest_int8_weight(path: Path) -> int:
+    model = onnx.load(str(path))
+    return max(int(np.abs(numpy_helper.to_array(t).astype(np.int32)).max()) for t in model.graph.initializer
+               if t.data_type == onnx.TensorProto.INT8)
+
+
 def main(work: Path) -> None:
     fp32 = work / "fp32.onnx"
     _graph(fp32)
@@ -70,7 +78,7 @@ def main(work: Path) -> None:
     messages = _Messages()
     logging.getLogger(quantize.__name__).addHandler(messages)
     logging.getLogger(quantize.__name__).setLevel(logging.INFO)
-    quantize.quantize_onnx(fp32, work / "default.onnx", images)
+    default_reduced = quantize.quantize_onnx(fp32, work / "default.onnx", images)
     default_messages = list(messages.lines)
     quantize.quantize_onnx(fp32, work / "sliced.onnx", images, slice_by_slice=True)
     quantize.quantize_onnx(fp32, work / "one_pass.onnx", images, slice_by_slice=False)  # as onnxruntime < 1.28
@@ -83,6 +91,10 @@ def main(work: Path) -> None:
         "default_same": _parameters(work / "default.onnx") == sliced, "default_messages": default_messages,
         "differs_without_first": _parameters(work / "without_first.onnx") != sliced,
         "takes_ranges_file": quantize.takes_ranges_file(),
+        "default_reduced": default_reduced,
+        "weight_levels": {bits: _largest_int8_weight(work / f"bits{bits}.onnx") for bits in (7, 8)
+                          if quantize.quantize_onnx(fp32, work / f"bits{bits}.onnx", images, reduce_range=bits == 7)
+                          == (bits == 7)},
         "leftovers": sorted(p.name for p in work.iterdir() if p.name not in _WRITTEN),
     }
     (work / "result.json").write_text(json.dumps(result))

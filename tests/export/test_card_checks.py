@@ -92,3 +92,24 @@ def test_reference_memory_needs_the_torch_engine(engine_runs):
     model = DeployedModel(engine_runs / "torchscript", "torch")
     with pytest.raises(ValueError, match="references=.*: needs the torch engine"):
         InferenceOptions(references="refs.safetensors").check_model(model)
+
+
+@pytest.mark.parametrize("bits, warned", [(8, True), (None, True), (7, False)])
+def test_int8_graph_of_8_bit_weights_is_named_on_a_cpu_without_int8_dot_products(monkeypatch, caplog, tmp_path, bits,
+                                                                                    warned):
+    import aaclip_med.precision as precision
+    from aaclip_med.export.deployed import DeployedModel
+
+    monkeypatch.setattr(precision, "cpu_has_int8_dot", lambda: False)
+    model = object.__new__(DeployedModel)  # only the card matters to the check
+    model.folder, model.precision = tmp_path, "int8"
+    model.card = {"int8": {"weight_bits": bits} if bits else {}}
+    with caplog.at_level("WARNING", logger="aaclip_med.export.deployed"):
+        model._warn_int8_saturation()
+    assert ("no int8 dot products" in caplog.text) is warned
+    if warned:
+        assert str(tmp_path) in caplog.text and ("8-bit weights" in caplog.text or "unrecorded width" in caplog.text)
+    monkeypatch.setattr(precision, "cpu_has_int8_dot", lambda: True)
+    caplog.clear()
+    model._warn_int8_saturation()
+    assert "no int8 dot products" not in caplog.text

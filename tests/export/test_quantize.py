@@ -43,3 +43,11 @@ def test_default_is_slice_by_slice_on_a_recent_onnxruntime(calibration):
 
 def test_calibration_files_are_removed(calibration):
     assert calibration["leftovers"] == []
+
+
+def test_seven_bit_weights_where_the_cpu_has_no_int8_dot_products(calibration):
+    from aaclip_med.precision import cpu_has_int8_dot
+
+    assert calibration["weight_levels"] == {"7": 64, "8": 127}  # 7 bits cannot saturate vpmaddubsw's int16 sums
+    assert calibration["default_reduced"] is (not cpu_has_int8_dot())
+    assert any(f"({8 - calibration['default_reduced']}-bit weights)" in line for line in calibration["default_messages"])
