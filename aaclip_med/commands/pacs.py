@@ -19,6 +19,7 @@ from aaclip_med.arguments import (
     inference_options_from_args,
     model_from_args,
 )
+from aaclip_med.pacs.settings import PAGE_SIZE
 
 __all__ = ["add_arguments", "run"]
 
@@ -48,7 +49,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-sources", action="store_true", help="keep the retrieved instances in OUT/incoming")
     parser.add_argument("--refresh-query", action="store_true",
                         help="search again and add new series to the work list stored in OUT")
-    parser.add_argument("--page-size", type=int, default=500, help="series per QIDO-RS page (default 500)")
+    parser.add_argument("--page-size", type=int, default=PAGE_SIZE, help=f"series per QIDO-RS page (default {PAGE_SIZE})")
     _add_infer_arguments(parser)
 
 

@@ -114,6 +114,11 @@ class ClassCalibration:
         scores = np.sort(np.asarray(image_scores, dtype=np.float64))
         if scores.size < 2:
             raise ValueError(f"Calibration of class {class_name!r} needs at least 2 normal images, got {scores.size}.")
+        if not np.isfinite(scores).all():
+            bad = int((~np.isfinite(scores)).sum())
+            raise ValueError(f"Calibration of class {class_name!r}: {bad} of {scores.size} normal image score(s) are not "
+                             "finite (NaN or inf); the network's output on those references is broken, so no "
+                             "percentile or z-score could be trusted. Check the references and the weights.")
         if scores.size < MIN_NORMAL_SLICES:
             logger.warning("calibration of %r from only %d normal slice(s) (recommended: at least %d): its percentiles "
                            "move in steps of %.2f and its z-scores are rough", class_name, scores.size,

@@ -29,10 +29,10 @@ from aaclip_med.files import atomic_path
 from aaclip_med.inference.errors import one_line, short_error
 from aaclip_med.packages import require
 from aaclip_med.pacs.errors import PacsError, SeriesError, ServerError
-from aaclip_med.pacs.settings import ENV_PASSWORD, ENV_TOKEN, ENV_USER, DicomWebServer
+from aaclip_med.pacs.settings import ENV_PASSWORD, ENV_TOKEN, ENV_USER, PAGE_SIZE, DicomWebServer
 from aaclip_med.pacs.state import instance_name
 
-__all__ = ["SeriesRef", "PAGE_SIZE", "connect", "parse_query", "redacted_query", "find_series", "sop_class_of", "retrieve_series",
+__all__ = ["SeriesRef", "connect", "parse_query", "redacted_query", "find_series", "sop_class_of", "retrieve_series",
            "store_files"]
 
 logger = logging.getLogger(__name__)
@@ -50,9 +50,6 @@ class SeriesRef(NamedTuple):
     instances: int = 0
 
 
-# the page size of QIDO-RS searches; a server may answer fewer per page (its own limit): pages are
-# read until one comes back empty, so a short page never ends the search early
-PAGE_SIZE = 500
 _INSTANCES_TAG = "00201209"  # NumberOfSeriesRelatedInstances
 
 

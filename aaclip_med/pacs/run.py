@@ -44,7 +44,7 @@ from aaclip_med.pacs.errors import NotAnImageSeries, PacsError, ServerError
 from aaclip_med.pacs.processing import SeriesProcessor, output_files
 from aaclip_med.pacs.progress import RankProgress, read_rank_status
 from aaclip_med.pacs.series import is_image_sop_class
-from aaclip_med.pacs.settings import DicomWebServer
+from aaclip_med.pacs.settings import PAGE_SIZE, DicomWebServer
 from aaclip_med.pacs.shares import balanced_shares
 from aaclip_med.pacs.state import FINISHED, series_key
 from aaclip_med.pacs.worklist import WorkItem, describe_request, request_of, resolve_worklist
@@ -292,7 +292,7 @@ def run_pacs(
     options: InferenceOptions | None = None,
     keep_sources: bool = False,
     refresh_query: bool = False,
-    page_size: int = dicomweb.PAGE_SIZE,
+    page_size: int = PAGE_SIZE,
     terminal: bool | None = None,
 ) -> dict:
     """Resolve the request to a work list, process this rank's share of it, store the results back.

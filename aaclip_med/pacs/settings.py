@@ -26,7 +26,12 @@ __all__ = [
     "read_credentials",
     "DicomWebServer",
     "DimseNode",
+    "PAGE_SIZE",
 ]
+
+# the page size of QIDO-RS searches (``--page-size``); a server may answer fewer per page (its own
+# limit): pages are read until one comes back empty, so a short page never ends the search early
+PAGE_SIZE = 500
 
 logger = logging.getLogger(__name__)
 

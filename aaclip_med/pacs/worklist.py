@@ -26,7 +26,7 @@ from pathlib import Path
 from aaclip_med.files import write_text_atomic
 from aaclip_med.pacs import dicomweb
 from aaclip_med.pacs.errors import SeriesError, ServerError
-from aaclip_med.pacs.settings import DicomWebServer
+from aaclip_med.pacs.settings import PAGE_SIZE, DicomWebServer
 from aaclip_med.timestamps import utc_timestamp
 
 __all__ = ["WORKLIST_FILE", "WorkItem", "Worklist", "request_of", "describe_request", "read_worklist",
@@ -140,7 +140,7 @@ def _search(server: DicomWebServer, client, request: Mapping, filters: Mapping[s
 
 def resolve_worklist(out_dir: Path, server: DicomWebServer, client, request: dict,
                      filters: Mapping[str, str] | None, *, refresh: bool = False,
-                     page_size: int = dicomweb.PAGE_SIZE) -> Worklist:
+                     page_size: int = PAGE_SIZE) -> Worklist:
     """The run's work list: the stored one, or a new search (written to ``OUT/worklist.jsonl``).
 
     Args:

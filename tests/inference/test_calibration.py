@@ -35,6 +35,8 @@ def test_z_and_percentile_values():
     assert cal.pixel_mean == pytest.approx(49.5) and cal.pixel_quantiles["0.99"] == pytest.approx(98.01)
     with pytest.raises(ValueError, match="at least 2"):
         ClassCalibration.fit("scan", "scan", "medical", [1.0], pixels)
+    with pytest.raises(ValueError, match=r"class 'scan': 2 of 4 normal image score\(s\) are not finite"):
+        ClassCalibration.fit("scan", "scan", "medical", [1.0, float("nan"), 3.0, float("inf")], pixels)
 
 
 def _normals(folder, count=3):
