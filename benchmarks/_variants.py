@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from aaclip_med.model.fast import FastPredictor, FrozenBlock
+from aaclip_med.model.fast import FastPredictor, FrozenBlock, weight_layout
 
 __all__ = ["ATTENTION", "MatmulBlock", "VariantPredictor", "frozen_block", "matmul_attention"]
 
@@ -61,9 +61,12 @@ def _block_type(attention: str) -> type[FrozenBlock]:
     return MatmulBlock if attention == "matmul" else FrozenBlock
 
 
-def frozen_block(block: torch.nn.Module, mode: str, attention: str = "sdpa") -> FrozenBlock:
-    """A prepared block with ``attention`` (``sdpa`` or ``matmul``)."""
-    return _block_type(attention)(block, mode)
+def frozen_block(block: torch.nn.Module, mode: str, attention: str = "sdpa", layout: str | None = None,
+                 rows: int = 1024) -> FrozenBlock:
+    """A prepared block with ``attention`` (``sdpa`` or ``matmul``) and weight ``layout`` (None: the
+    fast path's choice for the block's device and ``mode``, :func:`aaclip_med.model.fast.weight_layout`)."""
+    layout = layout or weight_layout(block.attn.in_proj_weight.device, mode)
+    return _block_type(attention)(block, mode, layout, rows)
 
 
 class VariantPredictor(FastPredictor):

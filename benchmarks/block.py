@@ -13,7 +13,9 @@ Variants:
 - ``autocast-<dt>``: the block's own forward under autocast (casts every weight on every call:
   the old fast path);
 - ``prepared-<dt>-<attention>``: :class:`aaclip_med.model.fast.FrozenBlock` with weights
-  prepared once (``dt``: fp32, bf16, int8; ``attention``: sdpa, or matmul from ``_variants.py``);
+  prepared once (``dt``: fp32, bf16, int8; ``attention``: sdpa, or matmul from ``_variants.py``)
+  in the layout the fast path picks (oneDNN blocked on a CPU with oneDNN); ``...-plain``: the
+  same with the plain layout (``F.linear``);
 - with ``--compile``, every prepared variant also runs under ``torch.compile`` (inductor).
 
 It also times the 518-px map work of spec section 5 on a 37 x 37 grid (4 levels, medical
@@ -43,8 +45,8 @@ from aaclip_med.precision import autocast, cpu_supports_bf16
 
 _PROBE = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 DEFAULT_VARIANTS = [
-    "reference", "autocast-bf16", "prepared-fp32-sdpa", "prepared-fp32-matmul",
-    "prepared-bf16-sdpa", "prepared-bf16-matmul", "prepared-int8-sdpa", "prepared-int8-matmul",
+    "reference", "autocast-bf16", "prepared-fp32-sdpa", "prepared-fp32-sdpa-plain", "prepared-fp32-matmul",
+    "prepared-bf16-sdpa", "prepared-bf16-sdpa-plain", "prepared-bf16-matmul", "prepared-int8-sdpa", "prepared-int8-matmul",
 ]
 
 
@@ -74,7 +76,7 @@ def block_flops(width: int, tokens: int, batch: int) -> float:
     return float(batch * (linears + attention))
 
 
-def make_runner(block, variant: str, device: torch.device, compile_: bool):
+def make_runner(block, variant: str, device: torch.device, compile_: bool, tokens: int = 1024):
     """``x -> block output`` (fp32) for a variant name."""
     if variant == "reference":
         return block
@@ -86,7 +88,8 @@ def make_runner(block, variant: str, device: torch.device, compile_: bool):
                 return block(x).float()
 
         return run
-    runner = frozen_block(block, dtype, rest[0] if rest else "sdpa")
+    attention = rest[0] if rest else "sdpa"
+    runner = frozen_block(block, dtype, attention, "plain" if rest[1:] == ["plain"] else None, rows=tokens)
     return torch.compile(runner.__call__, dynamic=False) if compile_ else runner
 
 
@@ -150,7 +153,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         for variant, compiled in variants:
             dtype = "fp32" if variant == "reference" else variant.split("-")[1]
             try:
-                out, first, best = time_runner(make_runner(block, variant, device, compiled), x, args.repeats, device)
+                out, first, best = time_runner(make_runner(block, variant, device, compiled, args.tokens), x, args.repeats, device)
             except Exception as err:  # noqa: BLE001 - a variant that cannot run is reported, not fatal
                 record = {"kind": "block", "variant": variant, "compiled": compiled, "error": f"{type(err).__name__}: {err}"}
                 emit(record, args.jsonl)

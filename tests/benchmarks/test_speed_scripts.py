@@ -18,7 +18,8 @@ from run_all import speed_summary  # noqa: E402
 def test_block_flop_count_matches_flop_counter():
     block = ResidualAttentionBlock(64, 4, batch_first=True).eval()
     x = torch.randn(2, 50, 64)
-    runner = block_bench.make_runner(block, "prepared-fp32-sdpa", torch.device("cpu"), False)
+    # the plain layout: FlopCounterMode counts aten matmuls, and the oneDNN linear is opaque to it
+    runner = block_bench.make_runner(block, "prepared-fp32-sdpa-plain", torch.device("cpu"), False)
     with torch.no_grad(), FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
         runner(x)
     assert block_bench.block_flops(64, 50, 2) == counter.get_total_flops()
