@@ -26,10 +26,11 @@ measured at the network's input resolution (S x S).
 ``--suite bricks`` measures normal-only training against the untrained network on synthetic test
 anomalies: 40 normal 128-pixel crops of scikit-image's brick texture train both stages (the
 normal-only defaults, :func:`aaclip_med.training.config.default_stage_config` with
-``normal_only=True``; ``--epochs`` and ``--lr-stage2`` as given) with ``--train-kinds``; 20 crops
-of another part of the texture are the test images, every second one planted with one kind per
-test set: the training kinds (its own generators, other seeds, unseen crops) and ``lesion``
-(a foreign one). Industrial scoring (the image score uses the trained image head).
+``normal_only=True``; ``--epochs`` as given) with ``--train-kinds``; 20 crops of another part of
+the texture are the test images, each scored clean and planted with one kind per test set (the
+package's synthetic validation set): the training kinds (its own generators, other seeds, unseen
+crops) and ``lesion`` (a foreign one). Industrial scoring (the image score uses the trained image
+head).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def _synthetic_network(ctx: Context) -> AAClip:
     config = TrainConfig(
         out_dir=str(ctx.work / "synthetic"), seed=args.seed, domain="medical", descriptions=dict(DESCRIPTIONS),
         stage1=StageConfig(epochs=args.epochs, lr=args.lr_stage1 or 1e-4, batch_size=4),
-        stage2=StageConfig(epochs=args.epochs, lr=args.lr_stage2, batch_size=2, milestones=()),
+        stage2=StageConfig(epochs=args.epochs, lr=args.lr_stage2 or 5e-4, batch_size=2, milestones=()),
         synthetic=synthetic, device="cpu", precision="fp32", progress=False, tensorboard=False, save_every=10_000,
     )
     run_training(model, config, train, None, transform)
@@ -269,7 +270,8 @@ def bricks_suite(args: argparse.Namespace, work: Path) -> list[dict]:
         out_dir=str(work / "run"), seed=args.seed, domain="industrial", descriptions=dict(BRICK_DESCRIPTION),
         stage1=default_stage_config(1, normal_only=True, epochs=args.epochs,
                                     **({"lr": args.lr_stage1} if args.lr_stage1 else {})),
-        stage2=default_stage_config(2, normal_only=True, epochs=args.epochs, lr=args.lr_stage2, milestones=()),
+        stage2=default_stage_config(2, normal_only=True, epochs=args.epochs, milestones=(),
+                                    **({"lr": args.lr_stage2} if args.lr_stage2 else {})),
         synthetic=synthetic, device="cpu", precision="fp32", progress=False, tensorboard=False, save_every=10_000)
     run_training(trained, config, train, None, transform)
     seconds = time.perf_counter() - start
@@ -300,10 +302,12 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=None, help="network input side; unset: the backbone's")
     parser.add_argument("--train-kinds", default="perlin,cutpaste", help="synthetic kinds the training uses")
     parser.add_argument("--probability", type=float, default=0.5)
-    parser.add_argument("--epochs", type=int, default=4, help="epochs of each stage")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs of each stage; unset: 4 (sample suite), 8 (bricks suite)")
     parser.add_argument("--lr-stage1", type=float, default=None,
                         help="Stage-1 rate; unset: 1e-4 (sample suite), the normal-only default (bricks suite)")
-    parser.add_argument("--lr-stage2", type=float, default=5e-4)
+    parser.add_argument("--lr-stage2", type=float, default=None,
+                        help="Stage-2 rate; unset: 5e-4 (sample suite), the normal-only default (bricks suite)")
     parser.add_argument("--reference-weight", type=float, default=0.5,
                         help="w of the memory in the references and both variants (1 = memory alone)")
     parser.add_argument("--max-mb", type=float, default=256.0, help="bound of each reference memory (all classes)")
@@ -317,6 +321,8 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = _arguments(argv)
+    if args.epochs is None:
+        args.epochs = 8 if args.suite == "bricks" else 4
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     emit({"host": host_info(torch.device("cpu"))})
