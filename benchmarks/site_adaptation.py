@@ -26,7 +26,7 @@ measured at the network's input resolution (S x S).
 ``--suite bricks`` measures normal-only training against the untrained network on synthetic test
 anomalies: 40 normal 128-pixel crops of scikit-image's brick texture train both stages (the
 normal-only defaults, :func:`aaclip_med.training.config.default_stage_config` with
-``normal_only=True``; ``--epochs`` as given) with ``--train-kinds``; 20 crops of another part of
+``normal_only=True``, 5 and 20 epochs, unless ``--epochs`` or a rate is given) with ``--train-kinds``; 20 crops of another part of
 the texture are the test images, each scored clean and planted with one kind per test set (the
 package's synthetic validation set): the training kinds (its own generators, other seeds, unseen
 crops) and ``lesion`` (a foreign one). Industrial scoring (the image score uses the trained image
@@ -268,10 +268,9 @@ def bricks_suite(args: argparse.Namespace, work: Path) -> list[dict]:
                                                  synthetic=synthetic)
     config = TrainConfig(
         out_dir=str(work / "run"), seed=args.seed, domain="industrial", descriptions=dict(BRICK_DESCRIPTION),
-        stage1=default_stage_config(1, normal_only=True, epochs=args.epochs,
-                                    **({"lr": args.lr_stage1} if args.lr_stage1 else {})),
-        stage2=default_stage_config(2, normal_only=True, epochs=args.epochs, milestones=(),
-                                    **({"lr": args.lr_stage2} if args.lr_stage2 else {})),
+        stage1=default_stage_config(1, normal_only=True, **_given(epochs=args.epochs, lr=args.lr_stage1)),
+        stage2=default_stage_config(2, normal_only=True, milestones=(),
+                                    **_given(epochs=args.epochs, lr=args.lr_stage2)),
         synthetic=synthetic, device="cpu", precision="fp32", progress=False, tensorboard=False, save_every=10_000)
     run_training(trained, config, train, None, transform)
     seconds = time.perf_counter() - start
@@ -284,10 +283,16 @@ def bricks_suite(args: argparse.Namespace, work: Path) -> list[dict]:
             rows.append({"variant": name, "test kind": kind + (" (own)" if kind in train_kinds else " (foreign)"),
                          **_rounded_aurocs(m)})
     print(f"backbone {args.backbone}, weights {args.backbone_weights}, 40 normal brick crops, training kinds "
-          f"{args.train_kinds}, {args.epochs} epochs per stage (lr {config.stage1.lr:g} / {config.stage2.lr:g}), "
+          f"{args.train_kinds}, {config.stage1.epochs} / {config.stage2.epochs} epochs "
+          f"(lr {config.stage1.lr:g} / {config.stage2.lr:g}), "
           f"trained in {seconds:.0f} s")
     print_table(rows, ["variant", "test kind", "pixel_auroc", "image_auroc"])
     return rows
+
+
+def _given(**values) -> dict:
+    """The options the command line set (None: the package's default)."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _rounded_aurocs(metrics: dict) -> dict:
@@ -303,7 +308,7 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-kinds", default="perlin,cutpaste", help="synthetic kinds the training uses")
     parser.add_argument("--probability", type=float, default=0.5)
     parser.add_argument("--epochs", type=int, default=None,
-                        help="epochs of each stage; unset: 4 (sample suite), 8 (bricks suite)")
+                        help="epochs of each stage; unset: 4 (sample suite), the package's (bricks suite: 5 and 20)")
     parser.add_argument("--lr-stage1", type=float, default=None,
                         help="Stage-1 rate; unset: 1e-4 (sample suite), the normal-only default (bricks suite)")
     parser.add_argument("--lr-stage2", type=float, default=None,
@@ -321,8 +326,8 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = _arguments(argv)
-    if args.epochs is None:
-        args.epochs = 8 if args.suite == "bricks" else 4
+    if args.epochs is None and args.suite == "sample":
+        args.epochs = 4
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     emit({"host": host_info(torch.device("cpu"))})
