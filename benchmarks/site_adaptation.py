@@ -26,10 +26,11 @@ measured at the network's input resolution (S x S).
 ``--suite bricks`` measures normal-only training against the untrained network on synthetic test
 anomalies: 40 normal 128-pixel crops of scikit-image's brick texture train both stages (the
 normal-only defaults, :func:`aaclip_med.training.config.default_stage_config` with
-``normal_only=True``; ``--epochs`` and ``--lr-stage2`` as given) with ``--train-kinds``; 20 crops
-of another part of the texture are the test images, every second one planted with one kind per
-test set: the training kinds (its own generators, other seeds, unseen crops) and ``lesion``
-(a foreign one). Industrial scoring (the image score uses the trained image head).
+``normal_only=True``, 5 and 20 epochs, unless ``--epochs`` or a rate is given) with ``--train-kinds``; 20 crops of another part of
+the texture are the test images, each scored clean and planted with one kind per test set (the
+package's synthetic validation set): the training kinds (its own generators, other seeds, unseen
+crops) and ``lesion`` (a foreign one). Industrial scoring (the image score uses the trained image
+head).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def _synthetic_network(ctx: Context) -> AAClip:
     config = TrainConfig(
         out_dir=str(ctx.work / "synthetic"), seed=args.seed, domain="medical", descriptions=dict(DESCRIPTIONS),
         stage1=StageConfig(epochs=args.epochs, lr=args.lr_stage1 or 1e-4, batch_size=4),
-        stage2=StageConfig(epochs=args.epochs, lr=args.lr_stage2, batch_size=2, milestones=()),
+        stage2=StageConfig(epochs=args.epochs, lr=args.lr_stage2 or 5e-4, batch_size=2, milestones=()),
         synthetic=synthetic, device="cpu", precision="fp32", progress=False, tensorboard=False, save_every=10_000,
     )
     run_training(model, config, train, None, transform)
@@ -267,9 +268,9 @@ def bricks_suite(args: argparse.Namespace, work: Path) -> list[dict]:
                                                  synthetic=synthetic)
     config = TrainConfig(
         out_dir=str(work / "run"), seed=args.seed, domain="industrial", descriptions=dict(BRICK_DESCRIPTION),
-        stage1=default_stage_config(1, normal_only=True, epochs=args.epochs,
-                                    **({"lr": args.lr_stage1} if args.lr_stage1 else {})),
-        stage2=default_stage_config(2, normal_only=True, epochs=args.epochs, lr=args.lr_stage2, milestones=()),
+        stage1=default_stage_config(1, normal_only=True, **_given(epochs=args.epochs, lr=args.lr_stage1)),
+        stage2=default_stage_config(2, normal_only=True, milestones=(),
+                                    **_given(epochs=args.epochs, lr=args.lr_stage2)),
         synthetic=synthetic, device="cpu", precision="fp32", progress=False, tensorboard=False, save_every=10_000)
     run_training(trained, config, train, None, transform)
     seconds = time.perf_counter() - start
@@ -282,10 +283,16 @@ def bricks_suite(args: argparse.Namespace, work: Path) -> list[dict]:
             rows.append({"variant": name, "test kind": kind + (" (own)" if kind in train_kinds else " (foreign)"),
                          **_rounded_aurocs(m)})
     print(f"backbone {args.backbone}, weights {args.backbone_weights}, 40 normal brick crops, training kinds "
-          f"{args.train_kinds}, {args.epochs} epochs per stage (lr {config.stage1.lr:g} / {config.stage2.lr:g}), "
+          f"{args.train_kinds}, {config.stage1.epochs} / {config.stage2.epochs} epochs "
+          f"(lr {config.stage1.lr:g} / {config.stage2.lr:g}), "
           f"trained in {seconds:.0f} s")
     print_table(rows, ["variant", "test kind", "pixel_auroc", "image_auroc"])
     return rows
+
+
+def _given(**values) -> dict:
+    """The options the command line set (None: the package's default)."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _rounded_aurocs(metrics: dict) -> dict:
@@ -300,10 +307,12 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=None, help="network input side; unset: the backbone's")
     parser.add_argument("--train-kinds", default="perlin,cutpaste", help="synthetic kinds the training uses")
     parser.add_argument("--probability", type=float, default=0.5)
-    parser.add_argument("--epochs", type=int, default=4, help="epochs of each stage")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs of each stage; unset: 4 (sample suite), the package's (bricks suite: 5 and 20)")
     parser.add_argument("--lr-stage1", type=float, default=None,
                         help="Stage-1 rate; unset: 1e-4 (sample suite), the normal-only default (bricks suite)")
-    parser.add_argument("--lr-stage2", type=float, default=5e-4)
+    parser.add_argument("--lr-stage2", type=float, default=None,
+                        help="Stage-2 rate; unset: 5e-4 (sample suite), the normal-only default (bricks suite)")
     parser.add_argument("--reference-weight", type=float, default=0.5,
                         help="w of the memory in the references and both variants (1 = memory alone)")
     parser.add_argument("--max-mb", type=float, default=256.0, help="bound of each reference memory (all classes)")
@@ -317,6 +326,8 @@ def _arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = _arguments(argv)
+    if args.epochs is None and args.suite == "sample":
+        args.epochs = 4
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     emit({"host": host_info(torch.device("cpu"))})

@@ -8,7 +8,9 @@ image into that region: ``out = (1 - m) * I + m * ((1 - beta) * T + beta * I)`` 
 ``beta ~ U(0, 0.8)`` drawn per sample. DRAEM takes textures from DTD; here the texture is another
 training image (``textures``), mapped onto this image's intensity range (percentiles 1-99), so a
 CT slice gets HU values and a photo 0-255 values. Without textures the image itself, flipped and
-shifted, serves as texture.
+shifted, serves as texture. As in DRAEM, the texture first goes through three of its ten colour
+and geometry operations (:mod:`aaclip_med.anomalies.texture_augment`): a texture of the same
+kind as the image would otherwise fill the region with more of the same.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from aaclip_med.keys import Keys
 
 from .base import RandAnomaly, RandAnomalyd, robust_range, to_numpy
 from .shapes import perlin_noise
+from .texture_augment import augment_texture
 
 __all__ = ["RandPerlinAnomaly", "RandPerlinAnomalyd", "perlin_region", "PERLIN_THRESHOLD", "PERLIN_MAX_SCALE",
            "BLEND_RANGE"]
@@ -59,16 +62,20 @@ class RandPerlinAnomaly(RandAnomaly):
             empty: the image itself, flipped and shifted.
         threshold: Perlin-noise threshold of the region.
         blend_range: range of beta, the share of the original kept inside the region.
+        augment: DRAEM's augmentation of the texture (three random operations); False pastes
+            the texture as it is.
         prob: probability of planting.
     """
 
     def __init__(self, textures: Sequence | None = None, threshold: float = PERLIN_THRESHOLD,
-                 blend_range: tuple[float, float] = BLEND_RANGE, prob: float = 1.0) -> None:
+                 blend_range: tuple[float, float] = BLEND_RANGE, augment: bool = True, prob: float = 1.0) -> None:
         super().__init__(prob)
         if not 0.0 <= blend_range[0] <= blend_range[1] < 1.0:
             msg = f"blend_range must satisfy 0 <= low <= high < 1 (beta = 1 would change nothing), got {blend_range}"
             raise ValueError(msg)
         self.textures, self.threshold, self.blend_range = textures, threshold, tuple(blend_range)
+        self.augment = augment
+        self.operations: tuple[str, ...] = ()  # the texture operations of the latest anomaly
 
     @classmethod
     def for_training(cls, modality: str | dict = "auto", textures: Sequence | None = None) -> RandPerlinAnomaly:
@@ -89,7 +96,11 @@ class RandPerlinAnomaly(RandAnomaly):
             source = np.repeat(source.mean(axis=0, keepdims=True), c, axis=0)
         lo, hi = robust_range(image)
         t_lo, t_hi = robust_range(source)
-        return lo + (np.clip(source, t_lo, t_hi) - t_lo) * ((hi - lo) / (t_hi - t_lo))
+        unit = (np.clip(source, t_lo, t_hi) - t_lo) / (t_hi - t_lo)  # (C, H, W) in [0, 1]
+        self.operations = ()
+        if self.augment:
+            unit, self.operations = augment_texture(unit, rng)
+        return lo + unit * (hi - lo)
 
     def plant(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         region = perlin_region(image.shape[1:], rng, self.threshold)
@@ -103,14 +114,14 @@ class RandPerlinAnomalyd(RandAnomalyd):
 
     Args:
         keys: the image key.
-        textures, threshold, blend_range: see :class:`RandPerlinAnomaly`.
+        textures, threshold, blend_range, augment: see :class:`RandPerlinAnomaly`.
         prob: probability of planting an anomaly in a normal sample.
         mask_key, label_key, allow_missing_keys: see :class:`aaclip_med.anomalies.base.RandAnomalyd`.
     """
 
     def __init__(self, keys: KeysCollection = Keys.IMAGE, textures: Sequence | None = None,
                  threshold: float = PERLIN_THRESHOLD, blend_range: tuple[float, float] = BLEND_RANGE,
-                 prob: float = 1.0, mask_key: str = Keys.MASK, label_key: str = Keys.LABEL,
+                 augment: bool = True, prob: float = 1.0, mask_key: str = Keys.MASK, label_key: str = Keys.LABEL,
                  allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, RandPerlinAnomaly(textures, threshold, blend_range), prob, mask_key, label_key,
-                         allow_missing_keys)
+        super().__init__(keys, RandPerlinAnomaly(textures, threshold, blend_range, augment), prob, mask_key,
+                         label_key, allow_missing_keys)

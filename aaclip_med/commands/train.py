@@ -85,7 +85,7 @@ def _stage_arguments(parser: argparse.ArgumentParser) -> None:
     for n in (1, 2):
         cfg = _DEFAULTS.stage_config(n)
         group.add_argument(f"--epochs-stage{n}", type=int, default=cfg.epochs, help=f"Stage-{n} epochs")
-        normal_only = f", {default_stage_config(n, normal_only=True).lr:g} with --synthetic-anomalies" if n == 1 else ""
+        normal_only = f", {default_stage_config(n, normal_only=True).lr:g} with --synthetic-anomalies"
         group.add_argument(f"--lr-stage{n}", type=float, default=None,
                            help=f"Stage-{n} Adam learning rate (default {cfg.lr:g}{normal_only})")
         group.add_argument(f"--batch-size-stage{n}", type=int, default=cfg.batch_size,

@@ -5,6 +5,8 @@ never sees, and half of its anomalies come from a generator kind training does n
 half come from the training kinds (other seeds, unseen cases): with a foreign kind alone, an
 epoch's score measures nothing the training moves, and the first epoch tends to be kept while
 the loss still falls. The best epoch detects both what it was trained on and what it was not.
+Every held-out image is scored clean and planted, so the image-level score compares an image with
+itself and not one group of images with another.
 """
 
 from __future__ import annotations
@@ -49,13 +51,17 @@ def split_holdout(records: Sequence[dict], fraction: float, seed: int) -> tuple[
 
 
 class SyntheticValidation(Dataset):
-    """Held-out normal samples, every second one with a synthetic anomaly, preprocessed for inference.
+    """Every held-out normal sample twice, clean and with a synthetic anomaly, preprocessed for inference.
 
-    Sample ``i`` is the same in every epoch and every run: its anomaly is seeded from
-    (``validation_seed``, 0, i). Even indices get an anomaly, odd ones stay normal, so image AUROC
-    is defined. Indices 0, 4, 8, ... get the validation kind, 2, 6, 10, ... one of the training
-    kinds. A planted region that resizing to S x S leaves without a pixel makes the sample normal
-    (its label follows the mask the network is scored on).
+    Sample ``2 i`` is record ``i`` as it is (normal), sample ``2 i + 1`` the same record with an
+    anomaly seeded from (``validation_seed``, 0, i): the same in every epoch and every run. The
+    anomalous and the normal samples are the same images, so an image score that follows the
+    image's content (its brightness, its texture) and not the anomaly gives an image AUROC of
+    0.5; with every second record planted instead, a handful of held-out images put a content
+    difference between the two groups that scored far from 0.5 on a network that had learned
+    nothing (issue 34). Records 0, 2, 4, ... get the validation kind, 1, 3, 5, ... one of the
+    training kinds. A planted region that resizing to S x S leaves without a pixel makes the
+    sample normal (its label follows the mask the network is scored on).
 
     Args:
         records: held-out manifest records (normal).
@@ -78,18 +84,21 @@ class SyntheticValidation(Dataset):
         self.plant = {kinds: ModalityDispatch(lambda name, k=kinds: synthetic_transform(k, 1.0, name, self.loaded),
                                               modality)
                       for kinds in ((synthetic.validation_kind,), tuple(synthetic.kinds))}
-        self.kinds = ((synthetic.validation_kind,), tuple(synthetic.kinds))  # for indices 0 and 2 (mod 4)
+        self.kinds = ((synthetic.validation_kind,), tuple(synthetic.kinds))  # for even and odd records
         self.prepare = ModalityDispatch(lambda name: inference_transforms(name, image_size, mask_key=Keys.MASK),
                                         modality)
         self.relabel = SyntheticLabeld(Keys.MASK)  # a region lost in resizing leaves a normal sample
 
     def __len__(self) -> int:
-        return len(self.data)
+        return 2 * len(self.data)
 
     def __getitem__(self, index: int) -> dict:
-        sample = self.loaded[index]
-        if index % 2 == 0:
-            plant = self.plant[self.kinds[(index // 2) % 2]]
-            plant.set_random_state(seed=sample_seed(self.seed, 0, index))
+        if not 0 <= index < len(self):
+            raise IndexError(f"validation sample {index} out of range (0-{len(self) - 1})")
+        record, planted = divmod(index, 2)
+        sample = self.loaded[record]
+        if planted:
+            plant = self.plant[self.kinds[record % 2]]
+            plant.set_random_state(seed=sample_seed(self.seed, 0, record))
             sample = plant(sample)
         return self.relabel(self.prepare(sample))

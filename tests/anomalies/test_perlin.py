@@ -55,11 +55,31 @@ def test_texture_comes_from_another_image_mapped_to_this_images_units():
     assert result.image.shape == image.shape
 
 
+def test_a_texture_of_the_same_kind_is_augmented_into_a_foreign_one():
+    # issue 34: a region filled with another image of the same kind, as it is, holds the same pixel
+    # statistics as the image (a linear probe on the tiny network's patches scored 0.49 on bricks);
+    # DRAEM's three texture operations make the region differ from its surroundings
+    from scipy.stats import ks_2samp
+
+    image, other = photo(seed=1), photo(seed=2)  # two draws of one kind of texture
+    distances = {}
+    for augment in (False, True):
+        transform = RandPerlinAnomaly(textures=[other], blend_range=(0.0, 0.0), augment=augment)
+        per_seed = []
+        for seed in range(12):
+            result = transform.set_random_state(seed)(image)
+            inside = result.mask[0].bool()
+            per_seed.append(ks_2samp(result.image[:, inside].flatten().numpy(), image.flatten().numpy()).statistic)
+            assert (len(transform.operations) == 3) == augment
+        distances[augment] = np.median(per_seed)
+    assert distances[False] < 0.05 and distances[True] > 3 * distances[False]
+
+
 def test_blend_factor_is_drawn_per_sample_in_drams_range():
     image = photo(seed=1)
     texture = image.flip(-1)  # same values, so the texture keeps its values when mapped to the image's range
     lo, hi = np.percentile(image.numpy(), [1, 99])
-    transform = RandPerlinAnomaly(textures=[texture])
+    transform = RandPerlinAnomaly(textures=[texture], augment=False)  # the texture's own values
     betas = []
     for seed in range(5):
         result = transform.set_random_state(seed)(image)

@@ -27,6 +27,11 @@ def test_synthetic_anomalies_reach_the_transform_and_the_recorded_config(tmp_pat
     first = parser.get_parsed_content("train_transform")(1).transforms[0]
     assert isinstance(first, RandSyntheticAnomalyd) and first.kinds == ("perlin", "cutpaste") and first.prob == 0.7
     assert first.generators["perlin"].textures is not None  # textures: the bundle's training images
+    from aaclip_med.training import default_stage_config
+
+    for n in (1, 2):  # the normal-only rates, as on the command line
+        assert config.stage_config(n).lr == default_stage_config(n, normal_only=True).lr
     off = _parser(tmp_path)
     assert off.get_parsed_content("train_config").synthetic is None
+    assert [off.get_parsed_content("train_config").stage_config(n).lr for n in (1, 2)] == [1e-5, 5e-4]
     assert not isinstance(off.get_parsed_content("train_transform")(1).transforms[0], RandSyntheticAnomalyd)

@@ -33,3 +33,27 @@ def test_training_is_seeded():
     masks = {tuple(training_transforms("ct", 16, stage=1, seed=s)(_sample())["mask"].flatten().tolist())
              for s in range(8)}
     assert len(masks) > 1  # the seed drives the augmentation
+
+
+def test_synthetic_region_and_mask_coincide_after_the_whole_training_pipeline():
+    # issue 34: the planted pixels must be where mask == 1 after resizing, rotation, shift and flips.
+    # The same seed with the sample labelled anomalous skips the planting (a real anomaly passes
+    # unchanged) but draws the same geometry, so the two outputs differ only where it planted.
+    rng = np.random.default_rng(0)
+    image = MetaTensor(torch.tensor(rng.integers(40, 200, (3, 64, 64)), dtype=torch.float32),
+                       meta={"intensity_max": 255.0})
+    base = {"image": image, "mask": MetaTensor(torch.zeros(1, 64, 64)), "label": 0.0, "class_name": "x"}
+    pipeline = training_transforms("photo", 64, stage=1, synthetic_kinds="cutpaste", synthetic_probability=1.0)
+    still = torch.as_tensor(inference_transforms("photo", 64)(dict(base))["image"])  # no geometry
+    moved = 0
+    for seed in range(12):
+        planted = pipeline.set_random_state(seed=seed)(dict(base))
+        clean = pipeline.set_random_state(seed=seed)({**base, "label": 1.0})
+        mask = torch.as_tensor(planted["mask"])[0] > 0.5
+        if not mask.any():
+            continue
+        changed = (torch.as_tensor(planted["image"]) != torch.as_tensor(clean["image"])).any(dim=0)
+        near = torch.nn.functional.max_pool2d(mask[None, None].float(), 5, 1, 2)[0, 0] > 0  # bicubic rings
+        assert changed[mask].float().mean() > 0.7 and not (changed & ~near).any()
+        moved += int(not torch.equal(torch.as_tensor(clean["image"]), still))
+    assert moved >= 6  # most draws rotated, shifted or flipped the pair

@@ -1,4 +1,4 @@
-"""Issue 34, causes 2 and 3: an image head that can learn, a Stage 1 that moves the anchors.
+"""Issue 34, causes 2 and 3: an image head that can learn, Stage-1 and Stage-2 rates that move the weights.
 
 Cause 2: the paper's image loss is the cross-entropy of ``det @ T`` without temperature. ``det`` is
 a mean of unit vectors (norm <= 1) and T's columns are unit vectors, so the two logits differ by at
@@ -8,10 +8,12 @@ anchors at cosine 0.975, next to ln 2 = 0.69. Normal-only runs scale the logits.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 
+from aaclip_med.keys import Keys
 from aaclip_med.training import TrainConfig, collate_samples, freeze_for_stage, stage1_losses, stage2_losses
 from aaclip_med.training.config import (
     NORMAL_ONLY_IMAGE_LOGIT_SCALE,
@@ -77,6 +79,33 @@ def test_normal_only_stage1_default_moves_the_anchors_the_paper_default_does_not
     paper, normal_only = default_stage_config(1), default_stage_config(1, normal_only=True)
     assert paper.lr == 1e-5 and normal_only.lr > paper.lr
     assert (paper.epochs, paper.batch_size) == (normal_only.epochs, normal_only.batch_size) == (5, 16)
-    assert default_stage_config(2, normal_only=True) == default_stage_config(2)
+    paper2, normal_only2 = default_stage_config(2), default_stage_config(2, normal_only=True)
+    assert dataclasses.replace(normal_only2, lr=paper2.lr) == paper2  # only the rate differs
     small, large = _anchor_move(paper.lr), _anchor_move(normal_only.lr)
     assert small < 1e-3 < large  # an anchor entry of a unit vector of width 64 is about 0.1
+
+
+def _stage2_maps_after(lr: float, steps: int = 20) -> float:
+    """Pixel AUROC of the full model's maps on one batch after ``steps`` Stage-2 Adam steps at ``lr``."""
+    from sklearn.metrics import roc_auc_score
+
+    model = make_tiny_model(0)
+    batch = collate_samples(make_samples(4, seed=2))
+    anchors = stack_anchors(fixed_anchor_table(model, [DESC]), [DESC] * 4)
+    optimizer = torch.optim.Adam(freeze_for_stage(model, 2), lr=lr, betas=(0.5, 0.999))
+    for _ in range(steps):
+        loss = stage2_losses(model, batch, anchors, NORMAL_ONLY_IMAGE_LOGIT_SCALE)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        maps = model.eval().predict(batch[Keys.IMAGE], anchors, "industrial").anomaly_map
+    return roc_auc_score(batch[Keys.MASK][:, 0].numpy().ravel() > 0.5, maps.numpy().ravel())
+
+
+def test_normal_only_stage2_rate_fits_the_maps_in_the_steps_a_small_site_gives():
+    # 40 normal images give 400 Stage-2 steps, the paper's VisA run 21600: at 5e-4 the maps of the
+    # bricks runs did not fit even their own training samples; here 20 steps on one batch
+    paper, normal_only = default_stage_config(2).lr, default_stage_config(2, normal_only=True).lr
+    assert paper == 5e-4 and normal_only > paper
+    assert _stage2_maps_after(paper) < 0.8 < 0.95 < _stage2_maps_after(normal_only)
