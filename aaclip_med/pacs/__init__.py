@@ -25,23 +25,20 @@ Example::
     print(record["counts"])
 """
 
-from aaclip_med.pacs.errors import NotAnImageSeries, PacsError, SeriesError, ServerError
-from aaclip_med.pacs.listener import listen
-from aaclip_med.pacs.run import run_pacs
-from aaclip_med.pacs.settings import Credentials, DicomWebServer, DimseNode, read_credentials
-from aaclip_med.pacs.state import SeriesState, series_key
+from __future__ import annotations
 
-__all__ = [
-    "Credentials",
-    "DicomWebServer",
-    "DimseNode",
-    "NotAnImageSeries",
-    "PacsError",
-    "SeriesError",
-    "SeriesState",
-    "ServerError",
-    "listen",
-    "read_credentials",
-    "run_pacs",
-    "series_key",
-]
+from aaclip_med._lazy import lazy_exports
+
+# names load on first use: the CLI reads light modules (aaclip_med.pacs.settings) for its arguments
+# without importing the DICOMweb client, pynetdicom and the inference stack
+_MODULES = {
+    "aaclip_med.pacs.errors": ("NotAnImageSeries", "PacsError", "SeriesError", "ServerError"),
+    "aaclip_med.pacs.listener": ("listen",),
+    "aaclip_med.pacs.run": ("run_pacs",),
+    "aaclip_med.pacs.settings": ("Credentials", "DicomWebServer", "DimseNode", "read_credentials"),
+    "aaclip_med.pacs.state": ("SeriesState", "series_key"),
+}
+
+__all__ = sorted(name for names in _MODULES.values() for name in names)
+
+__getattr__ = lazy_exports(__name__, _MODULES)
