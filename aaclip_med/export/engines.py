@@ -42,6 +42,9 @@ def onnxruntime_runner(path: Path, threads: int) -> Runner:
     ort = require("onnxruntime", "--engine onnxruntime")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    # no spinning between runs: the workers would take the cores from the loader and torch's threads,
+    # which prepare the next slices meanwhile; a run of a ViT graph is long enough not to miss it
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return lambda images: session.run(None, {INPUT_NAME: images})
 
