@@ -169,6 +169,8 @@ class ApproximateBank:
     def __init__(self, bank: torch.Tensor, nprobe: int = APPROXIMATE_NPROBE) -> None:
         if bank.ndim != 2 or bank.shape[0] == 0:
             raise ValueError(f"a reference bank is a non-empty (N, D) matrix, got shape {tuple(bank.shape)}")
+        if not torch.isfinite(bank).all():  # k-means would spread NaN through the centroids, and every map with it
+            raise ValueError("a reference bank with non-finite values cannot be indexed (load_references refuses such files)")
         faiss = _faiss()
         self.faiss = faiss
         size, self.width = bank.shape
