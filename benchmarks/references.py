@@ -243,6 +243,9 @@ def _approximation(scorer, memory: ClassMemory, predictor: Predictor, image, fea
         "map_diff_max": float(f"{float((approximate - exact_pred).abs().max()):.2e}"),
         "map_diff_mean": float(f"{float((approximate - exact_pred).abs().mean()):.2e}"),
         "map_range": float(f"{float(exact_pred.max() - exact_pred.min()):.2e}"),
+        # the spread of the exact M over this image: the differences above in its units read as they would
+        # in a real memory's standardised map (whose std_M comes from references, not the benchmark's 1)
+        "memory_map_std": float(f"{float(exact_map.std()):.2e}"),
     }
 
 
