@@ -149,6 +149,11 @@ def test_an_approximate_run_is_recorded_warned_and_refused_on_resume_with_anothe
     capsys.readouterr()
     assert infer("b", "--reference-search", "approximate") == 1
     assert "references.search: finished work None, this run 'approximate: faiss IVF" in capsys.readouterr().err
+    # a calibration fitted on exact scores is not applied to approximate ones
+    assert infer("c", "--calibrate-normals", str(tmp_path / "normals")) == 0
+    capsys.readouterr()
+    assert infer("d", "--reference-search", "approximate", "--calibration", str(tmp_path / "c" / "calibration.json")) == 1
+    assert "references.search: calibration None, this run 'approximate" in capsys.readouterr().err
     # 3 images x 64 patches: 4 clusters, all probed, so the approximate scores are the exact ones
     approximate, exact = (json.loads((tmp_path / out / "test_scores.json").read_text())["slices"][0] for out in "ab")
     for key in ("image_score", "map_max"):
