@@ -19,6 +19,7 @@ from aaclip_med.export.registry import ENGINES, TORCH_ENGINE
 from aaclip_med.inference.options import (
     DEFAULT_REFERENCE_WEIGHT,
     PMAP_VALUES,
+    REFERENCE_SEARCHES,
     SLICE_AXES,
     InferenceOptions,
     SliceOptions,
@@ -192,6 +193,10 @@ def add_inference_arguments(parser: argparse.ArgumentParser, dicom_flag: bool = 
                         help="weight of the memory in the combined map: (1-W)*zero-shot + W*memory, each "
                              f"standardised on the references (1 = the memory alone; default {DEFAULT_REFERENCE_WEIGHT}); "
                              "only with --references")
+    memory.add_argument("--reference-search", choices=REFERENCE_SEARCHES, default="auto",
+                        help="nearest-neighbour search of the memory: auto (exact; the default), screen, gemm, or "
+                             "approximate (a faiss index, pip install 'aaclip-med[ann]': faster, maps slightly off "
+                             "where it misses a neighbour, recorded in run.json); only with --references")
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--precision", choices=INFERENCE_PRECISIONS, default=defaults.precision,
                            help="auto: bf16/fp16 where the device runs it natively, else fp32; int8: dynamic int8 "
@@ -230,6 +235,7 @@ def inference_options_from_args(args: argparse.Namespace, **changes) -> Inferenc
         dicom=getattr(args, "dicom_out", False), pmap_values=args.pmap_values, calibration=calibration,
         allow_calibration_mismatch=args.allow_calibration_mismatch,
         references=args.references, reference_weight=args.reference_weight,
+        reference_search=args.reference_search,
         slices=SliceOptions(axis=axis, start=start, stop=stop, min_foreground=args.min_foreground,
                             skip_empty=args.skip_empty),
         precision=args.precision, batch_size=args.batch_size, workers=args.workers, device=args.device,

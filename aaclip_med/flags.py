@@ -31,6 +31,7 @@ FLAGS: dict[str, str] = {
     "modality": "--modality",
     "references": "--references",
     "reference_weight": "--reference-weight",
+    "reference_search": "--reference-search",
     "precision": "--precision",
     "fmt": "--format",
     "calibration_data": "--calibration-data",

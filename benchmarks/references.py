@@ -14,12 +14,21 @@ size, the memory kept, and ``kept/seen`` patches.
 
 ``score``: one image at a time, the zero-shot prediction alone and with the memory (combined,
 weight 0.5) under each ``--searches`` (``screen``: the exact int8-screened search; ``gemm``: blocked
-products in the predictor's precision), alternating, best of ``--repeats``; the memory is a full
-``--score-max-mb`` of random unit features (the GEMM's cost does not depend on their values; the
-screen's rescoring does, a little: ``candidates_per_query``). ``added_fraction`` = (with memory -
-zero-shot) / zero-shot, measured in the same run, next to the nearest-neighbour search alone as a
-fraction of the zero-shot time and of the bf16 matmul probe of the same run, and each search's
-largest difference from the float32 maximum (blocked float32 products) on the same features.
+products in the predictor's precision; ``approximate``: the faiss index, when faiss is installed),
+alternating, best of ``--repeats``. The memory is a full ``--score-max-mb``: ``--bank random``
+holds random unit features (the GEMM's cost does not depend on their values; the screen's
+rescoring does, a little: ``candidates_per_query``; for an index they are the worst case, with no
+clusters to find); ``--bank features`` (the default) holds the network's own patch features of
+``--bank-images`` random images, each repeated with a small random turn (cosine about 0.96 to its
+source) until the memory is full, so that the scored image's patches have near neighbours as
+they have in normal references. ``added_fraction`` = (with memory - zero-shot) / zero-shot,
+measured in the same run, next to the nearest-neighbour search alone as a fraction of the
+zero-shot time and of the bf16 matmul probe of the same run, and each search's largest difference
+from the float32 maximum (blocked float32 products) on the same features. For ``approximate``
+also: ``index_build_s`` (all levels, once per memory), ``recall_at_1`` (queries whose maximum is
+the exact float32 one within 1e-4), and the largest / mean difference against the exact float32
+search of the memory map (``memory_map_*``: the raw ``M``, smoothed and upsampled) and of the final
+combined map (``map_*``, in normal standard deviations with the benchmark's unit statistics).
 
 Prints one JSON line per measurement (``kind``: host, matmul_peak, build, score), then a table.
 """
@@ -39,7 +48,7 @@ from _common import PeakMemory, emit, host_info, matmul_peak, print_table
 
 from aaclip_med.adaptation import ClassMemory, ReferenceScorer, ReferenceSlices, build_references
 from aaclip_med.inference import Predictor
-from aaclip_med.memory.search import ScreenedBank, max_cosine
+from aaclip_med.memory.search import ScreenedBank, faiss_available, max_cosine
 from aaclip_med.model import AAClipConfig, build_aaclip
 from aaclip_med.units import in_mb, mb_to_bytes
 
@@ -57,8 +66,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--score-size", type=int, default=518)
     parser.add_argument("--score-max-mb", type=float, nargs="+", default=[256.0], help="one or more memory sizes")
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--searches", nargs="+", choices=("screen", "gemm"), default=["screen", "gemm"])
-    parser.add_argument("--threads", type=int, help="torch threads (default: PyTorch's)")
+    searches = ["screen", "gemm", *(["approximate"] if faiss_available() else [])]
+    parser.add_argument("--searches", nargs="+", choices=("screen", "gemm", "approximate"), default=searches)
+    parser.add_argument("--bank", choices=("features", "random"), default="features",
+                        help="what the scored memory holds (module docstring)")
+    parser.add_argument("--bank-images", type=int, default=4, help="images whose features fill a 'features' memory")
+    parser.add_argument("--nprobes", type=int, nargs="*", default=[],
+                        help="also time the approximate search alone, and its recall, at these clusters probed per query")
+    parser.add_argument("--threads", type=int, help="torch threads, and faiss's (default: PyTorch's)")
+    parser.add_argument("--faiss-simd", choices=("avx2", "avx512"),
+                        help="faiss's SIMD kernels (default: the best the CPU has); avx2 next to ATEN_CPU_CAPABILITY=avx2")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--matmul-size", type=int, default=2048)
@@ -110,12 +127,26 @@ def bench_build(args: argparse.Namespace, jsonl: Path | None) -> dict:
     return record
 
 
-def _bank(model, max_mb: float) -> ClassMemory:
+def _bank(model, max_mb: float, kind: str = "random", predictor: Predictor | None = None, images: int = 4,
+          size: int = 224) -> ClassMemory:
     levels, width = len(model.config.levels), model.embed_dim
     rows = mb_to_bytes(max_mb) // (levels * width * 2)
     generator = torch.Generator().manual_seed(0)
-    features = [torch.nn.functional.normalize(torch.randn(rows, width, generator=generator), dim=1).half()
-                for _ in range(levels)]
+    if kind == "random":
+        features = [torch.nn.functional.normalize(torch.randn(rows, width, generator=generator), dim=1).half()
+                    for _ in range(levels)]
+    else:
+        sources = [[] for _ in range(levels)]
+        for n in range(images):
+            image = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1000 + n))
+            feats, _ = predictor.encode(image, "scan", "medical")
+            for level, found in enumerate(feats.levels):
+                sources[level].append(found.reshape(-1, width).float())
+        features = []
+        for found in (torch.cat(parts) for parts in sources):
+            repeated = found[torch.arange(rows) % found.shape[0]]
+            turn = 0.3 / width**0.5 * torch.randn(rows, width, generator=generator)  # |turn| ~ 0.3: cosine ~0.96
+            features.append(torch.nn.functional.normalize(repeated + turn, dim=1).half())
     stats = {"zero_shot_mean": 0.0, "zero_shot_std": 1.0, "memory_mean": 0.0, "memory_std": 1.0,
              "global_mean": 0.0, "global_std": 1.0}
     return ClassMemory("scan", "scan", "ct", "medical", features, stats, 0, rows)
@@ -137,8 +168,12 @@ def bench_score(args: argparse.Namespace, jsonl: Path | None) -> list[dict]:
 
 
 def _score_one(args: argparse.Namespace, model, predictor: Predictor, max_mb: float, jsonl: Path | None) -> list[dict]:
-    memory = _bank(model, max_mb)
-    scorers = {name: ReferenceScorer(memory, 0.5, "cpu", predictor.precision, search=name) for name in args.searches}
+    memory = _bank(model, max_mb, args.bank, predictor, args.bank_images, args.score_size)
+    scorers, build_s = {}, {}
+    for name in args.searches:
+        start = time.perf_counter()
+        scorers[name] = ReferenceScorer(memory, 0.5, "cpu", predictor.precision, search=name)
+        build_s[name] = time.perf_counter() - start
     image = torch.randn(1, 3, args.score_size, args.score_size)
     feats, _ = predictor.encode(image, "scan", "medical")  # warm-up, and the features the search alone reads
     queries = [f.reshape(-1, f.shape[-1]) for f in feats.levels]
@@ -167,7 +202,7 @@ def _score_one(args: argparse.Namespace, model, predictor: Predictor, max_mb: fl
         screened = [bank for bank in scorer.banks if isinstance(bank, ScreenedBank)]
         record = {
             "kind": "score", "search": name, "backbone": args.score_backbone, "image_size": args.score_size,
-            "precision": predictor.precision, "threads": torch.get_num_threads(),
+            "precision": predictor.precision, "threads": torch.get_num_threads(), "bank": args.bank,
             "bank_mb": round(in_mb(sum(t.numel() * 2 for t in memory.levels))),
             "bank_rows_per_level": memory.levels[0].shape[0], "zero_shot_s": round(zero, 3),
             "with_memory_s": round(combined[name], 3), "added_fraction": round((combined[name] - zero) / zero, 3),
@@ -177,11 +212,74 @@ def _score_one(args: argparse.Namespace, model, predictor: Predictor, max_mb: fl
             if screened else None,
             "int8_codes_mb": round(in_mb(sum(sum(c.numel() for c in b.codes) for b in screened))) if screened else None,
         }
+        if name == "approximate":
+            record |= {"index_build_s": round(build_s[name], 1), "index_lists": scorer.banks[0].lists,
+                       "index_nprobe": scorer.banks[0].nprobe}
+            record |= _approximation(scorer, memory, predictor, image, feats, found, reference)
         emit(record, jsonl)
         records.append(record)
-    if len(records) == 2:
+        if name == "approximate":
+            records += _nprobe_sweep(args, scorer, search, reference, zero, jsonl)
+    if records[:2] and [r["search"] for r in records[:2]] == ["screen", "gemm"]:
         emit({"kind": "search_ratio", "screen_over_gemm": round(records[0]["search_s"] / records[1]["search_s"], 3)}, jsonl)
     return records
+
+
+def _approximation(scorer, memory: ClassMemory, predictor: Predictor, image, feats, found, reference) -> dict:
+    """Recall and map differences of the approximate search against the exact float32 one, same features."""
+    gaps = torch.cat([want - got for got, want in zip(found, reference, strict=True)])
+    exact = _ExactScorer(memory, reference)
+    grid, size = predictor.model.grid_size, (image.shape[-2], image.shape[-1])
+    memory_map = scorer.memory_map(feats.levels, grid, "medical", size)
+    exact_map = exact.memory_map(feats.levels, grid, "medical", size)
+    approximate = predictor.predict_tensor(image, "scan", "medical", scorer).anomaly_map.float()
+    exact_pred = predictor.predict_tensor(image, "scan", "medical", exact).anomaly_map.float()
+    return {
+        "recall_at_1": round(float((gaps.abs() <= 1e-4).float().mean()), 4),
+        "max_cos_gap_max": float(f"{float(gaps.max()):.2e}"), "max_cos_gap_mean": float(f"{float(gaps.mean()):.2e}"),
+        "max_cos_above_exact": float(f"{float((-gaps).clamp_min(0).max()):.2e}"),
+        "memory_map_diff_max": float(f"{float((memory_map - exact_map).abs().max()):.2e}"),
+        "memory_map_diff_mean": float(f"{float((memory_map - exact_map).abs().mean()):.2e}"),
+        "map_diff_max": float(f"{float((approximate - exact_pred).abs().max()):.2e}"),
+        "map_diff_mean": float(f"{float((approximate - exact_pred).abs().mean()):.2e}"),
+        "map_range": float(f"{float(exact_pred.max() - exact_pred.min()):.2e}"),
+        # the spread of the exact M over this image: the differences above in its units read as they would
+        # in a real memory's standardised map (whose std_M comes from references, not the benchmark's 1)
+        "memory_map_std": float(f"{float(exact_map.std()):.2e}"),
+    }
+
+
+def _nprobe_sweep(args, scorer, search, reference, zero: float, jsonl: Path | None) -> list[dict]:
+    """The approximate search alone at other ``nprobe`` (the same index), against the same zero-shot time."""
+    default, records = scorer.banks[0].index.nprobe, []
+    for nprobe in args.nprobes:
+        for bank in scorer.banks:
+            bank.index.nprobe = nprobe
+        search_s = _best(search(scorer), args.repeats)
+        gaps = torch.cat([want - got for got, want in zip(search(scorer)(), reference, strict=True)])
+        record = {"kind": "nprobe", "search": f"approximate nprobe {nprobe}", "nprobe": nprobe,
+                  "search_s": round(search_s, 3), "search_fraction": round(search_s / zero, 3),
+                  "recall_at_1": round(float((gaps.abs() <= 1e-4).float().mean()), 4),
+                  "max_cos_gap_max": float(f"{float(gaps.max()):.2e}"),
+                  "max_cos_gap_mean": float(f"{float(gaps.mean()):.2e}")}
+        emit(record, jsonl)
+        records.append(record)
+    for bank in scorer.banks:
+        bank.index.nprobe = default
+    return records
+
+
+class _ExactScorer(ReferenceScorer):
+    """A scorer whose maxima are the exact float32 ones computed before, for the features of the benchmark's image."""
+
+    def __init__(self, memory: ClassMemory, maxima: list[torch.Tensor]) -> None:
+        self.memory, self.weight, self.search, self.maxima = memory, 0.5, "exact", maxima
+        self.banks = memory.levels
+
+    def max_cosine(self, level: int, queries: torch.Tensor) -> torch.Tensor:
+        if queries.shape[0] != self.maxima[level].shape[0]:
+            raise ValueError("the exact scorer holds the maxima of the benchmark's one image only")
+        return self.maxima[level]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,7 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")
-    emit({"kind": "host", **host_info(device)}, args.jsonl)
+    faiss_simd = {}
+    if faiss_available():
+        import faiss
+
+        if args.faiss_simd:
+            faiss.SIMDConfig.set_level(getattr(faiss, f"SIMDLevel_{args.faiss_simd.upper()}"))
+        faiss_simd = {"faiss": faiss.__version__, "faiss_simd": faiss.SIMDConfig.get_level_name()}
+    emit({"kind": "host", **host_info(device), **faiss_simd}, args.jsonl)
     peak = matmul_peak(torch.bfloat16, device, args.matmul_size, 2.0)
     emit(peak, args.jsonl)
     rows = []
@@ -198,13 +303,17 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(bench_build(args, args.jsonl))
     if "score" in args.parts:
         for record in bench_score(args, args.jsonl):
+            if record["kind"] != "score":
+                rows.append(record)
+                continue
             record["search_fraction_of_bf16_peak"] = round(record["search_gflops"] / peak["peak_gflops"], 3)
             emit({"kind": "score_vs_peak", "search": record["search"], "bank_mb": record["bank_mb"],
                   "search_fraction_of_bf16_peak": record["search_fraction_of_bf16_peak"]}, args.jsonl)
             rows.append(record)
     print_table(rows, ["kind", "search", "backbone", "image_size", "precision", "seconds", "peak_rss_mb", "bank_mb",
                        "patches_kept", "patches_seen", "zero_shot_s", "with_memory_s", "added_fraction",
-                       "search_fraction", "max_abs_diff_vs_fp32", "candidates_per_query"])
+                       "search_fraction", "max_abs_diff_vs_fp32", "candidates_per_query", "nprobe", "recall_at_1",
+                       "memory_map_diff_max", "memory_map_diff_mean", "map_diff_max", "map_diff_mean"])
     return 0
 
 

@@ -167,12 +167,21 @@ def _references_file(given) -> str | os.PathLike | None:
 
 def references_record(options: InferenceOptions) -> dict:
     """What run.json records of the reference memory: ``references`` ({sha256, weight}: the scores depend on
-    both, and calibration compares it) and ``references_path``; nothing without one."""
+    both, and calibration compares it) and ``references_path``; nothing without one.
+
+    An approximate search adds ``search`` (its recipe) to ``references``: its maps differ from the exact
+    ones, so finished work or a calibration of the other kind is refused by name. The exact searches
+    (auto, screen, gemm) differ by float rounding only, as devices do, and record nothing (so records
+    written before the approximate search existed still match)."""
     if options.references is None:
         return {}
     path = _references_file(options.references)
-    return {"references": {"sha256": sha256_file(path) if path else None, "weight": options.resolved_reference_weight},
-            "references_path": str(path) if path else None}
+    memory = {"sha256": sha256_file(path) if path else None, "weight": options.resolved_reference_weight}
+    if options.reference_search == "approximate":
+        from aaclip_med.memory.search import APPROXIMATE_RECIPE
+
+        memory["search"] = APPROXIMATE_RECIPE
+    return {"references": memory, "references_path": str(path) if path else None}
 
 
 def attach_references(predictor: Predictor, options: InferenceOptions, record: Mapping,
@@ -201,9 +210,15 @@ def attach_references(predictor: Predictor, options: InferenceOptions, record: M
                              f"the preset {memory.modality!r}: their reference memories cannot be told apart; give "
                              "them distinct descriptions (--descriptions)")
         owners[key] = class_name
-        scorers[key] = ReferenceScorer(memory, options.resolved_reference_weight, predictor.device, predictor.precision)
+        scorers[key] = ReferenceScorer(memory, options.resolved_reference_weight, predictor.device, predictor.precision,
+                                       search=options.reference_search)
     predictor.references = scorers
     logger.info("reference memory %s: classes %s, weight %g", source, sorted(descriptions), options.resolved_reference_weight)
+    if options.reference_search == "approximate":
+        logger.warning("reference search 'approximate': the maps and scores are approximate (a faiss index scores each "
+                       "patch against part of the memory; where it misses the nearest normal patch the map is higher "
+                       "than the exact search's); see docs/reference-memory.md, or drop --reference-search for the "
+                       "exact search")
 
 
 def _calibration_lookup(calibration: Calibration | None, record: Mapping,

@@ -9,6 +9,7 @@ value is refused before a model is built or a file is written.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,12 +27,16 @@ __all__ = [
     "DEFAULT_CLASS",
     "MIN_FOREGROUND",
     "PMAP_VALUES",
+    "REFERENCE_SEARCHES",
     "SLICE_AXES",
     "check_threshold",
     "map_range",
 ]
 
 DEFAULT_REFERENCE_WEIGHT = 0.5  # the memory and the zero-shot map count alike (docs/reference-memory.md)
+# the nearest-neighbour searches of a reference memory (aaclip_med.memory.search): three exact ones
+# (auto, the default, picks screen or gemm per device) and the approximate faiss index
+REFERENCE_SEARCHES = ("auto", "screen", "gemm", "approximate")
 DEFAULT_CLASS = "scan"  # class (and description) of inputs when neither is given: BMAD's medical prompt
 MIN_FOREGROUND = 0.05  # default fraction of a volume slice that must be foreground to count in the case score
 SLICE_AXES = ("acquisition", "axial", "coronal", "sagittal", 0, 1, 2)  # what SliceOptions.axis accepts
@@ -107,6 +112,11 @@ class InferenceOptions:
         reference_weight: weight of the memory in the combined map, in [0, 1] (1 = memory alone);
             None: :data:`DEFAULT_REFERENCE_WEIGHT`. Given without ``references`` it is refused (it
             would change nothing, silently).
+        reference_search: the memory's nearest-neighbour search, one of :data:`REFERENCE_SEARCHES`:
+            "auto" (exact: the int8-screened search on x86 CPUs, else blocked products), "screen",
+            "gemm", or "approximate" (a faiss index, the ``ann`` extra: faster, its maps a little
+            above the exact ones where it misses a nearest neighbour; recorded in run.json).
+            Other than "auto" without ``references`` it is refused.
         slices: how volumes are cut (:class:`SliceOptions`).
         precision: "auto", "fp32", "bf16" or "fp16" (see :mod:`aaclip_med.precision`).
         batch_size: slices per forward pass.
@@ -129,6 +139,7 @@ class InferenceOptions:
     allow_calibration_mismatch: bool = False
     references: Any = None
     reference_weight: float | None = None
+    reference_search: str = "auto"
     slices: SliceOptions = field(default_factory=SliceOptions)
     precision: str = "auto"
     batch_size: int = 8
@@ -156,8 +167,20 @@ class InferenceOptions:
         if weight is not None and self.references is None:
             raise ValueError(f"reference_weight={weight:g} is given without references: it weighs a reference memory "
                              "in the maps, so without one it would change nothing; give references as well, or drop it")
+        self._check_reference_search()
         if self.pmap_values not in (None, *PMAP_VALUES):
             raise ValueError(f"pmap_values must be one of {list(PMAP_VALUES)} or None, got {self.pmap_values!r}")
+
+    def _check_reference_search(self) -> None:
+        search = self.reference_search
+        if search not in REFERENCE_SEARCHES:
+            raise ParameterError("reference_search", search, f"is not a reference search; choose one of {list(REFERENCE_SEARCHES)}")
+        if search != "auto" and self.references is None:
+            raise ParameterError("reference_search", search, "is given without {references}: it searches a reference "
+                                 "memory, so without one it would change nothing; give {references} FILE, or drop it")
+        if search == "approximate" and importlib.util.find_spec("faiss") is None:
+            raise ParameterError("reference_search", search, "needs faiss, which is not installed: pip install "
+                                 "'aaclip-med[ann]' (faiss-cpu), or use an exact search (auto, screen, gemm)")
 
     def resolved_pmap_values(self, calibration: Any) -> str:
         """``pmap_values``, or its default with ``calibration`` (the one the run applies, or None).

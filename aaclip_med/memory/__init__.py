@@ -2,7 +2,8 @@
 
 - :mod:`~aaclip_med.memory.bank`: the ``refs.safetensors`` file (checksums, identity check);
 - :mod:`~aaclip_med.memory.scoring`: memory maps and the rule combining them with zero-shot maps;
-- :mod:`~aaclip_med.memory.search`: the exact nearest-neighbour searches (int8 screen, blocked GEMM).
+- :mod:`~aaclip_med.memory.search`: the nearest-neighbour searches (exact: int8 screen, blocked GEMM; an
+  approximate faiss index, off by default).
 
 Inference reads a memory from here; building one from normal scans is :mod:`aaclip_med.adaptation`
 (which sits above inference: it loads cases as inference does).

@@ -21,7 +21,8 @@ standardised the same way.
 The nearest-neighbour search (:mod:`aaclip_med.memory.search`) is exact and never writes the
 full similarity matrix: on x86 CPUs an int8 screen with a proven error bound, then float32 on the
 few rows it cannot rule out (the float32 maximum over the stored float16 features); elsewhere
-blocked matrix products with a running maximum in the predictor's precision.
+blocked matrix products with a running maximum in the predictor's precision. An approximate search
+(a faiss index, float32 on the stored features) is there when asked for, never by default.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from __future__ import annotations
 import torch
 
 from aaclip_med.memory.bank import ClassMemory
-from aaclip_med.memory.search import ScreenedBank, max_cosine, resolve_search
+from aaclip_med.memory.search import ApproximateBank, ScreenedBank, max_cosine, resolve_search
 from aaclip_med.model import Prediction
 from aaclip_med.model.smoothing import level_maps_to_map
 from aaclip_med.precision import precision_dtype
@@ -45,9 +46,10 @@ def scoring_dtype(precision: str) -> torch.dtype:
 
 def search_dtype(precision: str, device: torch.device | str, search: str = "auto") -> torch.dtype:
     """The arithmetic the memory's maxima come out in at inference on ``device``: float32 where the
-    screened search runs (it is float32-exact), else :func:`scoring_dtype`. The builder measures the
-    references' statistics in the same arithmetic, so the stored statistics and the scores agree."""
-    return torch.float32 if resolve_search(search, device) == "screen" else scoring_dtype(precision)
+    screened or the approximate search runs (both score in float32), else :func:`scoring_dtype`. The
+    builder measures the references' statistics in the same arithmetic, so the stored statistics and
+    the scores agree."""
+    return torch.float32 if resolve_search(search, device) in ("screen", "approximate") else scoring_dtype(precision)
 
 
 def standardise(values: torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -64,7 +66,8 @@ class ReferenceScorer:
         device: where the predictor runs.
         precision: the predictor's resolved precision (the dtype of the ``gemm`` search: bf16/fp16
             in that dtype, else fp32; the ``screen`` is float32-exact whatever it is).
-        search: ``auto``, ``screen`` or ``gemm`` (:data:`aaclip_med.memory.search.SEARCHES`).
+        search: ``auto``, ``screen``, ``gemm`` or ``approximate`` (:data:`aaclip_med.memory.search.SEARCHES`;
+            ``approximate`` builds a faiss index per level here, once).
     """
 
     def __init__(self, memory: ClassMemory, weight: float, device: torch.device | str = "cpu",
@@ -74,6 +77,8 @@ class ReferenceScorer:
         self.memory, self.weight, self.search = memory, float(weight), resolve_search(search, device)
         if self.search == "screen":
             self.banks = [ScreenedBank(level.to("cpu")) for level in memory.levels]
+        elif self.search == "approximate":
+            self.banks = [ApproximateBank(level) for level in memory.levels]
         else:
             dtype = scoring_dtype(precision)
             self.banks = [level.to(device=device, dtype=dtype).contiguous() for level in memory.levels]
@@ -81,7 +86,7 @@ class ReferenceScorer:
     def max_cosine(self, level: int, queries: torch.Tensor) -> torch.Tensor:
         """(Q,) float32 largest cosine of (Q, D) ``queries`` to the bank of ``level``."""
         bank = self.banks[level]
-        if isinstance(bank, ScreenedBank):
+        if isinstance(bank, (ScreenedBank, ApproximateBank)):
             return bank.max_cosine(queries).to(queries.device)
         return max_cosine(queries, bank)
 

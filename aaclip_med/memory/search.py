@@ -14,6 +14,12 @@ search's shape ran 2-3x the bf16 and 4-5x the fp32 rate on an AVX512-VNNI CPU (t
 search: 0.50-0.77 of the bf16 GEMM's time, 0.69 of the fp32 one with AVX2 kernels); the bound
 keeps the result exact.
 
+One approximate search, off by default (``approximate``, :class:`ApproximateBank`): a faiss
+inverted-file index (the optional ``ann`` extra, ``faiss-cpu``) that scores each query against the
+bank rows of its few nearest clusters only. Its maximum is never above the exact one and is
+below it where the nearest row lies in a cluster not probed; docs/reference-memory.md gives its
+recall and map differences.
+
 The bound: a query ``q`` is rounded to ``q' = s_q * round(q / s_q)`` (one scale per query), a bank
 block to ``b' = s_b * round(b / s_b)`` (one scale per block), and the int32 product ``I = q'.b' /
 (s_q s_b)`` is exact. Then ``|q.b - q'.b'| <= |q| |b - b'| + |q - q'| |b'| <= E`` with the largest
@@ -24,16 +30,30 @@ nearest row; the others are rescored in float32.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import platform
 
+import numpy as np
 import torch
 
-__all__ = ["BANK_BLOCK", "SCORE_CHUNK", "SEARCHES", "ScreenedBank", "max_cosine", "resolve_search", "screen_available"]
+from aaclip_med.inference.options import REFERENCE_SEARCHES
+
+__all__ = ["APPROXIMATE_NPROBE", "APPROXIMATE_RECIPE", "BANK_BLOCK", "SCORE_CHUNK", "SEARCHES", "ApproximateBank",
+           "ScreenedBank", "faiss_available", "inverted_lists", "max_cosine", "resolve_search", "screen_available"]
 
 # ``screen``: ScreenedBank (exact float32); ``gemm``: max_cosine in the predictor's dtype; ``auto``:
-# the screen where screen_available says it was measured faster, else gemm
-SEARCHES = ("auto", "screen", "gemm")
+# the screen where screen_available says it was measured faster, else gemm; ``approximate``:
+# ApproximateBank (faiss, float32, never the default). The names live with the inference options,
+# which the CLI reads without torch.
+SEARCHES = REFERENCE_SEARCHES
+
+APPROXIMATE_NPROBE = 16  # clusters scored per query (docs/reference-memory.md: recall against cost)
+_LISTS_PER_SQRT = 4  # clusters = 4 sqrt(N), faiss's usual range; at least 39 bank rows each (faiss's floor for k-means)
+_MIN_ROWS_PER_LIST = 39
+# what run.json records of an approximate search: a change of recipe changes the maps, so it refuses a resume
+APPROXIMATE_RECIPE = (f"approximate: faiss IVF, float16 rows, inner product, {_LISTS_PER_SQRT} sqrt(N) clusters, "
+                      f"nprobe {APPROXIMATE_NPROBE}")
 
 SCORE_CHUNK = 2**24  # largest similarity block of max_cosine, in elements (32 MB of bf16)
 BANK_BLOCK = 8192  # bank rows per product of max_cosine (measured faster than one product per level on a 2-core Xeon)
@@ -86,11 +106,26 @@ def screen_available(device: torch.device | str) -> bool:
     return torch.device(device).type == "cpu" and x86 and hasattr(torch, "_int_mm")
 
 
+def faiss_available() -> bool:
+    """True where faiss (the ``ann`` extra: ``pip install 'aaclip-med[ann]'``) can be imported."""
+    return importlib.util.find_spec("faiss") is not None
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError as err:
+        raise ImportError("the approximate reference search needs faiss: pip install 'aaclip-med[ann]' (faiss-cpu), "
+                          "or use an exact search (auto, screen, gemm)") from err
+    return faiss
+
+
 def resolve_search(search: str, device: torch.device | str) -> str:
-    """``screen`` or ``gemm`` for a name of :data:`SEARCHES` on ``device``.
+    """``screen``, ``gemm`` or ``approximate`` for a name of :data:`SEARCHES` on ``device``.
 
     Raises:
         ValueError: an unknown name, or ``screen`` where it cannot run.
+        ImportError: ``approximate`` without faiss.
     """
     if search not in SEARCHES:
         raise ValueError(f"unknown reference search {search!r}; choose one of {list(SEARCHES)}")
@@ -98,7 +133,90 @@ def resolve_search(search: str, device: torch.device | str) -> str:
         return "screen" if screen_available(device) else "gemm"
     if search == "screen" and torch.device(device).type != "cpu":
         raise ValueError(f"the int8-screened reference search runs on the CPU, not on {device}; use 'gemm' or 'auto'")
+    if search == "approximate":
+        _faiss()
     return search
+
+
+def inverted_lists(size: int) -> int:
+    """Clusters of the approximate index of a ``size``-row bank: ``4 sqrt(N)``, at most ``N / 39``, at least 1.
+
+    With one cluster (banks under 78 rows) or ``nprobe`` clusters or fewer, every row is scored: the
+    search is then exhaustive and returns the exact float32 maximum.
+    """
+    return max(1, min(int(_LISTS_PER_SQRT * math.sqrt(size)), size // _MIN_ROWS_PER_LIST))
+
+
+class ApproximateBank:
+    """One level's bank in a faiss inverted-file index (inner product, float16 rows), built once.
+
+    k-means (faiss's, seeded, so the same bank gives the same index and the same maps) splits the
+    bank into :func:`inverted_lists` clusters; a query is scored, in float32, against the rows of
+    its ``nprobe`` nearest clusters only. The result is a real dot product of the query with a bank
+    row, so never above the exact maximum; a query whose probed clusters are empty (a degenerate
+    bank) is searched exactly.
+
+    The rows are stored as float16 (faiss's ``SQfp16``, not relative to their centroid), which the
+    memory's file holds already: a scored row's dot product is the float32 one of the stored
+    values, and the index takes the bank's own size again (plus the centroids). It was measured
+    faster than a float32 copy (``IVF-Flat``), which reads twice the bytes.
+
+    Args:
+        bank: (N, D) unit rows, any float dtype.
+        nprobe: clusters scored per query.
+    """
+
+    def __init__(self, bank: torch.Tensor, nprobe: int = APPROXIMATE_NPROBE) -> None:
+        if bank.ndim != 2 or bank.shape[0] == 0:
+            raise ValueError(f"a reference bank is a non-empty (N, D) matrix, got shape {tuple(bank.shape)}")
+        if not torch.isfinite(bank).all():  # k-means would spread NaN through the centroids, and every map with it
+            raise ValueError("a reference bank with non-finite values cannot be indexed (load_references refuses such files)")
+        faiss = _faiss()
+        self.faiss = faiss
+        size, self.width = bank.shape
+        self.bank = bank.detach().to("cpu")
+        rows = np.ascontiguousarray(self.bank.float().numpy())
+        self.lists = inverted_lists(size)
+        self.nprobe = max(1, min(int(nprobe), self.lists))
+        quantizer = faiss.IndexFlatIP(self.width)
+        self.index = faiss.IndexIVFScalarQuantizer(quantizer, self.width, self.lists, faiss.ScalarQuantizer.QT_fp16,
+                                                   faiss.METRIC_INNER_PRODUCT)
+        self.index.by_residual = False  # the rows themselves in float16: the stored values, exactly
+        self.index.cp.seed = 1234  # faiss's default, pinned: the clusters (and so the maps) are reproducible
+        self.index.cp.min_points_per_centroid = 1  # inverted_lists keeps 39 or more per cluster; no warning
+        with _faiss_threads(faiss):
+            self.index.train(rows)
+            self.index.add(rows)
+        self.index.nprobe = self.nprobe
+        self.quantizer = quantizer  # the index refers to it: keep it alive
+        self.exhaustive = self.nprobe >= self.lists
+
+    def max_cosine(self, queries: torch.Tensor) -> torch.Tensor:
+        """(Q,) float32: the largest dot product of each (Q, D) query with the rows of its probed clusters."""
+        if queries.ndim != 2 or queries.shape[1] != self.width:
+            raise ValueError(f"queries of shape {tuple(queries.shape)} for a bank of width {self.width}")
+        exact = np.ascontiguousarray(queries.detach().to("cpu", torch.float32).numpy())
+        with _faiss_threads(self.faiss):
+            values, labels = self.index.search(exact, 1)
+        best = torch.from_numpy(values[:, 0].copy())
+        missing = torch.from_numpy(labels[:, 0] < 0).nonzero()[:, 0]
+        if missing.numel():  # no row in the probed clusters: the exact search for those queries
+            best[missing] = max_cosine(torch.from_numpy(exact)[missing], self.bank.float())
+        return best
+
+
+class _faiss_threads:
+    """faiss's OpenMP threads set to PyTorch's for the block (``--threads`` and torch.set_num_threads apply)."""
+
+    def __init__(self, faiss) -> None:
+        self.faiss = faiss
+
+    def __enter__(self) -> None:
+        self.before = self.faiss.omp_get_max_threads()
+        self.faiss.omp_set_num_threads(torch.get_num_threads())
+
+    def __exit__(self, *exc) -> None:
+        self.faiss.omp_set_num_threads(self.before)
 
 
 def _quantise(values: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

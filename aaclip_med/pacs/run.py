@@ -73,8 +73,9 @@ def run_identity(processor: SeriesProcessor, model: nn.Module) -> dict:
 def _settings_record(options: InferenceOptions) -> dict:
     from aaclip_med.inference.api import references_record
 
-    settings = dataclasses.asdict(options.replace(calibration=None, references=None, reference_weight=None))
-    for name in ("calibration", "descriptions", "references"):
+    settings = dataclasses.asdict(options.replace(calibration=None, references=None, reference_weight=None,
+                                                  reference_search="auto"))
+    for name in ("calibration", "descriptions", "references", "reference_search"):  # the search: in references
         settings.pop(name)
     return settings | references_record(options)
 
