@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported where it is used: the CLI reads the names before importing it
     import torch
 
-__all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "autocast", "cpu_supports_bf16", "precision_dtype", "resolve_precision"]
+__all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "autocast", "cpu_flags", "cpu_supports_bf16", "precision_dtype", "resolve_precision"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,20 +37,26 @@ _AUTOCAST_DTYPES = {"fp32": None, "bf16": "bfloat16", "fp16": "float16", "int8":
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``: x86 ``flags``, Arm ``Features``); empty where
+    they cannot be read (not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            return set(value.split())
+    return set()
+
+
 def cpu_supports_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     """True when the CPU has native bf16 dot products (x86 AVX512-BF16 or AMX, Arm BF16).
 
     Where the flags cannot be read (not Linux) the answer is False: fp32 is always correct.
     """
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return False
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features"):
-            return any(flag in value.split() for flag in _BF16_CPU_FLAGS)
-    return False
+    return bool(cpu_flags(cpuinfo) & set(_BF16_CPU_FLAGS))
 
 
 def resolve_precision(precision: str, device: torch.device | str, inference: bool = False) -> str:

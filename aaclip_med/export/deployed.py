@@ -88,9 +88,11 @@ class DeployedModel(ExportedNetwork):
     @property
     def recorded_identity(self) -> dict:
         """What run.json records of the network: the card's identity, and which graph ran it how."""
-        return network_record(self.card["identity"]) | {
+        record = network_record(self.card["identity"]) | {
             "engine": {"name": self.engine, "format": self.card["format"], "precision": self.precision},
             "exported_model": {"folder": str(self.folder)}}
+        choice = getattr(self, "engine_choice", None)  # set by NetworkChoice.build: why this engine runs
+        return record | ({"engine_choice": choice} if choice else {})
 
     # the parts of the nn.Module interface the runner uses
     def to(self, device: str | torch.device) -> DeployedModel:
