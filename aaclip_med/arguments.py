@@ -15,7 +15,7 @@ import math
 from importlib import resources
 from pathlib import Path
 
-from aaclip_med.export.choice import AUTO_ENGINE, ENGINE_CHOICES
+from aaclip_med.export.choice import AUTO_ENGINE, engine_choices
 from aaclip_med.export.registry import TORCH_ENGINE
 from aaclip_med.inference.options import (
     DEFAULT_REFERENCE_WEIGHT,
@@ -112,7 +112,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_backbone: str =
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """``--engine`` and ``--model``: run a graph written by ``aaclip-med export`` instead of building the network."""
     group = parser.add_argument_group("exported graph")
-    group.add_argument("--engine", choices=list(ENGINE_CHOICES), default=AUTO_ENGINE,
+    group.add_argument("--engine", choices=engine_choices(), default=AUTO_ENGINE,
                        help="what runs the network: auto (default: the fastest engine for the precision on this "
                             "machine, by the rule in docs/export.md; run.json and the log say which and why), torch "
                             "(the network itself, or with --model the TorchScript export), onnxruntime or openvino "

@@ -18,11 +18,15 @@ from dataclasses import dataclass, field
 
 from aaclip_med.export.registry import ENGINES, FORMATS, TORCH_ENGINE, engine
 
-__all__ = ["AUTO_ENGINE", "ENGINE_CHOICES", "Rule", "RULES", "Machine", "EngineChoice", "choose_engine",
+__all__ = ["AUTO_ENGINE", "engine_choices", "Rule", "RULES", "Machine", "EngineChoice", "choose_engine",
            "choose_folder_engine", "requested_engine"]
 
 AUTO_ENGINE = "auto"
-ENGINE_CHOICES: tuple[str, ...] = (AUTO_ENGINE, *ENGINES)  # what --engine accepts
+
+
+def engine_choices() -> list[str]:
+    """What ``--engine`` accepts: ``auto`` and the engines of the registry (read when asked)."""
+    return [AUTO_ENGINE, *ENGINES]
 
 
 @dataclass(frozen=True)
