@@ -164,7 +164,14 @@ class NetworkChoice:
             return network
         from aaclip_med.export.auto import cached_graph
 
-        folder = cached_graph(network, self.weights, options, choice.fmt, self.graph_cache)
+        try:
+            folder = cached_graph(network, self.weights, options, choice.fmt, self.graph_cache)
+        except OSError as err:  # a cache that cannot be written: torch computes the same maps
+            choice = dataclasses.replace(choice, engine=TORCH_ENGINE, fmt=None,
+                                         reason=f"the graph cache cannot be written ({err}); torch instead of {choice.engine}")
+            logger.warning("%s", choice.describe())
+            network.engine_choice = choice.record()
+            return network
         return self._deployed(folder, dataclasses.replace(choice, cache=str(folder)))
 
     def _folder_choice(self) -> EngineChoice:

@@ -163,6 +163,10 @@ def cached_graph(model, weights: str | None, options, fmt: str, root: str | os.P
                      domain=request["domain"], preset=request["preset"], weights=weights)
         if folder.exists():  # the old entry goes with the staging folder
             os.replace(folder, work / "old")
-        os.replace(work / "entry", folder)
+        try:
+            os.replace(work / "entry", folder)
+        except OSError:  # another run put an entry there meanwhile: use it if it fits, else this is an error
+            if _unusable(folder, request) is not None:
+                raise
     logger.info("exported the %s graph for --engine auto to %s", fmt, folder)
     return folder

@@ -162,3 +162,17 @@ def test_resuming_with_another_engine_is_refused_naming_it(cached_runs):
     _, log = cached_runs
     assert log["resume_torch"]["code"] == 1
     assert "engine.name: finished work 'onnxruntime', this run 'torch'" in log["resume_torch"]["text"]
+
+
+def test_a_cache_that_cannot_be_written_runs_torch_saying_why(tmp_path, monkeypatch, caplog):
+    from aaclip_med.export import choice
+
+    monkeypatch.setattr(choice, "RULES", (choice.Rule(("fp32",), "openvino", "forced", fmt="openvino"),))
+    (tmp_path / "not_a_folder").write_text("x")
+    write_dicom_series(tmp_path / "cases" / "ct", np.zeros((2, 32, 30), np.int16))
+    assert main(["infer", str(tmp_path / "cases"), "--out", str(tmp_path / "out"), "--modality", "ct",
+                 "--precision", "fp32", "--graph-cache", str(tmp_path / "not_a_folder"), *TINY]) == 0
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["engine"]["name"] == "torch" and run["engine_choice"]["name"] == "torch"
+    assert run["engine_choice"]["reason"].startswith("the graph cache cannot be written")
+    assert "torch instead of openvino" in caplog.text
