@@ -66,7 +66,6 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-
 @dataclass(frozen=True)
 class Machine:
     """What the rule reads of this machine.
@@ -165,7 +164,7 @@ def choose_folder_engine(fmt: str, installed: Iterable[str]) -> EngineChoice:
     spec = FORMATS[fmt]
     for name in spec.engines:
         if all(module in installed for module in engine(name).needs):
-            return EngineChoice(name, fmt, "fp32", f"the first installed engine that runs a {fmt} graph "
+            return EngineChoice(name, fmt, "fp32", f"the first installed engine that runs {fmt} graphs "
                                 f"(of {', '.join(spec.engines)})")
     raise ImportError(f"--engine auto: no installed engine runs the {fmt} graph (it runs on {', '.join(spec.engines)}): "
                       f"{install_hint('export')}")

@@ -176,3 +176,13 @@ def test_a_cache_that_cannot_be_written_runs_torch_saying_why(tmp_path, monkeypa
     assert run["engine"]["name"] == "torch" and run["engine_choice"]["name"] == "torch"
     assert run["engine_choice"]["reason"].startswith("the graph cache cannot be written")
     assert "torch instead of openvino" in caplog.text
+
+
+def test_auto_runs_a_model_folder_on_the_first_installed_engine_of_its_format(engine_runs):
+    run = json.loads((engine_runs / "infer_auto_onnx" / "run.json").read_text())
+    assert run["engine"] == {"name": "onnxruntime", "format": "onnx", "precision": "fp32"}
+    assert run["engine_choice"]["requested"] == "auto" and run["engine_choice"]["cache"] is None
+    assert "first installed engine that runs onnx graphs (of onnxruntime, openvino)" in run["engine_choice"]["reason"]
+    reference = nib.load(next((engine_runs / "infer_onnxruntime_onnx").glob("*_anomaly.nii.gz"))).get_fdata()
+    auto = nib.load(next((engine_runs / "infer_auto_onnx").glob("*_anomaly.nii.gz"))).get_fdata()
+    np.testing.assert_array_equal(auto, reference)
