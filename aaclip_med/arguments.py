@@ -15,7 +15,8 @@ import math
 from importlib import resources
 from pathlib import Path
 
-from aaclip_med.export.registry import ENGINES, TORCH_ENGINE
+from aaclip_med.export.choice import AUTO_ENGINE, engine_choices
+from aaclip_med.export.registry import TORCH_ENGINE
 from aaclip_med.inference.options import (
     DEFAULT_REFERENCE_WEIGHT,
     PMAP_VALUES,
@@ -112,9 +113,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_backbone: str =
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """``--engine`` and ``--model``: run a graph written by ``aaclip-med export`` instead of building the network."""
     group = parser.add_argument_group("exported graph")
-    group.add_argument("--engine", choices=list(ENGINES), default=TORCH_ENGINE,
-                       help="what runs the network: torch (the network itself, or with --model the TorchScript "
-                            "export), onnxruntime or openvino (an exported graph given by --model)")
+    group.add_argument("--engine", choices=engine_choices(), default=AUTO_ENGINE,
+                       help="what runs the network: auto (default: the fastest engine for the precision on this "
+                            "machine, by the rule in docs/export.md; run.json and the log say which and why), torch "
+                            "(the network itself, or with --model the TorchScript export), onnxruntime or openvino "
+                            "(an exported graph: given by --model, or exported into the graph cache)")
+    group.add_argument("--graph-cache", metavar="DIR", default=None,
+                       help="where --engine auto keeps the graphs it exports (default: $AACLIP_MED_CACHE, else "
+                            "$XDG_CACHE_HOME/aaclip-med, else ~/.cache/aaclip-med); --engine torch uses none")
     group.add_argument("--model", metavar="DIR",
                        help="folder written by 'aaclip-med export' (model file + card.json); its card sets the "
                             "class, preset and domain, and options that differ from it are refused")
@@ -260,7 +266,7 @@ def network_from_args(args: argparse.Namespace, default_backbone: str = PAPER_BA
     return NetworkChoice(weights=args.weights, backbone=args.backbone, image_size=args.image_size,
                          backbone_weights=args.backbone_weights, quick_gelu=args.quick_gelu,
                          model=getattr(args, "model", None), engine=getattr(args, "engine", None) or TORCH_ENGINE,
-                         default_backbone=default_backbone)
+                         default_backbone=default_backbone, graph_cache=getattr(args, "graph_cache", None))
 
 
 def check_model_arguments(args: argparse.Namespace, default_backbone: str = PAPER_BACKBONE) -> None:
@@ -269,15 +275,18 @@ def check_model_arguments(args: argparse.Namespace, default_backbone: str = PAPE
     network_from_args(args, default_backbone).check()
 
 
-def model_from_args(args: argparse.Namespace, for_training: bool = False, default_backbone: str = PAPER_BACKBONE):
+def model_from_args(args: argparse.Namespace, for_training: bool = False, default_backbone: str = PAPER_BACKBONE,
+                    options: InferenceOptions | None = None, several_classes: bool = False):
     """Build (or load) the network the arguments describe (run :func:`check_model_arguments` first).
 
     Args:
         args: parsed arguments of :func:`add_model_arguments`.
         for_training: untrained adapters are expected then, so no warning about them.
         default_backbone: the backbone built without ``--weights`` and ``--backbone``.
+        options: the inference run's options, which ``--engine auto`` decides by.
+        several_classes: the run scores several classes (a manifest run).
     """
-    return network_from_args(args, default_backbone).build(for_training)
+    return network_from_args(args, default_backbone).build(for_training, options, several_classes)
 
 
 def descriptions_from_args(value: str | None) -> dict[str, str]:

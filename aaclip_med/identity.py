@@ -42,6 +42,7 @@ __all__ = [
     "OUTPUT_FIELDS",
     "HARMLESS_FIELDS",
     "MEMORY_FIELDS",
+    "GRAPH_FIELDS",
     "SCORING_FIELDS",
     "REFERENCES_FIELD",
     "Field",
@@ -117,6 +118,21 @@ SCORING_FIELDS: tuple[Field, ...] = (*NETWORK_FIELDS, REFERENCES_FIELD)
 
 # What a reference memory's features depend on: the network, and the axis volumes were cut along.
 MEMORY_FIELDS: tuple[Field, ...] = (*NETWORK_FIELDS, Field("slice_axis", "the axis volumes were cut along"))
+
+# What an exported graph fixes (a cached graph is found by their digest and used only when they all agree).
+GRAPH_FIELDS: tuple[Field, ...] = (
+    *NETWORK_FIELDS,
+    Field("class_name", "class the graph scores"),
+    Field("description", "class description of the anchors folded into the graph"),
+    Field("domain", "medical or industrial (smoothing, image score)"),
+    Field("preset", "modality preset the graph was exported for"),
+    Field("levels", "the layers the maps are taken from"),
+    Field("logit_scale", "scale of the anchors' cosines"),
+    Field("format", "the graph's format"),
+    Field("precision", "the graph's arithmetic"),
+    Field("opset", "ONNX opset"),
+    Field("versions", "versions of the packages that wrote the graph"),
+)
 
 # Everything that changes what an inference run writes (not: batch size, workers, device, world size, dates).
 OUTPUT_FIELDS: tuple[Field, ...] = (

@@ -9,6 +9,7 @@ Messages name the command-line options, which is how users give these settings.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from aaclip_med.errors import ParameterError
 from aaclip_med.export.card import CARD_NAME, card_mismatches, read_card
+from aaclip_med.export.choice import AUTO_ENGINE, EngineChoice, choose_folder_engine, requested_engine
 from aaclip_med.export.registry import TORCH_ENGINE, engine
 from aaclip_med.files import sha256_file
 from aaclip_med.identity import is_random_weights
@@ -45,9 +47,12 @@ class NetworkChoice:
         backbone_weights: CLIP weights: a file, an open_clip tag or ``random``.
         quick_gelu: QuickGELU activations.
         model: a folder written by ``aaclip-med export``; the network is then its graph.
-        engine: what runs the network (:data:`~aaclip_med.export.registry.ENGINES`); ``torch`` runs
-            the network itself, or the TorchScript graph of ``model``.
+        engine: what runs the network: ``auto`` (the rule of :mod:`aaclip_med.export.choice`), or one of
+            :data:`~aaclip_med.export.registry.ENGINES`; ``torch`` runs the network itself, or the
+            TorchScript graph of ``model``.
         default_backbone: the backbone built without ``weights`` and ``backbone``.
+        graph_cache: the folder ``auto`` caches exported graphs in (None: the user's cache folder,
+            :func:`aaclip_med.export.auto.cache_root`).
     """
 
     weights: str | None = None
@@ -56,8 +61,9 @@ class NetworkChoice:
     backbone_weights: str | None = None
     quick_gelu: bool = False
     model: str | None = None
-    engine: str = TORCH_ENGINE
+    engine: str = AUTO_ENGINE
     default_backbone: str = PAPER_BACKBONE
+    graph_cache: str | None = None
 
     def check(self) -> None:
         """Refuse a choice that cannot work, before anything heavy is imported.
@@ -69,8 +75,9 @@ class NetworkChoice:
                 multiple of the patch size or differs from the adapters'; ``--backbone`` that
                 differs from the adapters'.
         """
-        engine(self.engine)
-        if self.engine != TORCH_ENGINE and not self.model:
+        if self.engine != AUTO_ENGINE:
+            engine(self.engine)
+        if self.engine not in (TORCH_ENGINE, AUTO_ENGINE) and not self.model:
             raise ParameterError("engine", self.engine, "runs an exported graph: give {model} DIR (written by "
                                  "'aaclip-med export')")
         if self.backbone_weights and _is_weights_file(self.backbone_weights) and not Path(self.backbone_weights).is_file():
@@ -127,17 +134,64 @@ class NetworkChoice:
             return card["identity"].get("pretrained")
         return value
 
-    def build(self, for_training: bool = False):
-        """The network: an :class:`~aaclip_med.export.DeployedModel` for ``model``, else an
-        :class:`~aaclip_med.model.AAClip` (run :meth:`check` first).
+    def build(self, for_training: bool = False, options=None, several_classes: bool = False):
+        """The network: an :class:`~aaclip_med.export.DeployedModel` for ``model`` (or for the cached graph
+        ``auto`` picks), else an :class:`~aaclip_med.model.AAClip` (run :meth:`check` first).
+
+        The engine that runs and why is the network's ``engine_choice`` (recorded in run.json) and is
+        logged in one line.
 
         Args:
             for_training: untrained adapters are expected then, so no warning about them.
+            options: the inference run's :class:`~aaclip_med.inference.InferenceOptions`, which
+                ``auto`` decides by (None: not an inference run, torch).
+            several_classes: the run scores several classes (a manifest run).
         """
         if self.model:
-            from aaclip_med.export.deployed import DeployedModel
+            return self._deployed(self.model, self._folder_choice())
+        network = self._build_network(for_training)
+        if options is None:  # not an inference run (training, export, references): torch, nothing to record
+            return network
+        if self.engine != AUTO_ENGINE:
+            choice = requested_engine(self.engine)
+        else:
+            from aaclip_med.export.auto import decide
 
-            return DeployedModel(self.model, engine=self.engine)
+            choice = decide(options, several_classes)
+        if choice.engine == TORCH_ENGINE:
+            network.engine_choice = choice.record()
+            logger.info("%s", choice.describe())
+            return network
+        from aaclip_med.export.auto import cached_graph
+
+        try:
+            folder = cached_graph(network, self.weights, options, choice.fmt, self.graph_cache)
+        except OSError as err:  # a cache that cannot be written: torch computes the same maps
+            choice = dataclasses.replace(choice, engine=TORCH_ENGINE, fmt=None,
+                                         reason=f"the graph cache cannot be written ({err}); torch instead of {choice.engine}")
+            logger.warning("%s", choice.describe())
+            network.engine_choice = choice.record()
+            return network
+        return self._deployed(folder, dataclasses.replace(choice, cache=str(folder)))
+
+    def _folder_choice(self) -> EngineChoice:
+        """The engine that runs ``model``: the one named, or with ``auto`` the first installed one of its format."""
+        if self.engine != AUTO_ENGINE:
+            return requested_engine(self.engine, read_card(self.model)["format"])
+        from aaclip_med.export.auto import installed_modules
+
+        return choose_folder_engine(read_card(self.model)["format"], installed_modules())
+
+    @staticmethod
+    def _deployed(folder, choice: EngineChoice):
+        from aaclip_med.export.deployed import DeployedModel
+
+        deployed = DeployedModel(folder, engine=choice.engine)
+        deployed.engine_choice = dataclasses.replace(choice, precision=deployed.precision).record()
+        logger.info("%s", choice.describe())
+        return deployed
+
+    def _build_network(self, for_training: bool):
         from aaclip_med.model import AAClipConfig, build_aaclip, load_adapters
 
         if self.weights:

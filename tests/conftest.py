@@ -24,3 +24,19 @@ def make_tiny_model(seed: int = 0, **overrides):
 def tiny_model():
     """Session-wide tiny model in eval mode; tests must not modify it (use make_tiny_model)."""
     return make_tiny_model().eval()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def graph_cache(tmp_path_factory):
+    """``--engine auto``'s graph cache in a temporary folder: no test writes to the user's ~/.cache (child
+    processes of the tests inherit it)."""
+    import os
+
+    folder = tmp_path_factory.mktemp("graph_cache")
+    previous = os.environ.get("AACLIP_MED_CACHE")
+    os.environ["AACLIP_MED_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("AACLIP_MED_CACHE", None)
+    else:
+        os.environ["AACLIP_MED_CACHE"] = previous

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     cases = discover_cases(args.inputs) if args.inputs else []
     torch.manual_seed(args.seed)
     check_device(args.device)  # before the model loads, not after
-    model = model_from_args(args)
+    model = model_from_args(args, options=options, several_classes=bool(args.manifest))
     options = fill_options(model, options)  # an exported graph: class, preset and domain default to its card's
     options.check_model(model)
     if args.calibrate_normals:

@@ -86,11 +86,11 @@ def _options(args: argparse.Namespace):
     return inference_options_from_args(args, dicom=True)
 
 
-def _model(args: argparse.Namespace):
+def _model(args: argparse.Namespace, options):
     import torch  # here, not at import: `pacs --help` and option errors answer without torch
 
     torch.manual_seed(args.seed)  # (a random backbone is announced once, by the backbone loader)
-    return model_from_args(args)
+    return model_from_args(args, options=options)
 
 
 def _run(args: argparse.Namespace, options) -> int:
@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace, options) -> int:
 
     credentials = read_credentials(args.user, args.password_file, args.token_file)
     server = DicomWebServer(args.url, credentials, args.ca_bundle, not args.insecure, args.timeout, args.retries)
-    record = run_pacs(server, _model(args), args.out, studies=args.study, series=args.series, query=args.query,
+    record = run_pacs(server, _model(args, options), args.out, studies=args.study, series=args.series, query=args.query,
                       options=options, keep_sources=args.keep_sources, refresh_query=args.refresh_query,
                       page_size=args.page_size)
     counts = record["counts"]
@@ -152,7 +152,7 @@ def _listen(args: argparse.Namespace, options) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    counts = listen(_model(args), args.out, ae_title=args.ae_title, port=args.port, forward=forward,
+    counts = listen(_model(args, options), args.out, ae_title=args.ae_title, port=args.port, forward=forward,
                     options=options, host=args.host, quiet_seconds=args.quiet_seconds,
                     resend_seconds=args.resend_seconds, accept_from=args.accept_from, keep_sources=args.keep_sources,
                     timeout=args.timeout, stop=stop)

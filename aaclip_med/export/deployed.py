@@ -21,6 +21,7 @@ import torch
 
 from aaclip_med.errors import ParameterError
 from aaclip_med.export.card import CARD_NAME, card_mismatches, check_files, read_card
+from aaclip_med.export.choice import AUTO_ENGINE, choose_folder_engine
 from aaclip_med.export.deps import require
 from aaclip_med.export.registry import FORMATS, formats_of, load_function
 from aaclip_med.export.registry import engine as engine_entry
@@ -42,7 +43,8 @@ class DeployedModel(ExportedNetwork):
 
     Args:
         folder: a folder written by ``aaclip-med export`` (its ``card.json`` names the model file).
-        engine: one of :data:`~aaclip_med.export.registry.ENGINES`; it must be able to run the folder's format.
+        engine: one of :data:`~aaclip_med.export.registry.ENGINES`, which must be able to run the folder's
+            format, or ``auto``: the first installed engine that runs it (in the format's order).
         threads: CPU threads of the engine (default: torch's thread count).
 
     Raises:
@@ -53,9 +55,13 @@ class DeployedModel(ExportedNetwork):
     """
 
     def __init__(self, folder: str | os.PathLike, engine: str = "onnxruntime", threads: int | None = None) -> None:
-        spec = engine_entry(engine)
         self.folder = Path(folder)
         self.card = read_card(self.folder)
+        if engine == AUTO_ENGINE and self.card.get("format") in FORMATS:
+            from aaclip_med.export.auto import installed_modules
+
+            engine = choose_folder_engine(self.card["format"], installed_modules()).engine
+        spec = engine_entry(engine)
         self.engine = engine
         fmt = self.card["format"]
         if fmt not in formats_of(engine):
@@ -101,9 +107,11 @@ class DeployedModel(ExportedNetwork):
     @property
     def recorded_identity(self) -> dict:
         """What run.json records of the network: the card's identity, and which graph ran it how."""
-        return network_record(self.card["identity"]) | {
+        record = network_record(self.card["identity"]) | {
             "engine": {"name": self.engine, "format": self.card["format"], "precision": self.precision},
             "exported_model": {"folder": str(self.folder)}}
+        choice = getattr(self, "engine_choice", None)  # set by NetworkChoice.build: why this engine runs
+        return record | ({"engine_choice": choice} if choice else {})
 
     # the parts of the nn.Module interface the runner uses
     def to(self, device: str | torch.device) -> DeployedModel:

@@ -31,6 +31,7 @@ def run_record(model: nn.Module, weights: str | None, settings: dict) -> dict:
         weights_sha256=sha256_file(weights), adapter_tensors_sha256=adapter_tensors_sha256(model),
     ) | {
         "engine": {"name": "torch", "format": None},
+        **({"engine_choice": model.engine_choice} if getattr(model, "engine_choice", None) else {}),
         "aaclip_med_version": installed_version("aaclip-med"),
         "package_versions": installed_versions(_PACKAGES),
         "created": utc_timestamp(),

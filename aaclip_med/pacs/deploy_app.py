@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.manual_seed(args.seed)
-        app = AAClipDeployApp(model_from_args(args), options, args.input, args.output)
+        app = AAClipDeployApp(model_from_args(args, options=options), options, args.input, args.output)
     except (ValueError, OSError) as err:
         print(f"{parser.prog}: error: {cli_message(err)}", file=sys.stderr)
         return 1

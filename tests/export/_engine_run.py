@@ -78,6 +78,7 @@ def run(work: Path, series: str, normals: str, one_normal: str) -> None:
     for folder, engine in (("torchscript", "torch"), ("onnx", "onnxruntime"), ("openvino", "openvino")):
         _cli(["infer", "--out", str(work / f"infer_{engine}_{folder}"), "--engine", engine, "--model",
               str(work / folder), *common], log)
+    _cli(["infer", "--out", str(work / "infer_auto_onnx"), "--model", str(work / "onnx"), *common], log)  # --engine auto
     (work / "cli.json").write_text(json.dumps(log, indent=1))
 
 

@@ -64,7 +64,7 @@ def test_the_cli_offers_the_registry(traced_format, capsys):
         with pytest.raises(SystemExit):
             main(argv)
     text = capsys.readouterr().out
-    assert "{torchscript,onnx,openvino,traced}" in text and "{torch,onnxruntime,openvino,traced-runner}" in text
+    assert "{torchscript,onnx,openvino,traced}" in text and "{auto,torch,onnxruntime,openvino,traced-runner}" in text
     assert main(["export", "--format", "traced", "--precision", "int8", "--calibration-data", ".", "--out", "g",
                  *MODEL]) == 1
     assert "--precision int8: is for --format onnx or openvino" in capsys.readouterr().err

@@ -1,0 +1,175 @@
+"""``--engine auto``: the rule that picks the engine of a run, written down as data.
+
+Each :class:`Rule` says for which precision and device it holds, what it needs of this machine
+(CPU flags, torch built with oneDNN, an installed runtime) and which engine then runs, with the
+reason recorded in run.json and logged. The first row whose conditions hold decides; the rows are
+checked top to bottom (docs/export.md shows them as a table, and ``benchmarks/export_engines.py``
+measures the engines they compare). A run that an exported graph cannot honour (a reference
+memory, several classes, a GPU, a domain picked per source) runs on torch before any row is read.
+
+Standard library only: the CLI reads it before torch is imported; the facts that need torch
+(:class:`Machine`) are gathered by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aaclip_med.export.registry import ENGINES, FORMATS, TORCH_ENGINE, engine
+
+__all__ = ["AUTO_ENGINE", "engine_choices", "Rule", "RULES", "Machine", "EngineChoice", "choose_engine",
+           "choose_folder_engine", "requested_engine"]
+
+AUTO_ENGINE = "auto"
+
+
+def engine_choices() -> list[str]:
+    """What ``--engine`` accepts: ``auto`` and the engines of the registry (read when asked)."""
+    return [AUTO_ENGINE, *ENGINES]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the rule.
+
+    Attributes:
+        precisions: the resolved precisions it holds for.
+        engine: the engine it picks.
+        reason: why, in words (recorded in run.json and logged).
+        fmt: the format of the graph the engine runs (None: torch runs the network itself).
+        flags: CPU flags that must all be present.
+        onednn: True / False: torch must / must not have oneDNN; None: either.
+        device: the device type it holds for.
+    """
+
+    precisions: tuple[str, ...]
+    engine: str
+    reason: str
+    fmt: str | None = None
+    flags: tuple[str, ...] = ()
+    onednn: bool | None = None
+    device: str = "cpu"
+
+
+# Edit here (and the table in docs/export.md) after measuring with benchmarks/export_engines.py.
+RULES: tuple[Rule, ...] = (
+    Rule(("fp32",), TORCH_ENGINE, "fp32 on a CPU where torch has oneDNN: the torch fast path runs oneDNN-packed "
+         "weights, measured at or above OpenVINO fp32", onednn=True),
+    Rule(("fp32",), "openvino", "fp32 on a CPU where torch has no oneDNN: OpenVINO's fp32 graph is faster",
+         fmt="openvino", onednn=False),
+    Rule(("fp32",), TORCH_ENGINE, "fp32 on a CPU without oneDNN in torch and without OpenVINO: torch is the one "
+         "engine left"),
+    Rule(("bf16", "fp16"), TORCH_ENGINE, "{precision}: the exported graphs run in fp32 only"),
+    Rule(("int8",), TORCH_ENGINE, "int8: torch's dynamic int8 linears; the static int8 graphs are not chosen "
+         "(their calibrated maps fall below Pearson 0.999 with fp32)"),
+)
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the rule reads of this machine.
+
+    Attributes:
+        device: the device type the run uses (``cpu``, ``cuda``).
+        cpu_flags: the CPU's feature flags.
+        onednn: torch was built with oneDNN (``torch.backends.mkldnn.is_available()``).
+        installed: the optional modules that import (keys of :data:`aaclip_med.packages.DISTRIBUTIONS`).
+    """
+
+    device: str = "cpu"
+    cpu_flags: frozenset[str] = frozenset()
+    onednn: bool = True
+    installed: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine a run uses and why (what run.json's ``engine_choice`` records).
+
+    Attributes:
+        engine: the engine that runs.
+        fmt: the format of the graph it runs (None: the torch network itself).
+        precision: the resolved precision the choice was made for.
+        reason: why, in words.
+        requested: what ``--engine`` said (``auto`` or an engine).
+        cache: the cached graph folder run (set once it is built or found), else None.
+    """
+
+    engine: str
+    fmt: str | None
+    precision: str
+    reason: str
+    requested: str = AUTO_ENGINE
+    cache: str | None = None
+
+    def record(self) -> dict:
+        return {"name": self.engine, "requested": self.requested, "reason": self.reason, "format": self.fmt,
+                "precision": self.precision, "cache": self.cache}
+
+    def describe(self) -> str:
+        """The one log line."""
+        where = f", graph {self.cache}" if self.cache else ""
+        return f"engine {self.engine} (--engine {self.requested}: {self.reason}{where})"
+
+
+def _installed(name: str, machine: Machine) -> bool:
+    return all(module in machine.installed for module in engine(name).needs)
+
+
+def _holds(rule: Rule, precision: str, machine: Machine) -> bool:
+    if precision not in rule.precisions or machine.device != rule.device:
+        return False
+    if rule.onednn is not None and rule.onednn != machine.onednn:
+        return False
+    if not set(rule.flags) <= machine.cpu_flags:
+        return False
+    if rule.fmt is not None and not all(module in machine.installed for module in FORMATS[rule.fmt].needs):
+        return False
+    return _installed(rule.engine, machine)
+
+
+def choose_engine(precision: str, machine: Machine, *, blockers: Iterable[str] = (),
+                  rules: Iterable[Rule] | None = None) -> EngineChoice:
+    """The engine ``auto`` runs a network with (no ``--model``).
+
+    Args:
+        precision: the run's resolved precision (``fp32``, ``bf16``, ``fp16``, ``int8``).
+        machine: what the rules read of this machine.
+        blockers: reasons the run cannot use an exported graph (a reference memory, several classes, ...);
+            any one makes it torch, with that reason.
+        rules: the rows (default :data:`RULES`).
+    """
+    blockers = list(blockers)
+    if machine.device != "cpu":
+        blockers.insert(0, f"the run is on {machine.device}; the exported-graph engines run on the CPU")
+    if blockers:
+        return EngineChoice(TORCH_ENGINE, None, precision, "; ".join(blockers))
+    for rule in RULES if rules is None else rules:
+        if _holds(rule, precision, machine):
+            return EngineChoice(rule.engine, rule.fmt, precision, rule.reason.format(precision=precision))
+    return EngineChoice(TORCH_ENGINE, None, precision, f"no rule for {precision} on {machine.device}: torch")
+
+
+def choose_folder_engine(fmt: str, installed: Iterable[str]) -> EngineChoice:
+    """The engine ``auto`` runs an exported folder of format ``fmt`` with: the first installed engine
+    that runs it, in the format's order (:data:`~aaclip_med.export.registry.FORMATS`).
+
+    Raises:
+        ImportError: none of its engines is installed (naming them and the ``export`` extra).
+    """
+    from aaclip_med.packages import install_hint
+
+    installed = frozenset(installed)
+    spec = FORMATS[fmt]
+    for name in spec.engines:
+        if all(module in installed for module in engine(name).needs):
+            return EngineChoice(name, fmt, "fp32", f"the first installed engine that runs {fmt} graphs "
+                                f"(of {', '.join(spec.engines)})")
+    raise ImportError(f"--engine auto: no installed engine runs the {fmt} graph (it runs on {', '.join(spec.engines)}): "
+                      f"{install_hint('export')}")
+
+
+def requested_engine(name: str, fmt: str | None = None) -> EngineChoice:
+    """The choice of an engine named by ``--engine`` (not ``auto``)."""
+    return EngineChoice(name, fmt, "", "requested by --engine", requested=name)
