@@ -33,10 +33,14 @@ def graph_cache(tmp_path_factory):
     import os
 
     folder = tmp_path_factory.mktemp("graph_cache")
-    previous = os.environ.get("AACLIP_MED_CACHE")
-    os.environ["AACLIP_MED_CACHE"] = str(folder)
+    # ... and ``auto`` pinned to torch, so every run computes the same maps whatever this machine's rule
+    # picks (tests/export/test_auto.py lifts the pin to test the rule)
+    settings = {"AACLIP_MED_CACHE": str(folder), "AACLIP_MED_ENGINE": "torch"}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     yield folder
-    if previous is None:
-        os.environ.pop("AACLIP_MED_CACHE", None)
-    else:
-        os.environ["AACLIP_MED_CACHE"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from aaclip_med.export.card import check_files, read_card
-from aaclip_med.export.choice import EngineChoice, Machine, choose_engine
+from aaclip_med.export.choice import PIN_ENV, EngineChoice, Machine, choose_engine
 from aaclip_med.export.registry import DEFAULT_OPSET, FORMATS
 from aaclip_med.files import staging_folder
 from aaclip_med.identity import GRAPH_FIELDS, IDENTITY_VERSION, differences, digest, network_record
@@ -88,7 +88,8 @@ def decide(options, several_classes: bool = False, machine: Machine | None = Non
     device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
     machine = machine or current_machine(device)
     precision = resolve_precision(options.precision, device, inference=True)
-    return choose_engine(precision, machine, blockers=_blockers(options, several_classes))
+    return choose_engine(precision, machine, blockers=_blockers(options, several_classes),
+                         pinned=os.environ.get(PIN_ENV))
 
 
 def _versions(fmt: str) -> dict[str, str | None]:

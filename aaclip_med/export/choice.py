@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from aaclip_med.export.registry import ENGINES, FORMATS, TORCH_ENGINE, engine
 
-__all__ = ["AUTO_ENGINE", "engine_choices", "Rule", "RULES", "Machine", "EngineChoice", "choose_engine",
+__all__ = ["AUTO_ENGINE", "PIN_ENV", "pinned_engine", "engine_choices", "Rule", "RULES", "Machine", "EngineChoice", "choose_engine",
            "choose_folder_engine", "requested_engine"]
 
 AUTO_ENGINE = "auto"
@@ -39,6 +39,7 @@ class Rule:
         reason: why, in words (recorded in run.json and logged).
         fmt: the format of the graph the engine runs (None: torch runs the network itself).
         flags: CPU flags that must all be present.
+        without: CPU flags that must all be absent.
         onednn: True / False: torch must / must not have oneDNN; None: either.
         device: the device type it holds for.
     """
@@ -48,24 +49,29 @@ class Rule:
     reason: str
     fmt: str | None = None
     flags: tuple[str, ...] = ()
+    without: tuple[str, ...] = ()
     onednn: bool | None = None
     device: str = "cpu"
 
 
 # Edit here (and the table in docs/export.md) after measuring with benchmarks/export_engines.py.
 RULES: tuple[Rule, ...] = (
-    Rule(("fp32",), TORCH_ENGINE, "fp32 on a CPU where torch has oneDNN: the torch fast path (oneDNN-blocked weights) "
-         "ran ViT-L level with OpenVINO fp32 (1.00x) and ahead of ONNX Runtime fp32 (1.13x), and needs no export",
-         onednn=True),
-    Rule(("fp32",), "openvino", "fp32 on a CPU where torch has no oneDNN: OpenVINO's fp32 graph ran ViT-L 1.08x "
-         "faster than torch's plain layout", fmt="openvino", onednn=False),
-    Rule(("fp32",), TORCH_ENGINE, "fp32 on a CPU without oneDNN in torch and without OpenVINO: torch is the one "
-         "engine left"),
+    Rule(("fp32",), TORCH_ENGINE, "fp32 on an AVX-512 CPU where torch has oneDNN: the torch fast path (oneDNN-blocked "
+         "weights) ran ViT-L level with OpenVINO fp32 (1.00x; one block 1.04x) and ahead of ONNX Runtime fp32 "
+         "(1.13x), and needs no export", flags=("avx512f",), onednn=True),
+    Rule(("fp32",), "openvino", "fp32 on a CPU without AVX-512 or a torch without oneDNN: OpenVINO fp32 ran ViT-L "
+         "1.29x the torch fast path on an AVX2 EPYC, and oneDNN's blocked layout gains nothing on AVX2 code paths "
+         "(0.97x)", fmt="openvino"),
+    Rule(("fp32",), TORCH_ENGINE, "fp32 without OpenVINO installed: torch is the fastest engine left (ONNX Runtime "
+         "fp32 trailed it)"),
     Rule(("bf16", "fp16"), TORCH_ENGINE, "{precision}: the exported graphs run in fp32 only"),
     Rule(("int8",), TORCH_ENGINE, "int8: torch's dynamic int8 linears need no calibration (map Pearson 0.9996); a "
          "static int8 graph needs calibration references, which an inference run does not take: export one with "
          "'aaclip-med export --precision int8' and run it with --model"),
 )
+
+#: names the engine ``auto`` picks on this site, whatever the rule says (one engine for every run)
+PIN_ENV = "AACLIP_MED_ENGINE"
 
 
 @dataclass(frozen=True)
@@ -124,15 +130,31 @@ def _holds(rule: Rule, precision: str, machine: Machine) -> bool:
         return False
     if rule.onednn is not None and rule.onednn != machine.onednn:
         return False
-    if not set(rule.flags) <= machine.cpu_flags:
+    if not set(rule.flags) <= machine.cpu_flags or not machine.cpu_flags.isdisjoint(rule.without):
         return False
     if rule.fmt is not None and not all(module in machine.installed for module in FORMATS[rule.fmt].needs):
         return False
     return _installed(rule.engine, machine)
 
 
+def pinned_engine(value: str | None) -> tuple[str, str | None] | None:
+    """The (engine, format) ``$AACLIP_MED_ENGINE`` pins ``auto`` to, or None when unset.
+
+    Raises:
+        ParameterError: a value that names no engine.
+    """
+    if not value:
+        return None
+    if value not in ENGINES:
+        from aaclip_med.errors import ParameterError
+
+        raise ParameterError("engine", value, f"(${PIN_ENV}) names no engine; set it to one of {list(ENGINES)} or unset it")
+    fmt = next((f.name for f in FORMATS.values() if f.engines[0] == value), None)
+    return value, None if value == TORCH_ENGINE else fmt
+
+
 def choose_engine(precision: str, machine: Machine, *, blockers: Iterable[str] = (),
-                  rules: Iterable[Rule] | None = None) -> EngineChoice:
+                  rules: Iterable[Rule] | None = None, pinned: str | None = None) -> EngineChoice:
     """The engine ``auto`` runs a network with (no ``--model``).
 
     Args:
@@ -141,12 +163,20 @@ def choose_engine(precision: str, machine: Machine, *, blockers: Iterable[str] =
         blockers: reasons the run cannot use an exported graph (a reference memory, several classes, ...);
             any one makes it torch, with that reason.
         rules: the rows (default :data:`RULES`).
+        pinned: the value of ``$AACLIP_MED_ENGINE``: that engine instead of the rows (the blockers still hold).
     """
     blockers = list(blockers)
     if machine.device != "cpu":
         blockers.insert(0, f"the run is on {machine.device}; the exported-graph engines run on the CPU")
     if blockers:
         return EngineChoice(TORCH_ENGINE, None, precision, "; ".join(blockers))
+    pin = pinned_engine(pinned)
+    if pin is not None:
+        name, fmt = pin
+        if name != TORCH_ENGINE and precision != "fp32":
+            return EngineChoice(TORCH_ENGINE, None, precision, f"${PIN_ENV}={name}, but {precision} runs on torch "
+                                "only (the exported graphs are fp32)")
+        return EngineChoice(name, fmt, precision, f"pinned by ${PIN_ENV}")
     for rule in RULES if rules is None else rules:
         if _holds(rule, precision, machine):
             return EngineChoice(rule.engine, rule.fmt, precision, rule.reason.format(precision=precision))

@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 from aaclip_med.cli import main
-from aaclip_med.export.choice import RULES, EngineChoice, Machine, choose_engine, choose_folder_engine
+from aaclip_med.export.choice import (
+    PIN_ENV,
+    RULES,
+    EngineChoice,
+    Machine,
+    choose_engine,
+    choose_folder_engine,
+)
 from aaclip_med.inference import InferenceOptions
 from tests._synthetic import write_dicom_series
 
@@ -22,14 +29,25 @@ EVERYTHING = frozenset({"onnx", "onnxruntime", "openvino"})
 TINY = ["--backbone", "aaclip-tiny", "--image-size", "112", "--backbone-weights", "random", "--no-progress"]
 
 
-def _machine(onednn: bool = True, installed=EVERYTHING, device: str = "cpu") -> Machine:
-    return Machine(device=device, cpu_flags=frozenset({"avx2", "avx512f"}), onednn=onednn, installed=installed)
+AVX512, AVX2 = frozenset({"avx2", "fma", "avx512f"}), frozenset({"avx2", "fma"})
+
+
+@pytest.fixture(autouse=True)
+def unpinned(monkeypatch):
+    """These tests read the rule itself: the suite's pin of ``auto`` to torch (tests/conftest.py) is lifted."""
+    monkeypatch.delenv(PIN_ENV, raising=False)
+
+
+def _machine(onednn: bool = True, installed=EVERYTHING, device: str = "cpu", flags=AVX512) -> Machine:
+    return Machine(device=device, cpu_flags=flags, onednn=onednn, installed=installed)
 
 
 @pytest.mark.parametrize(("precision", "machine", "engine", "fmt", "reason"), [
     ("fp32", _machine(onednn=True), "torch", None, "oneDNN-blocked weights"),
-    ("fp32", _machine(onednn=False), "openvino", "openvino", "has no oneDNN"),
+    ("fp32", _machine(onednn=True, flags=AVX2), "openvino", "openvino", "without AVX-512"),
+    ("fp32", _machine(onednn=False), "openvino", "openvino", "a torch without oneDNN"),
     ("fp32", _machine(onednn=False, installed=frozenset({"onnx", "onnxruntime"})), "torch", None, "without OpenVINO"),
+    ("fp32", _machine(flags=AVX2, installed=frozenset({"onnx", "onnxruntime"})), "torch", None, "without OpenVINO"),
     ("bf16", _machine(), "torch", None, "bf16: the exported graphs run in fp32 only"),
     ("fp16", _machine(), "torch", None, "fp16: the exported graphs run in fp32 only"),
     ("int8", _machine(onednn=False), "torch", None, "need no calibration"),
@@ -69,21 +87,43 @@ def test_runs_a_graph_cannot_honour_stay_on_torch(options, several, reason):
                   machine=_machine(onednn=False)).engine == "openvino"
 
 
-def test_a_default_run_records_and_logs_the_engine_and_why(tmp_path, caplog, graph_cache):
-    import torch
+def test_a_default_run_records_and_logs_the_engine_and_why(tmp_path, caplog, graph_cache, monkeypatch):
+    from aaclip_med.export.auto import current_machine
 
     series = write_dicom_series(tmp_path / "cases" / "ct", np.zeros((2, 32, 30), np.int16))
     assert series
     caplog.set_level("INFO", logger="aaclip_med")
+    expected = choose_engine("fp32", current_machine("cpu"))
+    if expected.engine != "torch":  # this machine's rule exports a graph (tested by the cached runs below)
+        monkeypatch.setenv(PIN_ENV, "torch")
+        expected = EngineChoice("torch", None, "fp32", f"pinned by ${PIN_ENV}")
     assert main(["infer", str(tmp_path / "cases"), "--out", str(tmp_path / "out"), "--modality", "ct",
                  "--precision", "fp32", *TINY]) == 0
     run = json.loads((tmp_path / "out" / "run.json").read_text())
-    expected = choose_engine("fp32", Machine(onednn=torch.backends.mkldnn.is_available(), installed=EVERYTHING))
     assert run["engine"] == {"name": "torch", "format": None}  # what resume compares, as before
     assert run["engine_choice"] == EngineChoice("torch", None, "fp32", expected.reason).record()
     assert run["engine_choice"]["requested"] == "auto"
     assert f"engine torch (--engine auto: {expected.reason})" in caplog.text
     assert not any(Path(graph_cache).iterdir())  # torch exports nothing
+
+
+def test_the_site_pin_decides_auto_but_not_what_a_graph_cannot_do(monkeypatch):
+    from aaclip_med.errors import ParameterError
+    from aaclip_med.export.auto import decide
+
+    options = InferenceOptions(modality="ct", precision="fp32", device="cpu")
+    assert choose_engine("fp32", _machine(), pinned="openvino") == EngineChoice(
+        "openvino", "openvino", "fp32", f"pinned by ${PIN_ENV}")
+    assert choose_engine("fp32", _machine(flags=AVX2), pinned="onnxruntime").fmt == "onnx"
+    assert choose_engine("fp32", _machine(flags=AVX2), pinned="torch").engine == "torch"
+    bf16 = choose_engine("bf16", _machine(), pinned="openvino")
+    assert bf16.engine == "torch" and "bf16 runs on torch only" in bf16.reason
+    monkeypatch.setenv(PIN_ENV, "onnxruntime")
+    assert decide(options, machine=_machine()).engine == "onnxruntime"
+    assert decide(options.replace(references="refs.safetensors"), machine=_machine()).engine == "torch"
+    monkeypatch.setenv(PIN_ENV, "tensorrt")
+    with pytest.raises(ParameterError, match=r"tensorrt.*\$AACLIP_MED_ENGINE.*names no engine"):
+        decide(options, machine=_machine())
 
 
 def test_engine_torch_is_recorded_as_requested(tmp_path):
@@ -103,6 +143,7 @@ def cached_runs(tmp_path_factory):
     write_dicom_series(work / "cases" / "ct", rng.integers(-200, 200, (3, 32, 30)).astype(np.int16))
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", PYTHONWARNINGS="ignore",
                AACLIP_MED_CACHE=str(work / "cache"))
+    env.pop(PIN_ENV, None)  # the suite's pin would keep auto on torch
     proc = subprocess.run([sys.executable, "-m", "tests.export._auto_run", str(work), str(work / "cases"),
                            "onnxruntime", "onnx"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
