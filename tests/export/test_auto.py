@@ -227,3 +227,14 @@ def test_auto_runs_a_model_folder_on_the_first_installed_engine_of_its_format(en
     reference = nib.load(next((engine_runs / "infer_onnxruntime_onnx").glob("*_anomaly.nii.gz"))).get_fdata()
     auto = nib.load(next((engine_runs / "infer_auto_onnx").glob("*_anomaly.nii.gz"))).get_fdata()
     np.testing.assert_array_equal(auto, reference)
+
+
+def test_a_row_can_ask_for_flags_present_and_absent():
+    from aaclip_med.export.choice import Rule
+
+    rows = (Rule(("fp32",), "openvino", "no AVX-512", fmt="openvino", without=("avx512f",)),
+            Rule(("fp32",), "torch", "AVX-512 with VNNI", flags=("avx512f", "avx512_vnni")),
+            Rule(("fp32",), "onnxruntime", "the rest", fmt="onnx"))
+    assert choose_engine("fp32", _machine(flags=AVX2), rules=rows).engine == "openvino"
+    assert choose_engine("fp32", _machine(flags=AVX512 | {"avx512_vnni"}), rules=rows).engine == "torch"
+    assert choose_engine("fp32", _machine(flags=AVX512), rules=rows).engine == "onnxruntime"
