@@ -18,6 +18,7 @@ from typing import Any
 from aaclip_med.errors import ParameterError
 from aaclip_med.inference.network import is_exported
 from aaclip_med.keys import DOMAINS
+from aaclip_med.memory.names import REFERENCE_SEARCHES
 from aaclip_med.precision import INFERENCE_PRECISIONS
 from aaclip_med.presets import AUTO, resolve_modality_name
 
@@ -34,9 +35,6 @@ __all__ = [
 ]
 
 DEFAULT_REFERENCE_WEIGHT = 0.5  # the memory and the zero-shot map count alike (docs/reference-memory.md)
-# the nearest-neighbour searches of a reference memory (aaclip_med.memory.search): three exact ones
-# (auto, the default, picks screen or gemm per device) and the approximate faiss index
-REFERENCE_SEARCHES = ("auto", "screen", "gemm", "approximate")
 DEFAULT_CLASS = "scan"  # class (and description) of inputs when neither is given: BMAD's medical prompt
 MIN_FOREGROUND = 0.05  # default fraction of a volume slice that must be foreground to count in the case score
 SLICE_AXES = ("acquisition", "axial", "coronal", "sagittal", 0, 1, 2)  # what SliceOptions.axis accepts

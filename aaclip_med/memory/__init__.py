@@ -9,22 +9,18 @@ Inference reads a memory from here; building one from normal scans is :mod:`aacl
 (which sits above inference: it loads cases as inference does).
 """
 
-from aaclip_med.memory.bank import (
-    STAT_KEYS,
-    ClassMemory,
-    ReferenceBank,
-    check_references,
-    load_references,
-    save_references,
-)
-from aaclip_med.memory.scoring import ReferenceScorer
+from __future__ import annotations
 
-__all__ = [
-    "STAT_KEYS",
-    "ClassMemory",
-    "ReferenceBank",
-    "ReferenceScorer",
-    "check_references",
-    "load_references",
-    "save_references",
-]
+from aaclip_med._lazy import lazy_exports
+
+# names load on first use: the CLI reads aaclip_med.memory.names without importing torch
+_MODULES = {
+    "aaclip_med.memory.bank": ("STAT_KEYS", "ClassMemory", "ReferenceBank", "check_references", "load_references",
+                               "save_references"),
+    "aaclip_med.memory.names": ("REFERENCE_SEARCHES",),
+    "aaclip_med.memory.scoring": ("ReferenceScorer",),
+}
+
+__all__ = sorted(name for names in _MODULES.values() for name in names)
+
+__getattr__ = lazy_exports(__name__, _MODULES)

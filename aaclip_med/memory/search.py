@@ -37,14 +37,14 @@ import platform
 import numpy as np
 import torch
 
-from aaclip_med.inference.options import REFERENCE_SEARCHES
+from aaclip_med.memory.names import REFERENCE_SEARCHES
 
 __all__ = ["APPROXIMATE_NPROBE", "APPROXIMATE_RECIPE", "BANK_BLOCK", "SCORE_CHUNK", "SEARCHES", "ApproximateBank",
            "ScreenedBank", "faiss_available", "inverted_lists", "max_cosine", "resolve_search", "screen_available"]
 
 # ``screen``: ScreenedBank (exact float32); ``gemm``: max_cosine in the predictor's dtype; ``auto``:
 # the screen where screen_available says it was measured faster, else gemm; ``approximate``:
-# ApproximateBank (faiss, float32, never the default). The names live with the inference options,
+# ApproximateBank (faiss, float32, never the default). The names live in aaclip_med.memory.names,
 # which the CLI reads without torch.
 SEARCHES = REFERENCE_SEARCHES
 
