@@ -127,10 +127,9 @@ def onednn_layout_works(dtype: torch.dtype = torch.float32) -> bool:
 def weight_layout(device: torch.device, mode: str) -> str:
     """The layout :class:`FrozenLinear` prepares on ``device`` in ``mode``: ``onednn`` for fp32 and bf16 on a
     CPU whose PyTorch has a working oneDNN linear, else ``plain``."""
-    dtype = precision_dtype(mode) if mode != "int8" else None
     if torch.device(device).type != "cpu" or mode not in ("fp32", "bf16"):
         return "plain"
-    return "onednn" if onednn_layout_works(dtype or torch.float32) else "plain"
+    return "onednn" if onednn_layout_works(precision_dtype(mode) or torch.float32) else "plain"
 
 
 class FrozenLinear:
