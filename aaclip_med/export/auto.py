@@ -65,7 +65,7 @@ def installed_modules() -> frozenset[str]:
 
 def current_machine(device: str) -> Machine:
     """What the rule reads of this machine, for a run on ``device``."""
-    return Machine(device=torch.device(device).type, cpu_flags=frozenset(cpu_flags()),
+    return Machine(device=torch.device(device).type, cpu_flags=cpu_flags(),
                    onednn=bool(torch.backends.mkldnn.is_available()), installed=installed_modules())
 
 

@@ -66,7 +66,7 @@ class ReferenceScorer:
         device: where the predictor runs.
         precision: the predictor's resolved precision (the dtype of the ``gemm`` search: bf16/fp16
             in that dtype, else fp32; the ``screen`` is float32-exact whatever it is).
-        search: ``auto``, ``screen``, ``gemm`` or ``approximate`` (:data:`aaclip_med.memory.search.SEARCHES`;
+        search: ``auto``, ``screen``, ``gemm`` or ``approximate`` (:data:`aaclip_med.memory.names.REFERENCE_SEARCHES`;
             ``approximate`` builds a faiss index per level here, once).
     """
 

@@ -39,14 +39,13 @@ import torch
 
 from aaclip_med.memory.names import REFERENCE_SEARCHES
 
-__all__ = ["APPROXIMATE_NPROBE", "APPROXIMATE_RECIPE", "BANK_BLOCK", "SCORE_CHUNK", "SEARCHES", "ApproximateBank",
+__all__ = ["APPROXIMATE_NPROBE", "APPROXIMATE_RECIPE", "BANK_BLOCK", "SCORE_CHUNK", "ApproximateBank",
            "ScreenedBank", "faiss_available", "inverted_lists", "max_cosine", "resolve_search", "screen_available"]
 
 # ``screen``: ScreenedBank (exact float32); ``gemm``: max_cosine in the predictor's dtype; ``auto``:
 # the screen where screen_available says it was measured faster, else gemm; ``approximate``:
-# ApproximateBank (faiss, float32, never the default). The names live in aaclip_med.memory.names,
-# which the CLI reads without torch.
-SEARCHES = REFERENCE_SEARCHES
+# ApproximateBank (faiss, float32, never the default). The names are REFERENCE_SEARCHES of
+# aaclip_med.memory.names, which the CLI reads without torch.
 
 APPROXIMATE_NPROBE = 16  # clusters scored per query (docs/reference-memory.md: recall against cost)
 _LISTS_PER_SQRT = 4  # clusters = 4 sqrt(N), faiss's usual range; at least 39 bank rows each (faiss's floor for k-means)
@@ -121,14 +120,14 @@ def _faiss():
 
 
 def resolve_search(search: str, device: torch.device | str) -> str:
-    """``screen``, ``gemm`` or ``approximate`` for a name of :data:`SEARCHES` on ``device``.
+    """``screen``, ``gemm`` or ``approximate`` for a name of :data:`~aaclip_med.memory.names.REFERENCE_SEARCHES` on ``device``.
 
     Raises:
         ValueError: an unknown name, or ``screen`` where it cannot run.
         ImportError: ``approximate`` without faiss.
     """
-    if search not in SEARCHES:
-        raise ValueError(f"unknown reference search {search!r}; choose one of {list(SEARCHES)}")
+    if search not in REFERENCE_SEARCHES:
+        raise ValueError(f"unknown reference search {search!r}; choose one of {list(REFERENCE_SEARCHES)}")
     if search == "auto":
         return "screen" if screen_available(device) else "gemm"
     if search == "screen" and torch.device(device).type != "cpu":
